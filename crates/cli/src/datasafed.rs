@@ -1,0 +1,392 @@
+//! The datasafed face: the verbs, flags, output formats, messages and exit codes of
+//! KubeBlocks' `datasafed`, so existing backup scripts run unchanged.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use backuprepo_transfer::compress::{self, Codec};
+use backuprepo_transfer::config::{ToolConfig, DEFAULT_CONFIG_PATH};
+use backuprepo_transfer::crypto::Encryption;
+use backuprepo_transfer::list::{self, Format, ListOptions, SortBy};
+use backuprepo_transfer::storage::{Input, Output};
+use backuprepo_transfer::{Error, Storage};
+use clap::{Parser, Subcommand};
+
+use crate::progress::Progress;
+
+/// datasafed-compatible transfer tool: streams backups into and out of a repository.
+///
+/// The storage comes from the config file (-c), or from DATASAFED_LOCAL_BACKEND_PATH (a local
+/// directory). DATASAFED_BACKEND_BASE_PATH confines every path under a base path.
+/// DATASAFED_ENCRYPTION_ALGORITHM (AES-128-CFB, AES-192-CFB, AES-256-CFB, AES-256-GCM-STREAM)
+/// and DATASAFED_ENCRYPTION_PASS_PHRASE encrypt objects (stored as <path>.enc).
+#[derive(Debug, Parser)]
+#[command(name = "datasafed", version, disable_version_flag = true)]
+pub struct Args {
+    /// Config file (INI with a [storage] section).
+    #[arg(short = 'c', long = "conf", global = true, default_value = DEFAULT_CONFIG_PATH)]
+    conf: PathBuf,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log-level", global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    verb: Verb,
+}
+
+#[derive(Debug, Subcommand)]
+enum Verb {
+    /// Push a local file (or stdin with "-") to a remote path, overwriting it.
+    Push {
+        /// Local file, or "-" for stdin.
+        lpath: String,
+        /// Remote path.
+        rpath: String,
+        /// Compress with this algorithm before upload.
+        #[arg(short = 'z', long = "compress", value_parser = parse_codec_name)]
+        compress: Option<String>,
+    },
+    /// Pull a remote file to a local file (or stdout with "-").
+    Pull {
+        /// Remote path.
+        rpath: String,
+        /// Local file, or "-" for stdout.
+        lpath: String,
+        /// Decompress with this algorithm (the one used on push).
+        #[arg(short = 'd', long = "decompress", value_parser = parse_codec_name)]
+        decompress: Option<String>,
+    },
+    /// List remote files and directories (directories end with "/").
+    List {
+        /// Remote path; a trailing "/" means a directory.
+        rpath: String,
+        /// Only directories.
+        #[arg(short = 'd', long = "dirs-only", conflicts_with = "files_only")]
+        dirs_only: bool,
+        /// Only files.
+        #[arg(short = 'f', long = "files-only")]
+        files_only: bool,
+        /// Recurse into subdirectories (results stream unsorted).
+        #[arg(short = 'r', long = "recursive")]
+        recursive: bool,
+        /// With -r, how deep to go (1 = direct children); negative = unlimited.
+        #[arg(long = "max-depth", default_value_t = -1, allow_negative_numbers = true)]
+        max_depth: i64,
+        /// Sort by path, size or mtime.
+        #[arg(short = 's', long = "sort", value_parser = enum_parser(&["path", "size", "mtime"]), conflicts_with = "recursive")]
+        sort: Option<String>,
+        /// Reverse the order.
+        #[arg(long = "reverse")]
+        reverse: bool,
+        /// Only entries modified after this unix time (exclusive).
+        #[arg(long = "newer-than")]
+        newer_than: Option<i64>,
+        /// Only entries modified before this unix time (exclusive).
+        #[arg(long = "older-than")]
+        older_than: Option<i64>,
+        /// Glob on the base name, e.g. "*.sql".
+        #[arg(long = "name")]
+        name: Option<String>,
+        /// Output format: short, long or json.
+        #[arg(short = 'o', long = "output-format", default_value = "short", value_parser = enum_parser(&["short", "long", "json"]))]
+        output_format: String,
+    },
+    /// Count entries and bytes under a remote path (recursive).
+    Stat {
+        /// Remote path.
+        rpath: String,
+        /// Print JSON.
+        #[arg(long = "json")]
+        json: bool,
+    },
+    /// Remove a remote file, or a directory tree with -r.
+    Rm {
+        /// Remote path.
+        rpath: String,
+        /// Remove everything under the path.
+        #[arg(short = 'r', long = "recursive")]
+        recursive: bool,
+    },
+    /// Remove an empty remote directory (no-op on object stores).
+    Rmdir {
+        /// Remote path.
+        rpath: String,
+    },
+    /// Create a remote directory (no-op on object stores).
+    Mkdir {
+        /// Remote path.
+        rpath: String,
+    },
+    /// Print a config value, e.g. "storage.root".
+    Getconf {
+        /// section.key
+        item: String,
+    },
+    /// Print the version.
+    Version {
+        /// Include build details.
+        #[arg(short = 'v', long = "verbose")]
+        verbose: bool,
+    },
+}
+
+fn enum_parser(values: &'static [&'static str]) -> impl Fn(&str) -> Result<String, String> + Clone {
+    move |v: &str| {
+        if values.contains(&v) {
+            Ok(v.to_string())
+        } else {
+            Err(format!("{v} is not included in {}", values.join(",")))
+        }
+    }
+}
+
+fn parse_codec_name(v: &str) -> Result<String, String> {
+    if compress::NAMES.contains(&v) {
+        Ok(v.to_string())
+    } else {
+        Err(format!(
+            "{v} is not included in {}",
+            compress::NAMES.join(",")
+        ))
+    }
+}
+
+pub fn main(args: Args) -> ExitCode {
+    if let Verb::Version { verbose } = args.verb {
+        println!("datasafed: {}", env!("CARGO_PKG_VERSION"));
+        if verbose {
+            println!("implementation: backuprepo {}", env!("CARGO_PKG_VERSION"));
+            println!(
+                "platform: {}/{}",
+                std::env::consts::OS,
+                std::env::consts::ARCH
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&args.log_level);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("warn,backuprepo={level}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_default().trim().to_string()
+}
+
+/// Load the config as datasafed does: DATASAFED_LOCAL_BACKEND_PATH wins over the file.
+fn load_config(conf: &std::path::Path) -> Result<ToolConfig, Error> {
+    let local = env("DATASAFED_LOCAL_BACKEND_PATH");
+    if !local.is_empty() {
+        return ToolConfig::local_backend(&local);
+    }
+    ToolConfig::load(conf)
+}
+
+fn open_storage(conf: &std::path::Path) -> Result<(ToolConfig, Storage), Error> {
+    if !env("DATASAFED_KOPIA_REPO_ROOT").is_empty() {
+        return Err(Error::Unsupported(
+            "kopia mode (DATASAFED_KOPIA_REPO_ROOT) is not supported by this datasafed; unset it to store plain objects".into(),
+        ));
+    }
+    let cfg = load_config(conf)?;
+    let algorithm = env("DATASAFED_ENCRYPTION_ALGORITHM");
+    let encryption = if algorithm.is_empty() {
+        None
+    } else {
+        Some(Encryption::new(
+            &algorithm,
+            &std::env::var("DATASAFED_ENCRYPTION_PASS_PHRASE").unwrap_or_default(),
+        )?)
+    };
+    let storage = Storage::open(&cfg, &env("DATASAFED_BACKEND_BASE_PATH"), encryption)?;
+    Ok((cfg, storage))
+}
+
+/// Completes on SIGINT or SIGTERM, so a push can abort its upload cleanly.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+fn codec(name: Option<String>) -> Result<Option<Codec>, Error> {
+    name.map(|n| Codec::parse(&n)).transpose()
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let (cfg, storage) = open_storage(&args.conf)?;
+    match args.verb {
+        Verb::Push {
+            lpath,
+            rpath,
+            compress,
+        } => {
+            let fail = |e: Error| Error::Storage(format!("push to {rpath:?}: {e}"));
+            let codec = codec(compress).map_err(fail)?;
+            let (input, total) = if lpath == "-" {
+                (Input::Stdin, None)
+            } else {
+                let p = PathBuf::from(&lpath);
+                let len = std::fs::metadata(&p).ok().map(|m| m.len());
+                (Input::File(p), len)
+            };
+            let progress = Progress::start(&format!("push {rpath}"), total);
+            let r = storage
+                .push(
+                    input,
+                    &rpath,
+                    codec,
+                    progress.counter.clone(),
+                    shutdown_signal(),
+                )
+                .await;
+            progress.finish();
+            r.map(|_| ()).map_err(fail)
+        }
+        Verb::Pull {
+            rpath,
+            lpath,
+            decompress,
+        } => {
+            let fail = |e: Error| Error::Storage(format!("pull {rpath:?}: {e}"));
+            let codec = codec(decompress).map_err(fail)?;
+            let output = if lpath == "-" {
+                Output::Stdout
+            } else if lpath.is_empty() || lpath.ends_with('/') {
+                return Err(fail(Error::InvalidPath("invalid local path".into())));
+            } else {
+                let p = std::path::absolute(&lpath)
+                    .map_err(|e| fail(Error::io("resolve local path", e)))?;
+                Output::File(p)
+            };
+            let progress = Progress::start(&format!("pull {rpath}"), None);
+            let r = storage
+                .pull(
+                    &rpath,
+                    output,
+                    codec,
+                    progress.counter.clone(),
+                    shutdown_signal(),
+                )
+                .await;
+            progress.finish();
+            r.map(|_| ()).map_err(fail)
+        }
+        Verb::List {
+            rpath,
+            dirs_only,
+            files_only,
+            recursive,
+            max_depth,
+            sort,
+            reverse,
+            newer_than,
+            older_than,
+            name,
+            output_format,
+        } => {
+            let name = name
+                .map(|n| {
+                    glob::Pattern::new(&n)
+                        .map_err(|e| Error::Config(format!("invalid --name pattern {n:?}: {e}")))
+                })
+                .transpose()?;
+            let opts = ListOptions {
+                dirs_only,
+                files_only,
+                recursive,
+                max_depth: u32::try_from(max_depth).ok().filter(|d| *d > 0),
+                sort: sort.as_deref().map(|s| match s {
+                    "size" => SortBy::Size,
+                    "mtime" => SortBy::Mtime,
+                    _ => SortBy::Path,
+                }),
+                reverse,
+                newer_than,
+                older_than,
+                name,
+            };
+            let format = match output_format.as_str() {
+                "long" => Format::Long,
+                "json" => Format::Json,
+                _ => Format::Short,
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut entries = Vec::new();
+            let mut write_err = None;
+            storage
+                .list(&rpath, &opts, &mut |e| {
+                    if format == Format::Json {
+                        entries.push(e.clone());
+                    } else if let Err(err) = writeln!(out, "{}", list::line(e, format)) {
+                        write_err.get_or_insert(err);
+                    }
+                })
+                .await?;
+            if format == Format::Json {
+                let s =
+                    serde_json::to_string(&entries).map_err(|e| Error::Storage(e.to_string()))?;
+                writeln!(out, "{s}").map_err(|e| Error::io("write output", e))?;
+            }
+            if let Some(e) = write_err {
+                return Err(Error::io("write output", e));
+            }
+            out.flush().map_err(|e| Error::io("write output", e))
+        }
+        Verb::Stat { rpath, json } => {
+            let r = storage.stat(&rpath).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&r).map_err(|e| Error::Storage(e.to_string()))?
+                );
+            } else {
+                print!("{}", r.text());
+            }
+            Ok(())
+        }
+        Verb::Rm { rpath, recursive } => storage.remove(&rpath, recursive).await,
+        Verb::Rmdir { rpath } => storage.rmdir(&rpath).await,
+        Verb::Mkdir { rpath } => storage.mkdir(&rpath).await,
+        Verb::Getconf { item } => {
+            println!("{}", cfg.get(&item)?);
+            Ok(())
+        }
+        Verb::Version { .. } => Ok(()),
+    }
+}

@@ -1,0 +1,557 @@
+//! [`Storage`]: a backend plus datasafed's base path, path sanitising and optional encryption,
+//! offering the verbs backup jobs call.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use opendal::{EntryMode, Operator};
+
+use crate::backend::{self, LOCAL_TMP_DIR};
+use crate::compress::Codec;
+use crate::config::{Backend, ToolConfig};
+use crate::crypto::{Encryption, SUFFIX};
+use crate::list::{self, Entry, ListOptions, StatResult};
+use crate::paths::{self, Remote};
+use crate::pipeline::{self, Filters, Shape};
+use crate::{Error, Result};
+
+/// Default part size: 8 MiB parts, 4 in flight, keep a 2 GiB push under ~64 MiB RSS.
+pub const DEFAULT_PART_SIZE: usize = 8 << 20;
+pub const DEFAULT_CONCURRENCY: usize = 4;
+
+pub struct Storage {
+    op: Operator,
+    backend: Backend,
+    base: String,
+    encryption: Option<Encryption>,
+    shape: Shape,
+    target: String,
+}
+
+/// Where pulled data goes.
+pub enum Output {
+    Stdout,
+    File(PathBuf),
+}
+
+/// Where pushed data comes from.
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Storage {
+    /// Open a storage from a parsed config, a base path (`DATASAFED_BACKEND_BASE_PATH`) and an
+    /// optional encryption setting.
+    pub fn open(cfg: &ToolConfig, base_path: &str, encryption: Option<Encryption>) -> Result<Self> {
+        let op = backend::build(cfg)?;
+        let base = paths::base_path(base_path)?;
+        let object_store = !cfg.backend.has_directories();
+        let shape = Shape {
+            part_size: cfg
+                .tuning
+                .chunk_size
+                .map(|c| c.clamp(5 << 20, pipeline::MAX_PART) as usize)
+                .unwrap_or(if object_store {
+                    DEFAULT_PART_SIZE
+                } else {
+                    1 << 20
+                }),
+            concurrency: cfg.tuning.concurrency.unwrap_or(if object_store {
+                DEFAULT_CONCURRENCY
+            } else {
+                1
+            }),
+        };
+        Ok(Storage {
+            op,
+            backend: cfg.backend.clone(),
+            base,
+            encryption,
+            shape,
+            target: cfg.backend.target(),
+        })
+    }
+
+    pub fn operator(&self) -> &Operator {
+        &self.op
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.shape
+    }
+
+    fn stored_key(&self, key: &str) -> String {
+        match &self.encryption {
+            Some(_) => format!("{key}{SUFFIX}"),
+            None => key.to_string(),
+        }
+    }
+
+    fn err(&self, e: opendal::Error) -> Error {
+        Error::from_opendal(e, &self.target)
+    }
+
+    /// `push lpath rpath`: overwrites; returns plaintext bytes read.
+    pub async fn push(
+        &self,
+        input: Input,
+        rpath: &str,
+        codec: Option<Codec>,
+        progress: Option<Arc<AtomicU64>>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<u64> {
+        let remote = paths::resolve_file(&self.base, rpath)?;
+        let reader: Box<dyn Read + Send> = match input {
+            Input::Stdin => Box::new(std::io::stdin()),
+            Input::File(p) => {
+                if p.is_dir() {
+                    return Err(Error::InvalidPath(format!(
+                        "{} is a directory",
+                        p.display()
+                    )));
+                }
+                Box::new(
+                    std::fs::File::open(&p)
+                        .map_err(|e| Error::io(format!("open {}", p.display()), e))?,
+                )
+            }
+        };
+        self.push_reader(reader, &remote, codec, progress, cancel)
+            .await
+    }
+
+    pub async fn push_reader(
+        &self,
+        reader: Box<dyn Read + Send>,
+        remote: &Remote,
+        codec: Option<Codec>,
+        progress: Option<Arc<AtomicU64>>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<u64> {
+        if self.backend.has_directories() {
+            if let Ok(m) = self.op.stat(&remote.as_dir()).await {
+                if m.is_dir() {
+                    return Err(Error::InvalidPath("the target is a directory".into()));
+                }
+            }
+        }
+        let filters = Filters {
+            codec,
+            encryption: self.encryption.clone(),
+        };
+        let key = self.stored_key(&remote.key);
+        pipeline::push(
+            &self.op,
+            &key,
+            reader,
+            filters,
+            self.shape,
+            progress,
+            cancel,
+            &self.target,
+        )
+        .await
+    }
+
+    /// `pull rpath lpath`. A file output is written to a temporary name beside it and renamed
+    /// into place only when the whole object verified, so a failed pull never leaves a partial
+    /// file under the requested name.
+    pub async fn pull(
+        &self,
+        rpath: &str,
+        output: Output,
+        codec: Option<Codec>,
+        progress: Option<Arc<AtomicU64>>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<u64> {
+        let remote = paths::resolve_file(&self.base, rpath)?;
+        let key = self.stored_key(&remote.key);
+        let meta = self.op.stat(&key).await.map_err(|e| self.err(e))?;
+        if meta.is_dir() {
+            return Err(Error::NotFound);
+        }
+        let size = meta.content_length();
+        let filters = Filters {
+            codec,
+            encryption: self.encryption.clone(),
+        };
+        match output {
+            Output::Stdout => {
+                let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
+                pipeline::pull(
+                    &self.op,
+                    &key,
+                    size,
+                    out,
+                    filters,
+                    self.shape,
+                    progress,
+                    cancel,
+                    &self.target,
+                )
+                .await
+            }
+            Output::File(path) => {
+                let tmp = partial_name(&path);
+                if let Some(parent) = path.parent() {
+                    create_dirs_0755(parent)?;
+                }
+                let file = std::fs::File::create(&tmp)
+                    .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+                let out: Box<dyn Write + Send> =
+                    Box::new(std::io::BufWriter::with_capacity(1 << 20, file));
+                let r = pipeline::pull(
+                    &self.op,
+                    &key,
+                    size,
+                    out,
+                    filters,
+                    self.shape,
+                    progress,
+                    cancel,
+                    &self.target,
+                )
+                .await;
+                match r {
+                    Ok(n) => {
+                        std::fs::rename(&tmp, &path)
+                            .map_err(|e| Error::io(format!("rename into {}", path.display()), e))?;
+                        Ok(n)
+                    }
+                    Err(e) => {
+                        let _ = std::fs::remove_file(&tmp);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Convert a backend entry (path relative to the storage root) into a listed entry, or
+    /// `None` for things we hide: our temporary files and, with encryption, non-`.enc` objects.
+    fn to_entry(&self, path: &str, size: u64, mtime: i64, is_dir: bool) -> Option<Entry> {
+        if is_temporary(&self.backend, path) {
+            return None;
+        }
+        let rel = path.strip_prefix(&self.base).unwrap_or(path);
+        if is_dir {
+            return Some(Entry::new(
+                format!("{}/", rel.trim_end_matches('/')),
+                0,
+                mtime,
+                true,
+            ));
+        }
+        match &self.encryption {
+            None => Some(Entry::new(rel.to_string(), size, mtime, false)),
+            Some(enc) => {
+                let plain = rel.strip_suffix(SUFFIX)?;
+                Some(Entry::new(
+                    plain.to_string(),
+                    enc.algorithm.plain_size(size),
+                    mtime,
+                    false,
+                ))
+            }
+        }
+    }
+
+    /// Probe `remote` as a single object (no trailing slash given).
+    async fn probe_object(&self, remote: &Remote) -> Result<Option<Entry>> {
+        if remote.dir || remote.key.is_empty() {
+            return Ok(None);
+        }
+        let key = self.stored_key(&remote.key);
+        match self.op.stat(&key).await {
+            Ok(m) if !m.is_dir() => {
+                Ok(self.to_entry(&key, m.content_length(), mtime_of(&m), false))
+            }
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Walk `dir` (an OpenDAL dir path), calling `f` with every entry up to `max_depth`
+    /// (1 = direct children). Directories are reported once each, also on object stores where
+    /// they exist only as key prefixes. Returns whether anything at all was found.
+    async fn walk(
+        &self,
+        dir: &str,
+        recursive: bool,
+        max_depth: Option<u32>,
+        f: &mut dyn FnMut(Entry),
+    ) -> Result<bool> {
+        let dir_prefix = if dir == "/" {
+            String::new()
+        } else {
+            dir.to_string()
+        };
+        let depth_of = |p: &str| {
+            p.strip_prefix(&dir_prefix)
+                .unwrap_or(p)
+                .trim_end_matches('/')
+                .split('/')
+                .count() as u32
+        };
+        let limit = if recursive { max_depth } else { Some(1) };
+        let native = recursive && self.op.info().capability().list_with_recursive;
+        let mut seen_dirs: BTreeSet<String> = BTreeSet::new();
+        let mut found = false;
+        let mut queue = VecDeque::from([dir.to_string()]);
+        while let Some(d) = queue.pop_front() {
+            let lister = match self.op.lister_with(&d).recursive(native).await {
+                Ok(l) => l,
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err(e)),
+            };
+            let mut lister = lister;
+            loop {
+                let item = match lister.try_next().await {
+                    Ok(Some(item)) => item,
+                    Ok(None) => break,
+                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => break,
+                    Err(e) => return Err(self.err(e)),
+                };
+                let path = item.path().to_string();
+                if path == d || path == dir_prefix || (d == "/" && path == "/") {
+                    continue;
+                }
+                found = true;
+                let meta = item.metadata();
+                let is_dir = meta.mode() == EntryMode::DIR || path.ends_with('/');
+                // Directories implied by this entry's key (object stores list only objects).
+                let rel = path
+                    .strip_prefix(&dir_prefix)
+                    .unwrap_or(&path)
+                    .trim_end_matches('/');
+                let parts: Vec<&str> = rel.split('/').collect();
+                for i in 1..parts.len() {
+                    let sub = format!("{dir_prefix}{}/", parts[..i].join("/"));
+                    if limit.is_some_and(|l| i as u32 > l) {
+                        break;
+                    }
+                    if !is_temporary(&self.backend, &sub) && seen_dirs.insert(sub.clone()) {
+                        if let Some(e) = self.to_entry(&sub, 0, 0, true) {
+                            f(e);
+                        }
+                    }
+                }
+                if limit.is_some_and(|l| depth_of(&path) > l) {
+                    continue;
+                }
+                if is_dir {
+                    if is_temporary(&self.backend, &path) || !seen_dirs.insert(path.clone()) {
+                        continue;
+                    }
+                    if recursive && !native {
+                        queue.push_back(path.clone());
+                    }
+                    if let Some(e) = self.to_entry(&path, 0, mtime_of(meta), true) {
+                        f(e);
+                    }
+                } else if let Some(e) =
+                    self.to_entry(&path, meta.content_length(), mtime_of(meta), false)
+                {
+                    f(e);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// `list rpath`. Calls `f` with each entry: sorted when not recursive, streamed otherwise.
+    pub async fn list(
+        &self,
+        rpath: &str,
+        opts: &ListOptions,
+        f: &mut dyn FnMut(&Entry),
+    ) -> Result<()> {
+        opts.validate()?;
+        let remote = paths::resolve(&self.base, rpath)?;
+        if let Some(e) = self.probe_object(&remote).await? {
+            if opts.accepts(&e) {
+                f(&e);
+            }
+            return Ok(());
+        }
+        let dir = remote.as_dir();
+        let is_root = remote.key.is_empty() || remote.key == self.base.trim_end_matches('/');
+        let mut collected = Vec::new();
+        let found = if opts.recursive {
+            self.walk(&dir, true, opts.max_depth, &mut |e| {
+                if opts.accepts(&e) {
+                    f(&e);
+                }
+            })
+            .await?
+        } else {
+            self.walk(&dir, false, None, &mut |e| {
+                if opts.accepts(&e) {
+                    collected.push(e);
+                }
+            })
+            .await?
+        };
+        if !found && !is_root && !self.dir_exists(&dir).await? {
+            return Err(Error::DirNotFound);
+        }
+        list::sort(&mut collected, opts.sort.unwrap_or_default(), opts.reverse);
+        for e in &collected {
+            f(e);
+        }
+        Ok(())
+    }
+
+    /// An empty listing means "missing" on object stores; on ftp/local an empty directory exists.
+    async fn dir_exists(&self, dir: &str) -> Result<bool> {
+        if !self.backend.has_directories() {
+            return Ok(false);
+        }
+        match self.op.stat(dir).await {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// `stat rpath`: recursive counts; a file is one entry.
+    pub async fn stat(&self, rpath: &str) -> Result<StatResult> {
+        let remote = paths::resolve(&self.base, rpath)?;
+        if let Some(e) = self.probe_object(&remote).await? {
+            return Ok(StatResult {
+                total_size: e.size,
+                entries: 1,
+                dirs: 0,
+                files: 1,
+            });
+        }
+        let mut r = StatResult::default();
+        let dir = remote.as_dir();
+        let found = self
+            .walk(&dir, true, None, &mut |e| {
+                r.entries += 1;
+                if e.is_dir {
+                    r.dirs += 1;
+                } else {
+                    r.files += 1;
+                    r.total_size += e.size;
+                }
+            })
+            .await?;
+        let is_root = remote.key.is_empty() || remote.key == self.base.trim_end_matches('/');
+        if !found && !is_root && !self.dir_exists(&dir).await? {
+            return Err(Error::DirNotFound);
+        }
+        Ok(r)
+    }
+
+    /// `rm [-r] rpath`. Removing a missing object succeeds.
+    pub async fn remove(&self, rpath: &str, recursive: bool) -> Result<()> {
+        let remote = paths::resolve(&self.base, rpath)?;
+        if !remote.key.is_empty() && !remote.dir {
+            let key = self.stored_key(&remote.key);
+            match self.op.stat(&key).await {
+                Ok(m) if !m.is_dir() => self.op.delete(&key).await.map_err(|e| self.err(e))?,
+                Ok(_) | Err(_) => {}
+            }
+        }
+        if recursive {
+            let dir = remote.as_dir();
+            match self.op.delete_with(&dir).recursive(true).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// `rmdir rpath`: removes an empty directory; a missing one is success; no-op on object stores.
+    pub async fn rmdir(&self, rpath: &str) -> Result<()> {
+        let remote = paths::resolve(&self.base, rpath)?;
+        if !self.backend.has_directories() || remote.key.is_empty() {
+            return Ok(());
+        }
+        let dir = remote.as_dir();
+        if !self.dir_exists(&dir).await? {
+            return Ok(());
+        }
+        let mut any = false;
+        self.walk(&dir, false, None, &mut |_| any = true).await?;
+        if any {
+            return Err(Error::Storage(format!("directory {rpath:?} is not empty")));
+        }
+        match self.op.delete(&dir).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// `mkdir rpath`: creates a directory (with parents); no-op on object stores.
+    pub async fn mkdir(&self, rpath: &str) -> Result<()> {
+        let remote = paths::resolve(&self.base, rpath)?;
+        if !self.backend.has_directories() || remote.key.is_empty() {
+            return Ok(());
+        }
+        self.op
+            .create_dir(&remote.as_dir())
+            .await
+            .map_err(|e| self.err(e))
+    }
+}
+
+fn mtime_of(m: &opendal::Metadata) -> i64 {
+    m.last_modified()
+        .map(|t| t.into_inner().as_second())
+        .unwrap_or(0)
+}
+
+/// Our own in-flight files: the local backend's temporary directory, and OpenDAL's ftp
+/// temporary names (`<name>.<8 random alphanumerics>`) left by a killed upload.
+fn is_temporary(backend: &Backend, path: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    if p.split('/').any(|c| c == LOCAL_TMP_DIR) {
+        return true;
+    }
+    if let Backend::Ftp(_) = backend {
+        let base = p.rsplit('/').next().unwrap_or(p);
+        if let Some((stem, suffix)) = base.rsplit_once('.') {
+            return !stem.is_empty()
+                && suffix.len() == 8
+                && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+                && suffix.bytes().any(|b| b.is_ascii_uppercase())
+                && suffix
+                    .bytes()
+                    .any(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        }
+    }
+    false
+}
+
+fn partial_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial-{}", std::process::id()))
+}
+
+fn create_dirs_0755(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .map_err(|e| Error::io(format!("create {}", dir.display()), e))
+}
