@@ -129,7 +129,10 @@ pub fn encoder(codec: Codec, inner: Box<dyn Sink>) -> io::Result<Box<dyn Sink>> 
             Compression::new(l),
         ))),
         Codec::Zstd(l) => Box::new(ZstdSink(zstd::stream::write::Encoder::new(inner, l)?)),
-        Codec::Lz4 => Box::new(Lz4Sink(lz4_flex::frame::FrameEncoder::new(inner))),
+        Codec::Lz4 => Box::new(Lz4Sink(lz4_flex::frame::FrameEncoder::with_frame_info(
+            lz4_flex::frame::FrameInfo::new().content_checksum(true),
+            inner,
+        ))),
     })
 }
 
@@ -144,8 +147,68 @@ pub fn decoder(codec: Codec, inner: Box<dyn Read + Send>) -> io::Result<Box<dyn 
             done: false,
         }),
         Codec::Zstd(_) => Box::new(zstd::stream::read::Decoder::new(inner)?),
-        Codec::Lz4 => Box::new(lz4_flex::frame::FrameDecoder::new(inner)),
+        Codec::Lz4 => Box::new(Lz4EndCheck {
+            dec: lz4_flex::frame::FrameDecoder::new(Tail {
+                inner,
+                first: Vec::new(),
+                last: Vec::new(),
+            }),
+        }),
     })
+}
+
+/// Remembers the first and last bytes that pass through, so the end of an LZ4 frame can be
+/// checked after the decoder reports EOF.
+struct Tail {
+    inner: Box<dyn Read + Send>,
+    first: Vec<u8>,
+    last: Vec<u8>,
+}
+
+impl Read for Tail {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.first.len() < 5 {
+            let take = (5 - self.first.len()).min(n);
+            self.first.extend_from_slice(&buf[..take]);
+        }
+        self.last.extend_from_slice(&buf[..n]);
+        if self.last.len() > 8 {
+            self.last.drain(..self.last.len() - 8);
+        }
+        Ok(n)
+    }
+}
+
+/// lz4_flex treats a frame cut inside its end mark as a clean end; we check that the stream
+/// ended with the end mark (four zero bytes, then the content checksum when the frame has one).
+struct Lz4EndCheck {
+    dec: lz4_flex::frame::FrameDecoder<Tail>,
+}
+
+impl Read for Lz4EndCheck {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.dec.read(buf).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("corrupt lz4 stream: {e}"),
+            )
+        })?;
+        if n == 0 && !buf.is_empty() {
+            let t = self.dec.get_ref();
+            let has_checksum = t.first.len() >= 5 && t.first[4] & 0x04 != 0;
+            let need = if has_checksum { 8 } else { 4 };
+            let ok = t.last.len() >= need
+                && t.last[t.last.len() - need..t.last.len() - need + 4] == [0, 0, 0, 0];
+            if !ok {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "lz4 stream is truncated (its end mark is missing)",
+                ));
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Raw DEFLATE has no trailer, and flate2's reader reports a stream cut short as a plain EOF.
