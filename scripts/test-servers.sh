@@ -316,19 +316,26 @@ EOF
 setup_ftp_user() {
     local home=$1
     mkdir -p "$FTP_STATE"
-    chmod 700 "$FTP_STATE"
+    chmod 755 "$FTP_STATE"
     (
         flock 9 # concurrent starts must not race on useradd/chpasswd
         local passfile="$FTP_STATE/$FTP_USER.pass"
         if [[ ! -s $passfile ]]; then
             (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(16))' >"$passfile")
         fi
+        # The passwd home is one stable directory for every instance (vsftpd checks it at
+        # login); each instance's files live under its own local_root.
+        local stable_home="$FTP_STATE/home"
+        mkdir -p "$stable_home"
+        chmod 755 "$FTP_STATE" "$stable_home"
         if id "$FTP_USER" >/dev/null 2>&1; then
-            # Fails harmlessly while another instance has a session running as the user.
-            usermod -d "$home" "$FTP_USER" 2>/dev/null || true
+            if [[ $(getent passwd "$FTP_USER" | cut -d: -f6) != "$stable_home" ]]; then
+                usermod -d "$stable_home" "$FTP_USER" 2>/dev/null || true
+            fi
         else
-            useradd -M -d "$home" -s /bin/bash "$FTP_USER"
+            useradd -M -d "$stable_home" -s /bin/bash "$FTP_USER"
         fi
+        chown "$FTP_USER" "$stable_home"
         echo "$FTP_USER:$(<"$passfile")" | chpasswd
         # PAM (pam_shells, pam_listfile on /etc/ftpusers) must let the user in.
         grep -qx /bin/bash /etc/shells || echo /bin/bash >>/etc/shells

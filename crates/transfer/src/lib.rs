@@ -11,6 +11,7 @@ pub mod compress;
 pub mod config;
 pub mod crypto;
 mod error;
+mod ftp;
 pub mod list;
 pub mod obscure;
 pub mod paths;

@@ -142,9 +142,11 @@ fn produce(
             buf.truncate(n);
             total += n as u64;
             count(n);
-            if n == 0 {
+            if n == 0 && sink.index > 0 {
                 break;
             }
+            // An empty input still sends one (empty) part, so every backend creates the
+            // object: some (ftp) create nothing when their writer never saw a write.
             sink.buf = buf;
             sink.send().map_err(|e| Error::io("upload", e))?;
             if n < target {
@@ -213,10 +215,15 @@ pub async fn push(
         r = upload => r,
         _ = &mut cancel => Err(Error::Interrupted("stopped by a signal; the upload was aborted".into())),
     };
-    drop(rx); // a producer still running sees "upload stopped" and ends
-    let produced = producer
-        .await
-        .map_err(|e| Error::Storage(format!("the reader thread failed: {e}")))?;
+    drop(rx); // a producer still running sees "upload stopped" at its next part
+    let produced = match &uploaded {
+        // The channel closed, so the producer has finished: collect its result.
+        Ok(()) => producer
+            .await
+            .map_err(|e| Error::Storage(format!("the reader thread failed: {e}")))?,
+        // Do not wait for it: it may be blocked reading an input that never ends.
+        Err(_) => Ok(0),
+    };
     match (uploaded, produced) {
         (Ok(()), Ok(n)) => match writer.close().await {
             Ok(_) => Ok(n),

@@ -146,7 +146,7 @@ impl Storage {
             encryption: self.encryption.clone(),
         };
         let key = self.stored_key(&remote.key);
-        pipeline::push(
+        let r = pipeline::push(
             &self.op,
             &key,
             reader,
@@ -156,7 +156,22 @@ impl Storage {
             cancel,
             &self.target,
         )
-        .await
+        .await;
+        if let Backend::Ftp(cfg) = &self.backend {
+            match &r {
+                // OpenDAL's ftp writer creates nothing for an empty stream.
+                Ok(0) if self.encryption.is_none() && codec.is_none() => {
+                    crate::ftp::put_empty(cfg, &key).await?
+                }
+                Err(_) => {
+                    if let Err(e) = crate::ftp::remove_temporaries(cfg, &key).await {
+                        tracing::debug!(error = %e, "ftp cleanup after a failed push");
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        r
     }
 
     /// `pull rpath lpath`. A file output is written to a temporary name beside it and renamed
@@ -468,6 +483,34 @@ impl Storage {
                 Ok(()) => {}
                 Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}
                 Err(e) => return Err(self.err(e)),
+            }
+            if !self.backend.has_directories() {
+                self.remove_empty_prefixes(&dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Some S3 servers (SeaweedFS's filer among them) keep empty "folders" that still show as
+    /// common prefixes after their objects are gone; delete those markers, deepest first.
+    async fn remove_empty_prefixes(&self, dir: &str) -> Result<()> {
+        let mut dirs = Vec::new();
+        let mut queue = VecDeque::from([dir.to_string()]);
+        while let Some(d) = queue.pop_front() {
+            let entries: Vec<opendal::Entry> = match self.op.list(&d).await {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            for e in entries {
+                if e.path() != d && e.metadata().is_dir() {
+                    queue.push_back(e.path().to_string());
+                }
+            }
+            dirs.push(d);
+        }
+        for d in dirs.iter().rev() {
+            if let Err(e) = self.op.delete(d).await {
+                tracing::debug!(dir = %d, error = %e, "removing an empty prefix");
             }
         }
         Ok(())
