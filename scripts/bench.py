@@ -32,7 +32,8 @@ After every push the stored size is checked against the input size (S3: `rclone 
 before each step so one tool's dirty pages are not flushed on another tool's clock.
 MB/s = bytes / wall seconds / 1e6. The table goes to stdout, progress to stderr.
 """
-import argparse, json, os, random, shlex, shutil, signal, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, random, shlex, shutil, signal, statistics, subprocess, sys
+import tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

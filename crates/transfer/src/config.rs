@@ -105,6 +105,9 @@ pub struct S3Config {
     pub storage_class: Option<String>,
     pub acl: Option<String>,
     pub server_side_encryption: Option<String>,
+    /// `no_check_bucket = false` (the default): confirm the bucket exists before writing, so a
+    /// server that would create it implicitly never gets the chance.
+    pub check_bucket: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -124,6 +127,8 @@ pub struct AzblobConfig {
     pub endpoint: String,
     pub container: String,
     pub prefix: String,
+    /// `no_check_container = false` (the default): confirm the container exists before writing.
+    pub check_bucket: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -514,6 +519,7 @@ fn build_backend(kv: &BTreeMap<String, String>) -> Result<(Backend, Tuning)> {
                 storage_class: s.opt("storage_class"),
                 acl: s.opt("acl"),
                 server_side_encryption: s.opt("server_side_encryption"),
+                check_bucket: !s.bool("no_check_bucket")?.unwrap_or(false),
             };
             if !env_auth && (c.access_key_id.is_empty() || c.secret_access_key.is_empty()) {
                 return Err(Error::Config(
@@ -570,6 +576,7 @@ fn build_backend(kv: &BTreeMap<String, String>) -> Result<(Backend, Tuning)> {
                 endpoint: s.opt("endpoint").unwrap_or_default(),
                 container,
                 prefix,
+                check_bucket: !s.bool("no_check_container")?.unwrap_or(false),
             })
         }
         "local" => {

@@ -77,10 +77,12 @@ impl Error {
         use opendal::ErrorKind as K;
         let text = err.to_string();
         let has = |needle: &str| text.contains(needle);
+        if has("NoSuchBucket") || has("ContainerNotFound") {
+            return Error::MissingBucket(format!(
+                "the bucket or container does not exist: {target}; create it first or fix its name (backuprepo never creates buckets implicitly)"
+            ));
+        }
         match err.kind() {
-            K::NotFound if has("NoSuchBucket") || has("ContainerNotFound") => Error::MissingBucket(
-                format!("bucket or container does not exist at {target}; create it first or fix the bucket/container name (backuprepo never creates buckets implicitly)"),
-            ),
             K::NotFound => Error::NotFound,
             K::PermissionDenied => Error::Denied(format!(
                 "access denied by {target}{}; check the access key, secret and the bucket policy",
@@ -88,9 +90,6 @@ impl Error {
             )),
             K::ConfigInvalid => Error::Config(format!("invalid storage config: {text}")),
             K::Unsupported => Error::Unsupported(format!("not supported by this storage: {text}")),
-            _ if has("NoSuchBucket") || has("ContainerNotFound") => Error::MissingBucket(format!(
-                "bucket or container does not exist at {target}; create it first or fix the name (backuprepo never creates buckets implicitly)"
-            )),
             _ if has("InvalidAccessKeyId")
                 || has("SignatureDoesNotMatch")
                 || has("AuthenticationFailed")
@@ -113,7 +112,8 @@ impl Error {
                 || has("connect")
                 || has("dns error")
                 || has("timed out")
-                || has("tcp connect") =>
+                || has("tcp connect")
+                || has("error sending request") =>
             {
                 Error::Unreachable(format!(
                     "cannot reach the storage at {target}: {}; check the endpoint/host and port and that the server is running",

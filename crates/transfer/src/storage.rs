@@ -141,6 +141,7 @@ impl Storage {
                 }
             }
         }
+        self.check_bucket().await?;
         let filters = Filters {
             codec,
             encryption: self.encryption.clone(),
@@ -174,6 +175,31 @@ impl Storage {
         r
     }
 
+    /// Fail with "bucket does not exist" before writing, unless the config opted out
+    /// (`no_check_bucket`/`no_check_container`). Some servers create a bucket on the first PUT;
+    /// backuprepo never lets that happen by accident (KB#10007).
+    async fn check_bucket(&self) -> Result<()> {
+        let check = match &self.backend {
+            Backend::S3(c) => c.check_bucket,
+            Backend::Azblob(c) => c.check_bucket,
+            _ => false,
+        };
+        if !check {
+            return Ok(());
+        }
+        let mut lister = self
+            .op
+            .lister_with("/")
+            .limit(1)
+            .await
+            .map_err(|e| self.err(e))?;
+        match lister.try_next().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => Ok(()),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     /// `pull rpath lpath`. A file output is written to a temporary name beside it and renamed
     /// into place only when the whole object verified, so a failed pull never leaves a partial
     /// file under the requested name.
@@ -187,7 +213,15 @@ impl Storage {
     ) -> Result<u64> {
         let remote = paths::resolve_file(&self.base, rpath)?;
         let key = self.stored_key(&remote.key);
-        let meta = self.op.stat(&key).await.map_err(|e| self.err(e))?;
+        let meta = match self.op.stat(&key).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                // A HEAD says only "404": tell a missing bucket apart from a missing object.
+                self.check_bucket().await?;
+                return Err(Error::NotFound);
+            }
+            Err(e) => return Err(self.err(e)),
+        };
         if meta.is_dir() {
             return Err(Error::NotFound);
         }
@@ -288,7 +322,9 @@ impl Storage {
                 Ok(self.to_entry(&key, m.content_length(), mtime_of(&m), false))
             }
             Ok(_) => Ok(None),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => Ok(None),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => {
+                Ok(None)
+            }
             Err(e) => Err(self.err(e)),
         }
     }
@@ -323,7 +359,9 @@ impl Storage {
         while let Some(d) = queue.pop_front() {
             let lister = match self.op.lister_with(&d).recursive(native).await {
                 Ok(l) => l,
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => {
+                    continue
+                }
                 Err(e) => return Err(self.err(e)),
             };
             let mut lister = lister;
@@ -331,7 +369,11 @@ impl Storage {
                 let item = match lister.try_next().await {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
-                    Err(e) if e.kind() == opendal::ErrorKind::NotFound => break,
+                    Err(e)
+                        if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) =>
+                    {
+                        break
+                    }
                     Err(e) => return Err(self.err(e)),
                 };
                 let path = item.path().to_string();
@@ -549,6 +591,11 @@ impl Storage {
             .await
             .map_err(|e| self.err(e))
     }
+}
+
+fn is_missing_bucket(e: &opendal::Error) -> bool {
+    let t = e.to_string();
+    t.contains("NoSuchBucket") || t.contains("ContainerNotFound")
 }
 
 fn mtime_of(m: &opendal::Metadata) -> i64 {
