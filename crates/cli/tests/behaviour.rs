@@ -2,6 +2,9 @@
 //! Azurite. Each case is a function of a [`Ctx`]; the macro at the bottom makes one test per
 //! backend and case.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Stdio;

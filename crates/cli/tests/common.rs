@@ -2,7 +2,7 @@
 //! environment written by `scripts/test-servers.sh start` (BR_* variables); `local` always works.
 //! When BR_REQUIRE_SERVERS=1 (CI), a missing server is a failure, not a skip.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::path::PathBuf;

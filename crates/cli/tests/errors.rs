@@ -1,6 +1,9 @@
 //! Bad credentials, unreachable endpoints, missing buckets and bad configs: each a clear error,
 //! exit 1, no secret in the output, and nothing created on the server.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

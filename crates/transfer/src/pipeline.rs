@@ -182,6 +182,7 @@ fn produce(
 
 /// Stream `input` into `key`. On any failure or when `cancel` completes first, the upload is
 /// aborted and the target keeps whatever it held before.
+#[allow(clippy::too_many_arguments)]
 pub async fn push(
     op: &Operator,
     key: &str,

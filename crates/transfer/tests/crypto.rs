@@ -1,5 +1,8 @@
 //! Encryption formats: datasafed's known-answer vectors and the AEAD format's guarantees.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
