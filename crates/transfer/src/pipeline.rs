@@ -27,6 +27,9 @@ use crate::{Error, Result};
 /// S3 allows 10,000 parts; we double the part size every this many parts, so an unknown-size
 /// stream never runs out of parts (8 MiB parts: 8 GiB at 1,000 parts, ~8 TiB at 10,000).
 pub const PARTS_PER_TIER: u64 = 1000;
+/// Ranged reads on pull: `concurrency` of these in flight.
+pub const READ_CHUNK: usize = 4 << 20;
+pub const READ_CONCURRENCY: usize = 4;
 /// S3's largest part.
 pub const MAX_PART: u64 = 5 << 30;
 
@@ -304,15 +307,15 @@ pub async fn pull(
 ) -> Result<u64> {
     let reader = op
         .reader_with(key)
-        .concurrent(shape.concurrency)
-        .chunk(shape.part_size)
+        .concurrent(READ_CONCURRENCY)
+        .chunk(READ_CHUNK)
         .await
         .map_err(|e| Error::from_opendal(e, target))?;
     let mut stream = reader
         .into_bytes_stream(0..size)
         .await
         .map_err(|e| Error::from_opendal(e, target))?;
-    let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+    let (tx, rx) = mpsc::channel::<Result<Bytes>>(1);
     let received = Arc::new(AtomicU64::new(0));
     let consumer = {
         let received = received.clone();
