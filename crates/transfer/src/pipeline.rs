@@ -300,7 +300,6 @@ pub async fn pull(
     size: u64,
     output: Box<dyn Write + Send>,
     filters: Filters,
-    shape: Shape,
     progress: Option<Arc<AtomicU64>>,
     cancel: impl Future<Output = ()>,
     target: &str,
