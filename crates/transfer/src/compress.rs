@@ -73,6 +73,39 @@ pub trait Sink: Write + Send {
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
 
+/// A sink that keeps everything written, for in-memory transforms and tests. Clones share the
+/// buffer, so one clone can be handed to a filter chain and the other read afterwards.
+#[derive(Clone, Default)]
+pub struct MemorySink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl MemorySink {
+    pub fn contents(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+impl Write for MemorySink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| io::Error::other("memory sink poisoned"))?
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for MemorySink {
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 struct GzipSink(flate2::write::GzEncoder<Box<dyn Sink>>);
 struct DeflateSink(flate2::write::DeflateEncoder<Box<dyn Sink>>);
 struct ZstdSink(zstd::stream::write::Encoder<'static, Box<dyn Sink>>);
@@ -264,32 +297,13 @@ impl<R: io::BufRead> Read for RawInflate<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Collect(Arc<Mutex<Vec<u8>>>);
-    impl Write for Collect {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Sink for Collect {
-        fn finish(self: Box<Self>) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn compress(codec: Codec, data: &[u8]) -> Vec<u8> {
-        let c = Collect::default();
+        let c = MemorySink::default();
         let mut e = encoder(codec, Box::new(c.clone())).unwrap();
         e.write_all(data).unwrap();
         e.finish().unwrap();
-        let v = c.0.lock().unwrap().clone();
-        v
+        c.contents()
     }
 
     fn decompress(codec: Codec, data: Vec<u8>) -> io::Result<Vec<u8>> {

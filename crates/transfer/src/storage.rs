@@ -79,14 +79,6 @@ impl Storage {
         })
     }
 
-    pub fn operator(&self) -> &Operator {
-        &self.op
-    }
-
-    pub fn shape(&self) -> Shape {
-        self.shape
-    }
-
     fn stored_key(&self, key: &str) -> String {
         match &self.encryption {
             Some(_) => format!("{key}{SUFFIX}"),
@@ -127,7 +119,7 @@ impl Storage {
             .await
     }
 
-    pub async fn push_reader(
+    async fn push_reader(
         &self,
         reader: Box<dyn Read + Send>,
         remote: &Remote,

@@ -4,37 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{self, Read, Write};
-use std::sync::{Arc, Mutex};
 
-use backuprepo_transfer::compress::Sink;
+use backuprepo_transfer::compress::{MemorySink, Sink};
 use backuprepo_transfer::crypto::{cfb, gcm, Algorithm, Encryption};
 
-#[derive(Clone, Default)]
-struct Collect(Arc<Mutex<Vec<u8>>>);
-impl Write for Collect {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-impl Sink for Collect {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 fn encrypt(enc: &Encryption, data: &[u8]) -> Vec<u8> {
-    let c = Collect::default();
+    let c = MemorySink::default();
     let mut e = enc.encryptor(Box::new(c.clone()));
     for piece in data.chunks(7777) {
         e.write_all(piece).unwrap();
     }
     e.finish().unwrap();
-    let v = c.0.lock().unwrap().clone();
-    v
+    c.contents()
 }
 
 fn decrypt(enc: &Encryption, data: Vec<u8>) -> io::Result<Vec<u8>> {
@@ -72,13 +53,13 @@ fn datasafed_known_answer_vectors_decrypt() {
             let Algorithm::Cfb(n) = enc.algorithm else {
                 panic!("not cfb")
             };
-            let c = Collect::default();
+            let c = MemorySink::default();
             let iv: [u8; 16] = ct[..16].try_into().unwrap();
             let mut e: Box<dyn Sink> =
                 Box::new(cfb::Encryptor::with_iv(pass, n, iv, Box::new(c.clone())));
             e.write_all(payload.as_bytes()).unwrap();
             e.finish().unwrap();
-            assert_eq!(*c.0.lock().unwrap(), ct, "{alg}");
+            assert_eq!(c.contents(), ct, "{alg}");
             checked += 1;
         }
     }
