@@ -13,6 +13,7 @@ pub mod crypto;
 mod error;
 mod ftp;
 pub mod list;
+mod localfs;
 pub mod obscure;
 pub mod paths;
 pub mod pipeline;

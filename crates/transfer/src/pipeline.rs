@@ -13,9 +13,9 @@
 use std::future::Future;
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use opendal::Operator;
 use tokio::sync::mpsc;
@@ -27,9 +27,6 @@ use crate::{Error, Result};
 /// S3 allows 10,000 parts; we double the part size every this many parts, so an unknown-size
 /// stream never runs out of parts (8 MiB parts: 8 GiB at 1,000 parts, ~8 TiB at 10,000).
 pub const PARTS_PER_TIER: u64 = 1000;
-/// Ranged reads on pull: `concurrency` of these in flight.
-pub const READ_CHUNK: usize = 4 << 20;
-pub const READ_CONCURRENCY: usize = 4;
 /// S3's largest part.
 pub const MAX_PART: u64 = 5 << 30;
 
@@ -57,8 +54,79 @@ pub struct Filters {
 }
 
 impl Filters {
-    fn is_identity(&self) -> bool {
+    pub fn is_identity(&self) -> bool {
         self.codec.is_none() && self.encryption.is_none()
+    }
+}
+
+/// Part buffers are recycled and counted. A part handed to OpenDAL is a `Bytes` that owns a
+/// pooled `Vec`; when OpenDAL drops the last reference (the part is uploaded), the `Vec` returns
+/// to the pool. At most `limit` buffers exist at once (`concurrency` uploading, one waiting for a
+/// slot, one being filled), and the reader blocks for a free one, so a push's memory is bounded
+/// by `limit × part size` whatever the input size. Reusing the buffers also keeps the allocator
+/// from holding on to freed parts (fresh 8 MiB allocations freed on other threads kept ~20 MiB
+/// more resident with glibc).
+#[derive(Clone)]
+struct Pool(Arc<(Mutex<PoolState>, Condvar)>);
+
+struct PoolState {
+    idle: Vec<Vec<u8>>,
+    alive: usize,
+    limit: usize,
+}
+
+impl Pool {
+    fn new(limit: usize) -> Self {
+        Pool(Arc::new((
+            Mutex::new(PoolState {
+                idle: Vec::new(),
+                alive: 0,
+                limit: limit.max(1),
+            }),
+            Condvar::new(),
+        )))
+    }
+
+    /// A buffer with at least `capacity` bytes of room; waits while `limit` are in use.
+    fn get(&self, capacity: usize) -> io::Result<Vec<u8>> {
+        let poisoned = |_| io::Error::other("part buffer pool poisoned");
+        let (lock, freed) = &*self.0;
+        let mut st = lock.lock().map_err(poisoned)?;
+        while st.alive >= st.limit {
+            st = freed.wait(st).map_err(poisoned)?;
+        }
+        st.alive += 1;
+        let mut b = st.idle.pop().unwrap_or_default();
+        drop(st);
+        b.clear();
+        b.reserve_exact(capacity);
+        Ok(b)
+    }
+
+    fn put(&self, buf: Vec<u8>) {
+        let (lock, freed) = &*self.0;
+        if let Ok(mut st) = lock.lock() {
+            st.alive = st.alive.saturating_sub(1);
+            st.idle.push(buf);
+        }
+        freed.notify_one();
+    }
+}
+
+struct Pooled {
+    buf: Vec<u8>,
+    pool: Pool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        self.pool.put(std::mem::take(&mut self.buf));
     }
 }
 
@@ -67,7 +135,8 @@ struct PartSink {
     tx: mpsc::Sender<Bytes>,
     shape: Shape,
     index: u64,
-    buf: BytesMut,
+    buf: Vec<u8>,
+    pool: Pool,
 }
 
 impl PartSink {
@@ -76,7 +145,8 @@ impl PartSink {
             tx,
             shape,
             index: 0,
-            buf: BytesMut::new(),
+            buf: Vec::new(),
+            pool: Pool::new(shape.concurrency + 2),
         }
     }
 
@@ -84,8 +154,20 @@ impl PartSink {
         self.shape.part_size_at(self.index)
     }
 
+    /// Start a new part buffer (from the pool) if there is none.
+    fn ensure_buffer(&mut self) -> io::Result<()> {
+        if self.buf.capacity() == 0 {
+            self.buf = self.pool.get(self.target())?;
+        }
+        Ok(())
+    }
+
     fn send(&mut self) -> io::Result<()> {
-        let part = std::mem::take(&mut self.buf).freeze();
+        let buf = std::mem::take(&mut self.buf);
+        let part = Bytes::from_owner(Pooled {
+            buf,
+            pool: self.pool.clone(),
+        });
         self.index += 1;
         self.tx
             .blocking_send(part)
@@ -96,9 +178,7 @@ impl PartSink {
 impl Write for PartSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let target = self.target();
-        if self.buf.capacity() == 0 {
-            self.buf.reserve(target);
-        }
+        self.ensure_buffer()?;
         let n = data.len().min(target - self.buf.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == target {
@@ -128,29 +208,28 @@ fn produce(
     tx: mpsc::Sender<Bytes>,
     progress: Option<Arc<AtomicU64>>,
 ) -> Result<u64> {
-    let count = |n: usize| {
-        if let Some(p) = &progress {
-            p.fetch_add(n as u64, Ordering::Relaxed);
-        }
-    };
-    let read_err = |e: io::Error| Error::io("read input", e);
-    let mut total = 0u64;
     if filters.is_identity() {
+        let mut total = 0u64;
         // Fast path: read straight into the part buffer, no intermediate copy.
         let mut sink = PartSink::new(tx, shape);
         loop {
             let target = sink.target();
-            let mut buf = BytesMut::zeroed(target);
-            let n = crate::crypto::read_full(&mut input, &mut buf).map_err(read_err)?;
-            buf.truncate(n);
+            sink.ensure_buffer().map_err(|e| Error::io("upload", e))?;
+            // `take` + `read_to_end` fills the buffer's spare capacity up to one part (or EOF)
+            // without zeroing it first.
+            let n = (&mut input)
+                .take(target as u64)
+                .read_to_end(&mut sink.buf)
+                .map_err(|e| Error::io("read input", e))?;
             total += n as u64;
-            count(n);
+            if let Some(p) = &progress {
+                p.fetch_add(n as u64, Ordering::Relaxed);
+            }
             if n == 0 && sink.index > 0 {
                 break;
             }
             // An empty input still sends one (empty) part, so every backend creates the
             // object: some (ftp) create nothing when their writer never saw a write.
-            sink.buf = buf;
             sink.send().map_err(|e| Error::io("upload", e))?;
             if n < target {
                 break;
@@ -158,29 +237,87 @@ fn produce(
         }
         return Ok(total);
     }
-    let mut chain: Box<dyn Sink> = Box::new(PartSink::new(tx, shape));
+    let chain = encoder_chain(&filters, Box::new(PartSink::new(tx, shape)))?;
+    encode_into(input, chain, progress.as_deref())
+}
+
+/// `sink` wrapped so that what is written is compressed, then encrypted (datasafed's order).
+pub(crate) fn encoder_chain(filters: &Filters, sink: Box<dyn Sink>) -> Result<Box<dyn Sink>> {
+    let mut chain = sink;
     if let Some(enc) = &filters.encryption {
         chain = enc.encryptor(chain);
     }
     if let Some(codec) = filters.codec {
         chain = compress::encoder(codec, chain).map_err(|e| Error::io("start compression", e))?;
     }
+    Ok(chain)
+}
+
+/// Copy `input` through an encoder chain and finish it. Returns plaintext bytes read.
+pub(crate) fn encode_into(
+    mut input: Box<dyn Read + Send>,
+    mut chain: Box<dyn Sink>,
+    progress: Option<&AtomicU64>,
+) -> Result<u64> {
+    let mut total = 0u64;
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = match input.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
+            Err(e) => return Err(Error::io("read input", e)),
         };
         chain
             .write_all(&buf[..n])
             .map_err(|e| Error::io("upload", e))?;
         total += n as u64;
-        count(n);
+        if let Some(p) = progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
     }
     chain.finish().map_err(|e| Error::io("upload", e))?;
     Ok(total)
+}
+
+/// Undo the filters on `src` (decrypt, then decompress) and copy it into `out`.
+/// Returns plaintext bytes written.
+pub(crate) fn decode_into(
+    src: Box<dyn Read + Send>,
+    filters: &Filters,
+    out: Box<dyn Write + Send>,
+    progress: Option<Arc<AtomicU64>>,
+) -> Result<u64> {
+    let mut src = src;
+    if let Some(enc) = &filters.encryption {
+        src = enc.decryptor(src);
+    }
+    if let Some(codec) = filters.codec {
+        src = compress::decoder(codec, src).map_err(|e| Error::io("start decompression", e))?;
+    }
+    let mut out = Counted {
+        inner: out,
+        progress,
+        total: 0,
+    };
+    if filters.is_identity() {
+        // std's copy uses copy_file_range/sendfile/splice between files and pipes.
+        io::copy(&mut src, &mut out).map_err(|e| Error::io("copy object", e))?;
+    } else {
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match src.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read object", e)),
+            };
+            out.write_all(&buf[..n])
+                .map_err(|e| Error::io("write output", e))?;
+        }
+    }
+    out.flush().map_err(|e| Error::io("write output", e))?;
+    Ok(out.total)
 }
 
 /// Stream `input` into `key`. On any failure or when `cancel` completes first, the upload is
@@ -304,10 +441,10 @@ pub async fn pull(
     cancel: impl Future<Output = ()>,
     target: &str,
 ) -> Result<u64> {
+    // One streaming GET: measured against SeaweedFS it was as fast as 4 concurrent 4 MiB ranged
+    // reads (which OpenDAL buffers whole) at a quarter of the memory (14 vs 53 MiB for 1 GiB).
     let reader = op
-        .reader_with(key)
-        .concurrent(READ_CONCURRENCY)
-        .chunk(READ_CHUNK)
+        .reader(key)
         .await
         .map_err(|e| Error::from_opendal(e, target))?;
     let mut stream = reader
@@ -319,36 +456,29 @@ pub async fn pull(
     let consumer = {
         let received = received.clone();
         tokio::task::spawn_blocking(move || -> Result<u64> {
-            let mut src: Box<dyn Read + Send> = Box::new(ChannelReader {
-                rx,
-                cur: Bytes::new(),
-                received,
-            });
-            if let Some(enc) = &filters.encryption {
-                src = enc.decryptor(src);
-            }
-            if let Some(codec) = filters.codec {
-                src = compress::decoder(codec, src)
-                    .map_err(|e| Error::io("start decompression", e))?;
-            }
             let mut out = Counted {
                 inner: output,
                 progress,
                 total: 0,
             };
-            let mut buf = vec![0u8; 1 << 20];
-            loop {
-                let n = match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::io("read object", e)),
-                };
-                out.write_all(&buf[..n])
-                    .map_err(|e| Error::io("write output", e))?;
+            if filters.is_identity() {
+                // Fast path: write each downloaded chunk as it is, no intermediate copy.
+                let mut rx = rx;
+                while let Some(chunk) = rx.blocking_recv() {
+                    let chunk = chunk?;
+                    received.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    out.write_all(&chunk)
+                        .map_err(|e| Error::io("write output", e))?;
+                }
+                out.flush().map_err(|e| Error::io("write output", e))?;
+                return Ok(out.total);
             }
-            out.flush().map_err(|e| Error::io("write output", e))?;
-            Ok(out.total)
+            let src: Box<dyn Read + Send> = Box::new(ChannelReader {
+                rx,
+                cur: Bytes::new(),
+                received,
+            });
+            decode_into(src, &filters, out.inner, out.progress)
         })
     };
     let download = async {
@@ -377,4 +507,57 @@ pub async fn pull(
         )));
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn part_size_doubles_per_tier_and_covers_large_streams() {
+        let s = Shape {
+            part_size: 8 << 20,
+            concurrency: 2,
+        };
+        assert_eq!(s.part_size_at(0), 8 << 20);
+        assert_eq!(s.part_size_at(999), 8 << 20);
+        assert_eq!(s.part_size_at(1000), 16 << 20);
+        assert!(s.part_size_at(9999) as u64 <= MAX_PART);
+        let total: u64 = (0..10_000).map(|i| s.part_size_at(i) as u64).sum();
+        assert!(
+            total > 5 << 40,
+            "10,000 parts hold {total} bytes, less than 5 TiB"
+        );
+    }
+
+    #[test]
+    fn pool_bounds_live_buffers_and_reuses_them() {
+        let pool = Pool::new(2);
+        let a = pool.get(1024).unwrap();
+        let b = pool.get(1024).unwrap();
+        let a_ptr = a.as_ptr();
+        let part = Bytes::from_owner(Pooled {
+            buf: a,
+            pool: pool.clone(),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let p = pool.clone();
+        let waiter = std::thread::spawn(move || {
+            let c = p.get(1024).unwrap();
+            tx.send(c.as_ptr() as usize).unwrap();
+        });
+        // The third buffer must wait while two are alive.
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        drop(part); // the "upload" finished: its buffer returns to the pool
+        let got = rx
+            .recv_timeout(Duration::from_secs(5))
+            .expect("woken when a buffer returns");
+        assert_eq!(
+            got, a_ptr as usize,
+            "the returned buffer is reused, not reallocated"
+        );
+        waiter.join().unwrap();
+        drop(b);
+    }
 }

@@ -16,6 +16,7 @@ use crate::compress::Codec;
 use crate::config::{Backend, ToolConfig};
 use crate::crypto::{Encryption, SUFFIX};
 use crate::list::{self, Entry, ListOptions, StatResult};
+use crate::localfs;
 use crate::paths::{self, Remote};
 use crate::pipeline::{self, Filters, Shape};
 use crate::{Error, Result};
@@ -32,6 +33,8 @@ pub struct Storage {
     encryption: Option<Encryption>,
     shape: Shape,
     target: String,
+    /// The local backend's absolute root: push and pull go straight to `std::fs` there.
+    local_root: Option<PathBuf>,
 }
 
 /// Where pulled data goes.
@@ -69,6 +72,13 @@ impl Storage {
                 1
             }),
         };
+        let local_root = match &cfg.backend {
+            Backend::Local(c) => Some(
+                std::path::absolute(&c.root)
+                    .map_err(|e| Error::io(format!("resolve {}", c.root.display()), e))?,
+            ),
+            _ => None,
+        };
         Ok(Storage {
             op,
             backend: cfg.backend.clone(),
@@ -76,6 +86,7 @@ impl Storage {
             encryption,
             shape,
             target: cfg.backend.target(),
+            local_root,
         })
     }
 
@@ -140,6 +151,9 @@ impl Storage {
             encryption: self.encryption.clone(),
         };
         let key = self.stored_key(&remote.key);
+        if let Some(root) = &self.local_root {
+            return localfs::push(root, &key, reader, filters, progress, cancel).await;
+        }
         let r = pipeline::push(
             &self.op,
             &key,
@@ -206,7 +220,53 @@ impl Storage {
     ) -> Result<u64> {
         let remote = paths::resolve_file(&self.base, rpath)?;
         let key = self.stored_key(&remote.key);
-        let meta = match self.op.stat(&key).await {
+        let filters = Filters {
+            codec,
+            encryption: self.encryption.clone(),
+        };
+        let (out, partial): (Box<dyn Write + Send>, Option<(PathBuf, PathBuf)>) = match output {
+            Output::Stdout => (Box::new(std::io::stdout()), None),
+            Output::File(path) => {
+                let tmp = partial_name(&path);
+                if let Some(parent) = path.parent() {
+                    create_dirs_0755(parent)?;
+                }
+                let file = std::fs::File::create(&tmp)
+                    .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+                (
+                    Box::new(std::io::BufWriter::with_capacity(1 << 20, file)),
+                    Some((tmp, path)),
+                )
+            }
+        };
+        let r = self.fetch(&key, out, filters, progress, cancel).await;
+        match (r, partial) {
+            (r, None) => r,
+            (Ok(n), Some((tmp, path))) => {
+                std::fs::rename(&tmp, &path)
+                    .map_err(|e| Error::io(format!("rename into {}", path.display()), e))?;
+                Ok(n)
+            }
+            (Err(e), Some((tmp, _))) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stream the stored object `key` through `filters` into `out`.
+    async fn fetch(
+        &self,
+        key: &str,
+        out: Box<dyn Write + Send>,
+        filters: Filters,
+        progress: Option<Arc<AtomicU64>>,
+        cancel: impl Future<Output = ()>,
+    ) -> Result<u64> {
+        if let Some(root) = &self.local_root {
+            return localfs::pull(root, key, out, filters, progress, cancel).await;
+        }
+        let meta = match self.op.stat(key).await {
             Ok(m) => m,
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
                 // A HEAD says only "404": tell a missing bucket apart from a missing object.
@@ -218,59 +278,17 @@ impl Storage {
         if meta.is_dir() {
             return Err(Error::NotFound);
         }
-        let size = meta.content_length();
-        let filters = Filters {
-            codec,
-            encryption: self.encryption.clone(),
-        };
-        match output {
-            Output::Stdout => {
-                let out: Box<dyn Write + Send> = Box::new(std::io::stdout());
-                pipeline::pull(
-                    &self.op,
-                    &key,
-                    size,
-                    out,
-                    filters,
-                    progress,
-                    cancel,
-                    &self.target,
-                )
-                .await
-            }
-            Output::File(path) => {
-                let tmp = partial_name(&path);
-                if let Some(parent) = path.parent() {
-                    create_dirs_0755(parent)?;
-                }
-                let file = std::fs::File::create(&tmp)
-                    .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
-                let out: Box<dyn Write + Send> =
-                    Box::new(std::io::BufWriter::with_capacity(1 << 20, file));
-                let r = pipeline::pull(
-                    &self.op,
-                    &key,
-                    size,
-                    out,
-                    filters,
-                    progress,
-                    cancel,
-                    &self.target,
-                )
-                .await;
-                match r {
-                    Ok(n) => {
-                        std::fs::rename(&tmp, &path)
-                            .map_err(|e| Error::io(format!("rename into {}", path.display()), e))?;
-                        Ok(n)
-                    }
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        Err(e)
-                    }
-                }
-            }
-        }
+        pipeline::pull(
+            &self.op,
+            key,
+            meta.content_length(),
+            out,
+            filters,
+            progress,
+            cancel,
+            &self.target,
+        )
+        .await
     }
 
     /// Convert a backend entry (path relative to the storage root) into a listed entry, or

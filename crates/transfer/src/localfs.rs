@@ -1,0 +1,143 @@
+//! The local backend's data path, straight on `std::fs`. OpenDAL's fs writer hands every write
+//! to tokio's blocking pool in small pieces: measured at ~220 MB/s for 1 GiB where `cat` did
+//! 1.8 GB/s. Here the data is copied on one blocking thread (for plain objects with
+//! `copy_file_range`/`sendfile` when both ends are files) into a temporary file inside the
+//! root, then renamed into place, so a reader never sees a partial object.
+
+use std::future::Future;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::backend::LOCAL_TMP_DIR;
+use crate::compress::Sink;
+use crate::pipeline::{decode_into, encode_into, encoder_chain, Filters};
+use crate::{Error, Result};
+
+struct FileSink(std::fs::File);
+
+impl Write for FileSink {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.write(b)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+impl Sink for FileSink {
+    fn finish(mut self: Box<Self>) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Counts bytes read, for the progress bar (only used when there is one, since it hides the
+/// `File` type from `io::copy`'s zero-copy specialisation).
+struct CountedRead {
+    inner: Box<dyn Read + Send>,
+    progress: Arc<AtomicU64>,
+}
+
+impl Read for CountedRead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn temp_path(root: &Path) -> PathBuf {
+    let mut r = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut r);
+    let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    root.join(LOCAL_TMP_DIR).join(format!("push-{name}"))
+}
+
+fn mkdirs(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))
+}
+
+/// Write `input` (through `filters`) to `root/key`. Returns plaintext bytes read.
+pub(crate) async fn push(
+    root: &Path,
+    key: &str,
+    input: Box<dyn Read + Send>,
+    filters: Filters,
+    progress: Option<Arc<AtomicU64>>,
+    cancel: impl Future<Output = ()>,
+) -> Result<u64> {
+    let target = root.join(key);
+    if target.is_dir() {
+        return Err(Error::InvalidPath("the target is a directory".into()));
+    }
+    let tmp = temp_path(root);
+    mkdirs(root.join(LOCAL_TMP_DIR).as_path())?;
+    if let Some(parent) = target.parent() {
+        mkdirs(parent)?;
+    }
+    let file = std::fs::File::create(&tmp)
+        .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+    let copy = tokio::task::spawn_blocking(move || -> Result<u64> {
+        if filters.is_identity() {
+            let mut file = file;
+            let n = match progress {
+                Some(p) => io::copy(
+                    &mut CountedRead {
+                        inner: input,
+                        progress: p,
+                    },
+                    &mut file,
+                ),
+                None => io::copy(&mut { input }, &mut file),
+            };
+            return n.map_err(|e| Error::io("write the object", e));
+        }
+        let chain = encoder_chain(&filters, Box::new(FileSink(file)))?;
+        encode_into(input, chain, progress.as_deref())
+    });
+    tokio::pin!(cancel);
+    let result = tokio::select! {
+        r = copy => r.map_err(|e| Error::Storage(format!("the writer thread failed: {e}"))).and_then(|r| r),
+        _ = &mut cancel => Err(Error::Interrupted("stopped by a signal; nothing was written at the target".into())),
+    };
+    match result {
+        Ok(n) => {
+            std::fs::rename(&tmp, &target)
+                .map_err(|e| Error::io(format!("rename into {}", target.display()), e))?;
+            Ok(n)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// Read `root/key` (through `filters`) into `output`. Returns plaintext bytes written.
+pub(crate) async fn pull(
+    root: &Path,
+    key: &str,
+    output: Box<dyn Write + Send>,
+    filters: Filters,
+    progress: Option<Arc<AtomicU64>>,
+    cancel: impl Future<Output = ()>,
+) -> Result<u64> {
+    let path = root.join(key);
+    let file = match std::fs::File::open(&path) {
+        Ok(f) if path.is_file() => f,
+        Ok(_) => return Err(Error::NotFound),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Error::NotFound),
+        Err(e) => return Err(Error::io(format!("open {}", path.display()), e)),
+    };
+    let copy = tokio::task::spawn_blocking(move || {
+        decode_into(Box::new(file), &filters, output, progress)
+    });
+    tokio::pin!(cancel);
+    tokio::select! {
+        r = copy => r.map_err(|e| Error::Storage(format!("the reader thread failed: {e}")))?,
+        _ = &mut cancel => Err(Error::Interrupted("stopped by a signal".into())),
+    }
+}
