@@ -17,6 +17,22 @@ use crate::compress::Sink;
 use crate::pipeline::{decode_into, encode_into, encoder_chain, Filters};
 use crate::{Error, Result};
 
+/// What a push reads: kept concrete so a plain local push can use the kernel's copy paths
+/// (`copy_file_range` file → file, `splice` pipe → file) through `io::copy`.
+pub(crate) enum Source {
+    Stdin,
+    File(std::fs::File),
+}
+
+impl Read for Source {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Stdin => io::stdin().read(buf),
+            Source::File(f) => f.read(buf),
+        }
+    }
+}
+
 struct FileSink(std::fs::File);
 
 impl Write for FileSink {
@@ -64,7 +80,7 @@ fn mkdirs(dir: &Path) -> Result<()> {
 pub(crate) async fn push(
     root: &Path,
     key: &str,
-    input: Box<dyn Read + Send>,
+    input: Source,
     filters: Filters,
     progress: Option<Arc<AtomicU64>>,
     cancel: impl Future<Output = ()>,
@@ -83,20 +99,21 @@ pub(crate) async fn push(
     let copy = tokio::task::spawn_blocking(move || -> Result<u64> {
         if filters.is_identity() {
             let mut file = file;
-            let n = match progress {
-                Some(p) => io::copy(
+            let n = match (progress, input) {
+                (Some(p), input) => io::copy(
                     &mut CountedRead {
-                        inner: input,
+                        inner: Box::new(input),
                         progress: p,
                     },
                     &mut file,
                 ),
-                None => io::copy(&mut { input }, &mut file),
+                (None, Source::Stdin) => io::copy(&mut io::stdin().lock(), &mut file),
+                (None, Source::File(mut f)) => io::copy(&mut f, &mut file),
             };
             return n.map_err(|e| Error::io("write the object", e));
         }
         let chain = encoder_chain(&filters, Box::new(FileSink(file)))?;
-        encode_into(input, chain, progress.as_deref())
+        encode_into(Box::new(input), chain, progress.as_deref())
     });
     tokio::pin!(cancel);
     let result = tokio::select! {

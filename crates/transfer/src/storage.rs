@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use crate::compress::Codec;
 use crate::config::{Backend, ToolConfig};
 use crate::crypto::{Encryption, SUFFIX};
 use crate::list::{self, Entry, ListOptions, StatResult};
-use crate::localfs;
+use crate::localfs::{self, Source};
 use crate::paths::{self, Remote};
 use crate::pipeline::{self, Filters, Shape};
 use crate::{Error, Result};
@@ -111,8 +111,8 @@ impl Storage {
         cancel: impl Future<Output = ()>,
     ) -> Result<u64> {
         let remote = paths::resolve_file(&self.base, rpath)?;
-        let reader: Box<dyn Read + Send> = match input {
-            Input::Stdin => Box::new(std::io::stdin()),
+        let source = match input {
+            Input::Stdin => Source::Stdin,
             Input::File(p) => {
                 if p.is_dir() {
                     return Err(Error::InvalidPath(format!(
@@ -120,19 +120,19 @@ impl Storage {
                         p.display()
                     )));
                 }
-                Box::new(
+                Source::File(
                     std::fs::File::open(&p)
                         .map_err(|e| Error::io(format!("open {}", p.display()), e))?,
                 )
             }
         };
-        self.push_reader(reader, &remote, codec, progress, cancel)
+        self.push_reader(source, &remote, codec, progress, cancel)
             .await
     }
 
     async fn push_reader(
         &self,
-        reader: Box<dyn Read + Send>,
+        source: Source,
         remote: &Remote,
         codec: Option<Codec>,
         progress: Option<Arc<AtomicU64>>,
@@ -152,12 +152,12 @@ impl Storage {
         };
         let key = self.stored_key(&remote.key);
         if let Some(root) = &self.local_root {
-            return localfs::push(root, &key, reader, filters, progress, cancel).await;
+            return localfs::push(root, &key, source, filters, progress, cancel).await;
         }
         let r = pipeline::push(
             &self.op,
             &key,
-            reader,
+            Box::new(source),
             filters,
             self.shape,
             progress,
