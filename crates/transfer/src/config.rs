@@ -442,6 +442,8 @@ const S3_KEYS: &[&str] = &[
     "acl",
     "server_side_encryption",
     "upload_cutoff",
+    // Rendered by KubeBlocks' `oss` provider; only matters when creating buckets, which we never do.
+    "use_already_exists",
 ];
 const FTP_KEYS: &[&str] = &[
     "host",
@@ -521,6 +523,7 @@ fn build_backend(kv: &BTreeMap<String, String>) -> Result<(Backend, Tuning)> {
                 server_side_encryption: s.opt("server_side_encryption"),
                 check_bucket: !s.bool("no_check_bucket")?.unwrap_or(false),
             };
+            s.bool("use_already_exists")?;
             if !env_auth && (c.access_key_id.is_empty() || c.secret_access_key.is_empty()) {
                 return Err(Error::Config(
                     "access_key_id and secret_access_key are required in [storage] (type s3) unless env_auth = true".into(),
