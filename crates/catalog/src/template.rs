@@ -379,10 +379,14 @@ fn lex(body: &str, line: usize) -> Result<Vec<Tok>> {
     Ok(toks)
 }
 
+/// Deeper nesting (parentheses, `if` blocks) is refused rather than risking the stack.
+const MAX_DEPTH: usize = 64;
+
 struct PipeParser<'a> {
     toks: &'a [Tok],
     pos: usize,
     line: usize,
+    depth: usize,
 }
 
 impl PipeParser<'_> {
@@ -414,7 +418,12 @@ impl PipeParser<'_> {
                     Tok::Pipe | Tok::RParen => break,
                     Tok::LParen => {
                         self.pos += 1;
+                        self.depth += 1;
+                        if self.depth > MAX_DEPTH {
+                            return Err(self.err("parentheses nested too deeply"));
+                        }
                         let inner = self.pipeline(false)?;
+                        self.depth -= 1;
                         if self.toks.get(self.pos) != Some(&Tok::RParen) {
                             return Err(self.err("unclosed left paren"));
                         }
@@ -447,7 +456,12 @@ impl PipeParser<'_> {
 }
 
 fn parse_pipeline(toks: &[Tok], line: usize, allow_decl: bool) -> Result<Pipeline> {
-    let mut p = PipeParser { toks, pos: 0, line };
+    let mut p = PipeParser {
+        toks,
+        pos: 0,
+        line,
+        depth: 0,
+    };
     let pipe = p.pipeline(allow_decl)?;
     if p.pos != toks.len() {
         return Err(Error::Parse {
@@ -467,6 +481,7 @@ enum Stop {
 
 struct Parser {
     pieces: std::vec::IntoIter<Piece>,
+    depth: usize,
 }
 
 impl Parser {
@@ -521,6 +536,19 @@ impl Parser {
     }
 
     fn if_node(&mut self, cond: &[Tok], line: usize) -> Result<Node> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Error::Parse {
+                line,
+                msg: "{{if}} blocks nested too deeply".into(),
+            });
+        }
+        let node = self.if_branches(cond, line);
+        self.depth -= 1;
+        node
+    }
+
+    fn if_branches(&mut self, cond: &[Tok], line: usize) -> Result<Node> {
         let mut branches = Vec::new();
         let mut pipe = parse_pipeline(cond, line, true)?;
         loop {
@@ -630,6 +658,7 @@ impl Template {
         let pieces = split_pieces(src)?;
         let mut p = Parser {
             pieces: pieces.into_iter(),
+            depth: 0,
         };
         let (nodes, end, line) = p.list(false)?;
         if !matches!(end, Stop::Eof) {

@@ -128,3 +128,69 @@ fn s3_endpoint_derivation_matches_kubeblocks() {
         assert_eq!(y["endpoint"].as_str(), Some(want), "{out}");
     }
 }
+
+/// No input makes the engine panic or hang: the real templates, cut, spliced and with bytes
+/// replaced by template punctuation, deterministically (xorshift), plus pathological nesting.
+#[test]
+fn mangled_templates_never_panic() {
+    let mut corpus = Vec::new();
+    for entry in std::fs::read_dir(DIR).unwrap() {
+        let doc: Yaml =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap())
+                .unwrap();
+        for field in [
+            "datasafedConfigTemplate",
+            "csiDriverSecretTemplate",
+            "storageClassTemplate",
+            "persistentVolumeClaimTemplate",
+        ] {
+            if let Some(s) = doc["spec"][field].as_str() {
+                corpus.push(s.to_string());
+            }
+        }
+    }
+    let alphabet: Vec<char> = "{}()|$.\"`-=:\\ \n0aé/*".chars().collect();
+    let data = data(BTreeMap::new());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut parsed = 0;
+    for round in 0..20_000 {
+        let base: Vec<char> = corpus[round % corpus.len()].chars().collect();
+        let mut s = base.clone();
+        for _ in 0..(1 + next() % 6) {
+            if s.is_empty() {
+                break;
+            }
+            let i = (next() as usize) % s.len();
+            match next() % 3 {
+                0 => s[i] = alphabet[(next() as usize) % alphabet.len()],
+                1 => {
+                    s.remove(i);
+                }
+                _ => s.truncate(i),
+            }
+        }
+        let text: String = s.into_iter().collect();
+        if let Ok(t) = Template::parse(&text) {
+            parsed += 1;
+            let _ = t.render(&data);
+        }
+    }
+    assert!(
+        parsed > 1000,
+        "the mutations should leave many templates valid ({parsed})"
+    );
+    let deep = format!("{{{{ {}1{} }}}}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(Template::parse(&deep).is_err());
+    let deep_if = format!(
+        "{}{}",
+        "{{ if true }}".repeat(10_000),
+        "{{ end }}".repeat(10_000)
+    );
+    assert!(Template::parse(&deep_if).is_err());
+}
