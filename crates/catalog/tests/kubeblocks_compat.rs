@@ -68,7 +68,33 @@ fn every_kubeblocks_provider_template_renders() {
         let doc: Yaml = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let name = doc["metadata"]["name"].as_str().unwrap().to_string();
         let spec = &doc["spec"];
-        let data = data(parameters(spec));
+        // The provider's own schema accepts these parameters (defaults, types, required).
+        let schema: serde_json::Value =
+            serde_json::to_value(&spec["parametersSchema"]["openAPIV3Schema"]).unwrap();
+        let creds: Vec<String> = spec["parametersSchema"]["credentialFields"]
+            .as_sequence()
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let config: BTreeMap<String, String> = parameters(spec)
+            .into_iter()
+            .map(|(k, v)| match v {
+                Value::Str(s) => (k, s),
+                other => panic!("{k}: {other:?}"),
+            })
+            .collect();
+        let resolved =
+            backuprepo_catalog::params::resolve(&schema, &creds, &config, &BTreeMap::new())
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let data = data(
+            resolved
+                .into_iter()
+                .map(|(k, v)| (k, Value::Str(v)))
+                .collect(),
+        );
         for field in [
             "datasafedConfigTemplate",
             "csiDriverSecretTemplate",
