@@ -1,6 +1,8 @@
-//! The StorageProvider catalogue. This first part is the template engine: KubeBlocks'
-//! StorageProvider objects carry Go `text/template` templates (with a few sprig functions) that
-//! turn a repository's parameters into a tool config, a CSI secret, a StorageClass or a PVC.
+//! The StorageProvider catalogue: the built-in providers, the Go `text/template` engine their
+//! templates are written in, parameter resolution (defaults < config < credential Secret,
+//! validated against the provider's schema), and rendering into typed results.
 
+pub mod builtin;
 pub mod params;
+pub mod render;
 pub mod template;

@@ -220,3 +220,108 @@ fn mangled_templates_never_panic() {
     );
     assert!(Template::parse(&deep_if).is_err());
 }
+
+fn string_params(spec: &Yaml) -> BTreeMap<String, String> {
+    parameters(spec)
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::Str(s) => (k, s),
+            other => panic!("{k}: {other:?}"),
+        })
+        .collect()
+}
+
+/// Everything a provider renders for one set of parameters, as data: INI key by key, the CSI
+/// secret map, the StorageClass and PVC as JSON.
+fn rendered(
+    spec: &backuprepo_api::StorageProviderSpec,
+    config: &BTreeMap<String, String>,
+) -> BTreeMap<&'static str, serde_json::Value> {
+    use backuprepo_catalog::render;
+    let schema = spec
+        .parameters_schema
+        .as_ref()
+        .and_then(|p| p.open_api_v3_schema.clone())
+        .unwrap_or_default();
+    let creds = spec
+        .parameters_schema
+        .as_ref()
+        .map(|p| p.credential_fields.clone())
+        .unwrap_or_default();
+    let params = backuprepo_catalog::params::resolve(&schema, &creds, config, &BTreeMap::new())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let ctx = render::Context {
+        parameters: &params,
+        csi_secret: Some(("secret-repo-abcdef", "kb-system")),
+    };
+    let mut out = BTreeMap::new();
+    if let Some(t) = render::tool_config(spec, &ctx).unwrap() {
+        let ini = backuprepo_transfer::config::parse_ini(t.text()).unwrap();
+        out.insert("tool config", serde_json::to_value(ini).unwrap());
+    }
+    if let Some(s) = render::csi_secret(spec, &ctx).unwrap() {
+        out.insert("csi secret", serde_json::to_value(s).unwrap());
+    }
+    if let Some(sc) = render::storage_class(spec, &ctx).unwrap() {
+        out.insert("storage class", serde_json::to_value(sc).unwrap());
+    }
+    if let Some(pvc) = render::pvc(spec, &ctx, "sc-repo-abcdef").unwrap() {
+        out.insert("pvc", serde_json::to_value(pvc).unwrap());
+    }
+    out
+}
+
+/// Our built-in provider of each KubeBlocks name renders the same results (as data) for the
+/// same parameters, and its schema keeps every KubeBlocks parameter with the same type,
+/// default, requiredness and credential status (ours may only add parameters).
+#[test]
+fn builtins_render_what_kubeblocks_renders() {
+    let mut compared = 0;
+    for entry in std::fs::read_dir(DIR).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let kb: backuprepo_api::StorageProvider = serde_yaml_ng::from_str(&text).unwrap();
+        let name = kb.metadata.name.clone().unwrap();
+        let ours = backuprepo_catalog::builtin::get(&name).unwrap();
+        let raw: Yaml = serde_yaml_ng::from_str(&text).unwrap();
+        let config = string_params(&raw["spec"]);
+
+        let a = rendered(&kb.spec, &config);
+        let b = rendered(&ours.spec, &config);
+        assert_eq!(
+            a.keys().collect::<Vec<_>>(),
+            b.keys().collect::<Vec<_>>(),
+            "{name}: same outputs"
+        );
+        for (what, kb_out) in &a {
+            assert_eq!(kb_out, &b[what], "{name}: {what} differs");
+            compared += 1;
+        }
+
+        let (ks, os) = (
+            kb.spec.parameters_schema.clone().unwrap(),
+            ours.spec.parameters_schema.clone().unwrap(),
+        );
+        assert_eq!(ks.credential_fields, os.credential_fields, "{name}");
+        let (kj, oj) = (
+            ks.open_api_v3_schema.unwrap(),
+            os.open_api_v3_schema.unwrap(),
+        );
+        assert_eq!(kj["required"], oj["required"], "{name}: required");
+        for (prop, k) in kj["properties"].as_object().unwrap() {
+            let o = &oj["properties"][prop];
+            assert_eq!(k["type"], o["type"], "{name}.{prop}: type");
+            assert_eq!(k["default"], o["default"], "{name}.{prop}: default");
+            assert_eq!(k["enum"], o["enum"], "{name}.{prop}: enum");
+        }
+        assert_eq!(kb.spec.csi_driver_name, ours.spec.csi_driver_name, "{name}");
+        assert_eq!(
+            kb.spec.access_methods(),
+            ours.spec.access_methods(),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        compared, 25,
+        "every KubeBlocks output compared (7 S3-family × 3, ftp, azureblob, nfs, pvc)"
+    );
+}

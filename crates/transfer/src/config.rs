@@ -62,6 +62,37 @@ impl S3Provider {
         "Other",
     ];
 
+    const RCLONE_OTHERS: &'static [&'static str] = &[
+        "ArvanCloud",
+        "Ceph",
+        "ChinaMobile",
+        "Cloudflare",
+        "DigitalOcean",
+        "Dreamhost",
+        "FlashBlade",
+        "IBMCOS",
+        "IDrive",
+        "IONOS",
+        "Leviia",
+        "Liara",
+        "Linode",
+        "LyveCloud",
+        "Magalu",
+        "Netease",
+        "Outscale",
+        "Petabox",
+        "Qiniu",
+        "RackCorp",
+        "Rclone",
+        "Scaleway",
+        "SeaweedFS",
+        "Selectel",
+        "StackPath",
+        "Storj",
+        "Synology",
+        "Wasabi",
+    ];
+
     fn parse(v: &str) -> Result<Self> {
         Ok(match v {
             "" | "AWS" => S3Provider::Aws,
@@ -71,10 +102,14 @@ impl S3Provider {
             "GCS" => S3Provider::Gcs,
             "Minio" => S3Provider::Minio,
             "Other" => S3Provider::Other,
+            // Other S3 services rclone knows (s3-compatible's `serviceProvider`): generic S3
+            // with path-style addressing unless `force_path_style` says otherwise.
+            _ if Self::RCLONE_OTHERS.contains(&v) => S3Provider::Other,
             _ => {
                 return Err(Error::Config(format!(
-                    "unknown s3 provider {v:?} in [storage]; use one of {}",
-                    Self::NAMES.join(", ")
+                    "unknown s3 provider {v:?} in [storage]; use one of {}, {}",
+                    Self::NAMES.join(", "),
+                    Self::RCLONE_OTHERS.join(", ")
                 )))
             }
         })

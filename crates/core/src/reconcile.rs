@@ -1,0 +1,673 @@
+//! One reconcile of a BackupRepo: the ordered checks of KubeBlocks (provider, parameters,
+//! StorageClass/CSI secret, PVC template, pre-check), their conditions and reasons, the phase
+//! rule, the digest, and what the store should materialise or probe next.
+//!
+//! A store calls [`reconcile`] with what it observed. When the output asks for a probe
+//! ([`Output::probe`]), the store runs it and calls [`reconcile`] again with the result in
+//! [`Input::probe`]. The function never does I/O and is deterministic: the same input gives the
+//! same output, and a status that is already right is returned unchanged.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backuprepo_api::constants::{
+    condition_type as ct, message, name_prefix, reason, BACKUP_REPO_DIGEST_ANNOTATION,
+    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+};
+use backuprepo_api::{
+    derived_name, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoStatus, ProbeCheck,
+    StorageProvider,
+};
+use backuprepo_catalog::params::{self, ParamError};
+use backuprepo_catalog::render::{self, RenderedToolConfig};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, SecretReference};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::conditions::{self, FALSE, TRUE, UNKNOWN};
+use crate::digest::digest;
+
+/// Reasons this implementation adds to KubeBlocks' set.
+pub mod extra_reason {
+    /// Parameters fail the provider's schema (KubeBlocks does not validate them).
+    pub const INVALID_PARAMETERS: &str = "InvalidParameters";
+    /// The store cannot provide the access method (the local store has no CSI or PVCs).
+    pub const ACCESS_METHOD_NOT_SUPPORTED: &str = "AccessMethodNotSupported";
+}
+
+/// Store-wide settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Re-check a `Ready` repository this often (`None`: only on changes, as KubeBlocks).
+    pub recheck_interval: Option<Duration>,
+    /// Re-check a repository whose check failed this often, so it becomes `Ready` by itself
+    /// when the storage comes back (`None`: only on changes, as KubeBlocks).
+    pub retry_failed_interval: Option<Duration>,
+    /// Whether the store can provide Mount access (StorageClass, PVC, pre-check Job).
+    pub mount_supported: bool,
+    /// Namespace of generated CSI driver Secrets.
+    pub namespace: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            recheck_interval: Some(Duration::from_secs(30 * 60)),
+            retry_failed_interval: Some(Duration::from_secs(60)),
+            mount_supported: false,
+            namespace: "default".into(),
+        }
+    }
+}
+
+/// What the store found for the repository's credential Secret.
+#[derive(Clone, PartialEq)]
+pub enum SecretState {
+    /// `spec.credential` is not set.
+    NotReferenced,
+    Found(BTreeMap<String, String>),
+    NotFound {
+        namespace: String,
+        name: String,
+    },
+    /// Reading it failed for another reason (message without secret data).
+    Error(String),
+}
+
+impl std::fmt::Debug for SecretState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretState::NotReferenced => f.write_str("NotReferenced"),
+            SecretState::Found(m) => write!(f, "Found({:?})", m.keys().collect::<Vec<_>>()),
+            SecretState::NotFound { namespace, name } => write!(f, "NotFound({namespace}/{name})"),
+            SecretState::Error(e) => write!(f, "Error({e})"),
+        }
+    }
+}
+
+/// The result of a probe the store ran for `digest`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeResult {
+    pub digest: String,
+    pub passed: bool,
+    /// Summary of the failure (with the fix), empty when passed.
+    pub message: String,
+    pub checks: Vec<ProbeCheck>,
+    pub finished_at: Time,
+}
+
+/// Everything one reconcile looks at.
+#[derive(Debug)]
+pub struct Input<'a> {
+    pub repo: &'a BackupRepo,
+    pub provider: Option<&'a StorageProvider>,
+    pub secret: SecretState,
+    /// A probe result to record (only used when its digest is the current one).
+    pub probe: Option<ProbeResult>,
+    /// `backuprepo check NAME`: probe now even if nothing changed.
+    pub force_check: bool,
+    pub now: Time,
+    /// Random suffix for names allocated in this reconcile (`rand6` of KubeBlocks).
+    pub name_suffix: &'a str,
+    pub settings: &'a Settings,
+}
+
+/// A probe the store should run, then reconcile again with its result.
+#[derive(Debug, Clone)]
+pub enum ProbeRequest {
+    /// Run the transfer probe with this tool config under the repository's path prefix.
+    Tool {
+        digest: String,
+        config: Box<RenderedToolConfig>,
+        path_prefix: String,
+    },
+    /// Run the Mount pre-check (a Job mounting the backup PVC); Kubernetes only.
+    Mount { digest: String },
+}
+
+/// An event to report (Kubernetes event, or a line in the local store's log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub warning: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// The desired state after one reconcile. `Debug` shows the CSI secret's keys, not its data.
+#[derive(Default)]
+pub struct Output {
+    pub status: BackupRepoStatus,
+    /// Annotations the repository must carry (merged over its existing ones).
+    pub annotations: BTreeMap<String, String>,
+    pub tool_config: Option<RenderedToolConfig>,
+    pub csi_secret: Option<(SecretReference, BTreeMap<String, String>)>,
+    pub storage_class: Option<StorageClass>,
+    /// The per-namespace backup PVC (name and namespace set by the store).
+    pub pvc: Option<PersistentVolumeClaim>,
+    pub probe: Option<ProbeRequest>,
+    /// Reconcile again after this long (the next periodic check).
+    pub requeue_after: Option<Duration>,
+    pub events: Vec<Event>,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Output")
+            .field("status", &self.status)
+            .field("annotations", &self.annotations)
+            .field("tool_config", &self.tool_config)
+            .field(
+                "csi_secret",
+                &self
+                    .csi_secret
+                    .as_ref()
+                    .map(|(r, d)| (r, d.keys().collect::<Vec<_>>())),
+            )
+            .field("storage_class", &self.storage_class)
+            .field("pvc", &self.pvc)
+            .field("probe", &self.probe)
+            .field("requeue_after", &self.requeue_after)
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+impl Output {
+    /// Whether the status differs from the repository's current one (write only then).
+    pub fn status_changed(&self, repo: &BackupRepo) -> bool {
+        repo.status.as_ref() != Some(&self.status)
+    }
+}
+
+struct Step<'a> {
+    status: BackupRepoStatus,
+    generation: Option<i64>,
+    now: &'a Time,
+}
+
+impl Step<'_> {
+    fn set(&mut self, type_: &str, status: &str, reason: &str, msg: impl Into<String>) {
+        conditions::set(
+            &mut self.status.conditions,
+            type_,
+            status,
+            reason,
+            conditions::truncate_message(msg.into()),
+            self.generation,
+            self.now,
+        );
+    }
+}
+
+pub fn reconcile(input: Input<'_>) -> Output {
+    let repo = input.repo;
+    let name = repo.name();
+    let mut out = Output::default();
+    let mut step = Step {
+        status: repo.status.clone().unwrap_or_default(),
+        generation: repo.metadata.generation,
+        now: &input.now,
+    };
+    let before_precheck =
+        conditions::get(&step.status.conditions, ct::PRE_CHECK_PASSED).map(|c| c.status.clone());
+
+    if let Some(work) = checks(&input, &mut step, &mut out) {
+        precheck(&input, &mut step, &mut out, work);
+    }
+
+    // Status fields that do not depend on the checks.
+    let s = &mut step.status;
+    s.is_default = Some(repo.is_default());
+    s.observed_generation = repo.metadata.generation;
+    if s.backup_pvc_name.is_none() {
+        s.backup_pvc_name = Some(derived_name(
+            name_prefix::BACKUP_PVC,
+            name,
+            input.name_suffix,
+        ));
+    }
+    if s.tool_config_secret_name.is_none() {
+        s.tool_config_secret_name = Some(derived_name(
+            name_prefix::TOOL_CONFIG_SECRET,
+            name,
+            input.name_suffix,
+        ));
+    }
+    s.phase = Some(phase(s));
+
+    let after = conditions::get(&s.conditions, ct::PRE_CHECK_PASSED).map(|c| c.status.clone());
+    if after != before_precheck {
+        if let Some(c) = conditions::get(&s.conditions, ct::PRE_CHECK_PASSED) {
+            match c.status.as_str() {
+                TRUE => out.events.push(Event {
+                    warning: false,
+                    reason: reason::PRE_CHECK_PASSED.into(),
+                    message: format!("backup repository {name:?} passed its check and is Ready"),
+                }),
+                FALSE => out.events.push(Event {
+                    warning: true,
+                    reason: c.reason.clone(),
+                    message: c.message.clone(),
+                }),
+                _ => {}
+            }
+        }
+    }
+    out.requeue_after = next_check(&input, s);
+    out.status = step.status;
+    out
+}
+
+/// What the checks before the pre-check hand over to it.
+struct Work<'a> {
+    provider: &'a StorageProvider,
+    parameters: BTreeMap<String, String>,
+    digest: String,
+}
+
+/// Steps 1–4. Returns `None` when a step failed (its condition says why; later conditions
+/// keep their previous values, as in KubeBlocks).
+fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Option<Work<'a>> {
+    let repo = input.repo;
+    let method = repo.access_method();
+    let provider_name = &repo.spec.storage_provider_ref;
+
+    // 1. The storage provider.
+    let Some(provider) = input.provider else {
+        step.set(
+            ct::STORAGE_PROVIDER_READY,
+            FALSE,
+            reason::STORAGE_PROVIDER_NOT_FOUND,
+            format!("storage provider {provider_name:?} not found; see the available ones with `backuprepo list-storage-provider`"),
+        );
+        return None;
+    };
+    let spec = &provider.spec;
+    match method {
+        AccessMethod::Tool if !spec.supports_tool() => {
+            step.set(
+                ct::STORAGE_PROVIDER_READY,
+                FALSE,
+                reason::INVALID_STORAGE_PROVIDER,
+                message::DATASAFED_CONFIG_TEMPLATE_EMPTY,
+            );
+            return None;
+        }
+        AccessMethod::Mount if !spec.supports_mount() => {
+            step.set(
+                ct::STORAGE_PROVIDER_READY,
+                FALSE,
+                reason::INVALID_STORAGE_PROVIDER,
+                message::BOTH_SC_AND_PVC_TEMPLATES_EMPTY,
+            );
+            return None;
+        }
+        AccessMethod::Mount
+            if input.settings.mount_supported && !csi_driver_installed(provider) =>
+        {
+            step.set(
+                ct::STORAGE_PROVIDER_READY,
+                FALSE,
+                reason::STORAGE_PROVIDER_NOT_READY,
+                message::CSI_DRIVER_NOT_INSTALLED,
+            );
+            return None;
+        }
+        _ => {}
+    }
+    step.set(
+        ct::STORAGE_PROVIDER_READY,
+        TRUE,
+        reason::STORAGE_PROVIDER_READY,
+        "",
+    );
+
+    // 2. Parameters: defaults < config < credential Secret, validated against the schema.
+    let secret = match &input.secret {
+        SecretState::NotReferenced => BTreeMap::new(),
+        SecretState::Found(data) => data.clone(),
+        SecretState::NotFound { namespace, name } => {
+            step.set(
+                ct::PARAMETERS_CHECKED,
+                FALSE,
+                reason::CREDENTIAL_SECRET_NOT_FOUND,
+                format!("failed to get secret: secret \"{namespace}/{name}\" not found; create it or correct spec.credential"),
+            );
+            return None;
+        }
+        SecretState::Error(e) => {
+            step.set(
+                ct::PARAMETERS_CHECKED,
+                FALSE,
+                reason::UNKNOWN_ERROR,
+                format!("failed to get secret: {e}"),
+            );
+            return None;
+        }
+    };
+    let schema = spec.open_api_v3_schema().cloned().unwrap_or_default();
+    let parameters = match params::resolve(
+        &schema,
+        spec.credential_fields(),
+        &repo.spec.config,
+        &secret,
+    ) {
+        Ok(p) => p,
+        Err(errors) => {
+            step.set(
+                ct::PARAMETERS_CHECKED,
+                FALSE,
+                extra_reason::INVALID_PARAMETERS,
+                param_errors(&errors),
+            );
+            return None;
+        }
+    };
+    step.set(ct::PARAMETERS_CHECKED, TRUE, reason::PARAMETERS_CHECKED, "");
+
+    // 3. CSI secret and StorageClass (Kubernetes only; KubeBlocks makes them for every access
+    //    method).
+    let settings = input.settings;
+    if settings.mount_supported {
+        let secret_ref = if spec.csi_driver_secret_template.is_some() {
+            let r = step
+                .status
+                .generated_csi_driver_secret
+                .clone()
+                .unwrap_or_else(|| SecretReference {
+                    name: Some(derived_name(
+                        name_prefix::CSI_DRIVER_SECRET,
+                        repo.name(),
+                        input.name_suffix,
+                    )),
+                    namespace: Some(settings.namespace.clone()),
+                });
+            step.status.generated_csi_driver_secret = Some(r.clone());
+            Some(r)
+        } else {
+            None
+        };
+        let ctx = render::Context {
+            parameters: &parameters,
+            csi_secret: secret_ref.as_ref().map(|r| {
+                (
+                    r.name.as_deref().unwrap_or(""),
+                    r.namespace.as_deref().unwrap_or(""),
+                )
+            }),
+        };
+        match render::csi_secret(spec, &ctx) {
+            Ok(data) => out.csi_secret = secret_ref.clone().zip(data),
+            Err(e) => {
+                step.set(
+                    ct::STORAGE_CLASS_CREATED,
+                    FALSE,
+                    reason::PREPARE_CSI_SECRET_FAILED,
+                    e.to_string(),
+                );
+                return None;
+            }
+        }
+        match render::storage_class(spec, &ctx) {
+            Ok(Some(mut sc)) => {
+                let sc_name = step
+                    .status
+                    .generated_storage_class_name
+                    .clone()
+                    .unwrap_or_else(|| {
+                        derived_name(name_prefix::STORAGE_CLASS, repo.name(), input.name_suffix)
+                    });
+                step.status.generated_storage_class_name = Some(sc_name.clone());
+                sc.metadata.name = Some(sc_name);
+                sc.volume_binding_mode = Some("Immediate".into());
+                sc.reclaim_policy = Some(repo.spec.pv_reclaim_policy.as_str().into());
+                out.storage_class = Some(sc);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                step.set(
+                    ct::STORAGE_CLASS_CREATED,
+                    FALSE,
+                    reason::PREPARE_STORAGE_CLASS_FAILED,
+                    e.to_string(),
+                );
+                return None;
+            }
+        }
+        step.set(
+            ct::STORAGE_CLASS_CREATED,
+            TRUE,
+            reason::STORAGE_CLASS_CREATED,
+            "",
+        );
+    } else {
+        step.set(
+            ct::STORAGE_CLASS_CREATED,
+            TRUE,
+            reason::SKIPPED,
+            "this store does not create StorageClasses or CSI secrets",
+        );
+    }
+
+    // 4. PVC template (Mount only).
+    if method == AccessMethod::Mount && spec.persistent_volume_claim_template.is_some() {
+        let ctx = render::Context {
+            parameters: &parameters,
+            csi_secret: None,
+        };
+        let sc = step
+            .status
+            .generated_storage_class_name
+            .clone()
+            .unwrap_or_default();
+        match render::pvc(spec, &ctx, &sc) {
+            Ok(pvc) => {
+                out.pvc = pvc;
+                step.set(
+                    ct::PVC_TEMPLATE_CHECKED,
+                    TRUE,
+                    reason::PVC_TEMPLATE_CHECKED,
+                    "",
+                );
+            }
+            Err(e) => {
+                step.set(
+                    ct::PVC_TEMPLATE_CHECKED,
+                    FALSE,
+                    reason::BAD_PVC_TEMPLATE,
+                    e.to_string(),
+                );
+                return None;
+            }
+        }
+    } else {
+        step.set(ct::PVC_TEMPLATE_CHECKED, TRUE, reason::SKIPPED, "");
+    }
+
+    let digest = digest(&parameters, spec);
+    Some(Work {
+        provider,
+        parameters,
+        digest,
+    })
+}
+
+/// Step 5: the pre-check, with the digest rule and periodic re-checks.
+fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work<'_>) {
+    let repo = input.repo;
+    let spec = &work.provider.spec;
+    let old_digest = repo
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION))
+        .cloned();
+    let changed = old_digest.as_deref() != Some(work.digest.as_str());
+    if changed {
+        out.annotations
+            .insert(BACKUP_REPO_DIGEST_ANNOTATION.into(), work.digest.clone());
+        out.annotations
+            .insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "true".into());
+        step.set(
+            ct::PRE_CHECK_PASSED,
+            UNKNOWN,
+            reason::DIGEST_CHANGED,
+            "the repository's parameters or provider changed; checking the storage",
+        );
+        step.status.checks.clear();
+    }
+
+    let request = match repo.access_method() {
+        AccessMethod::Mount if !input.settings.mount_supported => {
+            step.set(
+                ct::PRE_CHECK_PASSED,
+                FALSE,
+                extra_reason::ACCESS_METHOD_NOT_SUPPORTED,
+                "Mount access needs Kubernetes (a StorageClass, PVCs and a pre-check Job); the local store supports Tool access only: use accessMethod Tool, or for a mounted file system the `local` provider with its path",
+            );
+            return;
+        }
+        AccessMethod::Mount => ProbeRequest::Mount {
+            digest: work.digest.clone(),
+        },
+        AccessMethod::Tool => {
+            let ctx = render::Context {
+                parameters: &work.parameters,
+                csi_secret: None,
+            };
+            match render::tool_config(spec, &ctx) {
+                Ok(Some(cfg)) => {
+                    out.tool_config = Some(cfg.clone());
+                    ProbeRequest::Tool {
+                        digest: work.digest.clone(),
+                        config: Box::new(cfg),
+                        path_prefix: repo.spec.path_prefix.clone().unwrap_or_default(),
+                    }
+                }
+                Ok(None) => {
+                    step.set(
+                        ct::PRE_CHECK_PASSED,
+                        FALSE,
+                        reason::PRE_CHECK_FAILED,
+                        message::DATASAFED_CONFIG_TEMPLATE_EMPTY,
+                    );
+                    return;
+                }
+                Err(e) => {
+                    step.set(
+                        ct::PRE_CHECK_PASSED,
+                        FALSE,
+                        reason::PRE_CHECK_FAILED,
+                        format!("failed to render tool config template: {e}"),
+                    );
+                    return;
+                }
+            }
+        }
+    };
+
+    if let Some(p) = input.probe.as_ref().filter(|p| p.digest == work.digest) {
+        if p.passed {
+            step.set(ct::PRE_CHECK_PASSED, TRUE, reason::PRE_CHECK_PASSED, "");
+        } else {
+            step.set(
+                ct::PRE_CHECK_PASSED,
+                FALSE,
+                reason::PRE_CHECK_FAILED,
+                p.message.clone(),
+            );
+        }
+        step.status.checks = p.checks.clone();
+        step.status.last_check_time = Some(p.finished_at.clone());
+        return;
+    }
+
+    let current = conditions::get(&step.status.conditions, ct::PRE_CHECK_PASSED);
+    let undecided = current.is_none_or(|c| c.status == UNKNOWN);
+    if changed || undecided || input.force_check || due(input, &step.status) {
+        if current.is_none() {
+            step.set(
+                ct::PRE_CHECK_PASSED,
+                UNKNOWN,
+                reason::DIGEST_CHANGED,
+                "checking the storage",
+            );
+        }
+        out.probe = Some(request);
+    }
+}
+
+fn csi_driver_installed(p: &StorageProvider) -> bool {
+    // A provider without a CSI driver needs none (its status says so once the provider
+    // controller ran; the rule is the same without it).
+    if p.spec
+        .csi_driver_name
+        .as_deref()
+        .unwrap_or_default()
+        .is_empty()
+    {
+        return true;
+    }
+    p.status
+        .as_ref()
+        .is_some_and(|s| conditions::is_true(&s.conditions, ct::CSI_DRIVER_INSTALLED))
+}
+
+fn param_errors(errors: &[ParamError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    format!("invalid parameters: {}", lines.join("; "))
+}
+
+/// KubeBlocks' phase rule: Ready when all five checks pass; PreChecking while the pre-check is
+/// pending; Failed otherwise. Deleting is never left.
+pub fn phase(s: &BackupRepoStatus) -> BackupRepoPhase {
+    if s.phase == Some(BackupRepoPhase::Deleting) {
+        return BackupRepoPhase::Deleting;
+    }
+    let basic = [
+        ct::STORAGE_PROVIDER_READY,
+        ct::PARAMETERS_CHECKED,
+        ct::STORAGE_CLASS_CREATED,
+        ct::PVC_TEMPLATE_CHECKED,
+    ]
+    .iter()
+    .all(|t| conditions::is_true(&s.conditions, t));
+    match conditions::get(&s.conditions, ct::PRE_CHECK_PASSED).map(|c| c.status.as_str()) {
+        Some(TRUE) if basic => BackupRepoPhase::Ready,
+        Some(UNKNOWN) if basic => BackupRepoPhase::PreChecking,
+        _ => BackupRepoPhase::Failed,
+    }
+}
+
+/// The interval that applies to the repository's current check result.
+fn interval(settings: &Settings, s: &BackupRepoStatus) -> Option<Duration> {
+    match conditions::get(&s.conditions, ct::PRE_CHECK_PASSED).map(|c| c.status.as_str()) {
+        Some(TRUE) => settings.recheck_interval,
+        Some(FALSE) => settings.retry_failed_interval,
+        _ => None,
+    }
+}
+
+fn elapsed(input: &Input<'_>, s: &BackupRepoStatus) -> Option<Duration> {
+    let last = s.last_check_time.as_ref()?;
+    let secs = input.now.0.as_second() - last.0.as_second();
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// Whether the periodic re-check is due.
+fn due(input: &Input<'_>, s: &BackupRepoStatus) -> bool {
+    let Some(every) = interval(input.settings, s) else {
+        return false;
+    };
+    elapsed(input, s).is_none_or(|e| e >= every)
+}
+
+/// When to reconcile again for the next periodic check.
+fn next_check(input: &Input<'_>, s: &BackupRepoStatus) -> Option<Duration> {
+    if s.phase == Some(BackupRepoPhase::Deleting) {
+        return None;
+    }
+    let every = interval(input.settings, s)?;
+    let done = elapsed(input, s).unwrap_or(every);
+    Some(every.saturating_sub(done).max(Duration::from_secs(1)))
+}
