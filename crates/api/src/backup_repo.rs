@@ -1,0 +1,297 @@
+//! The `BackupRepo` custom resource (spec §1.1).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::SecretReference;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::constants::IS_DEFAULT_REPO_ANNOTATION;
+use crate::schema;
+
+/// How workloads reach the repository's storage.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum AccessMethod {
+    /// A PVC backed by a CSI driver is mounted into the workload (the CRD default).
+    #[default]
+    Mount,
+    /// The `datasafed` tool accesses the storage with a per-namespace config secret.
+    Tool,
+}
+
+impl AccessMethod {
+    /// The wire name (`Mount` / `Tool`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessMethod::Mount => "Mount",
+            AccessMethod::Tool => "Tool",
+        }
+    }
+}
+
+impl fmt::Display for AccessMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reclaim policy of the PVs created through the repository's StorageClass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PvReclaimPolicy {
+    /// Delete the volume with its claim.
+    Delete,
+    /// Keep the volume after its claim is deleted.
+    Retain,
+}
+
+impl PvReclaimPolicy {
+    /// The wire name (`Delete` / `Retain`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PvReclaimPolicy::Delete => "Delete",
+            PvReclaimPolicy::Retain => "Retain",
+        }
+    }
+}
+
+impl fmt::Display for PvReclaimPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Phase of a BackupRepo.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum BackupRepoPhase {
+    /// The basic checks passed and the pre-check is pending.
+    PreChecking,
+    /// A check failed.
+    Failed,
+    /// Every check passed; the repository can be used.
+    Ready,
+    /// The repository is being deleted.
+    Deleting,
+}
+
+impl BackupRepoPhase {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupRepoPhase::PreChecking => "PreChecking",
+            BackupRepoPhase::Failed => "Failed",
+            BackupRepoPhase::Ready => "Ready",
+            BackupRepoPhase::Deleting => "Deleting",
+        }
+    }
+}
+
+impl fmt::Display for BackupRepoPhase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// BackupRepoSpec defines the desired state of `BackupRepo`.
+// The repeated `printcolumn(type_ = ...)` entries are distinct columns.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "dataprotection.kubeblocks.io",
+    version = "v1alpha1",
+    kind = "BackupRepo",
+    singular = "backuprepo",
+    plural = "backuprepos",
+    status = "BackupRepoStatus",
+    category = "kubeblocks",
+    derive = "PartialEq",
+    doc = "BackupRepo is a repository for storing backup data.",
+    printcolumn(name = "STATUS", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "STORAGEPROVIDER",
+        type_ = "string",
+        json_path = ".spec.storageProviderRef"
+    ),
+    printcolumn(
+        name = "ACCESSMETHOD",
+        type_ = "string",
+        json_path = ".spec.accessMethod"
+    ),
+    printcolumn(name = "DEFAULT", type_ = "boolean", json_path = ".status.isDefault"),
+    printcolumn(
+        name = "AGE",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRepoSpec {
+    /// Specifies the name of the `StorageProvider` used by this backup repository.
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self == oldSelf",
+        "message": "StorageProviderRef is immutable"
+    }]))]
+    pub storage_provider_ref: String,
+
+    /// Specifies the access method of the backup repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "Mount"))]
+    pub access_method: Option<AccessMethod>,
+
+    /// Specifies the capacity of the PVC created by this backup repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::quantity")]
+    pub volume_capacity: Option<Quantity>,
+
+    /// Specifies reclaim policy of the PV created by this backup repository.
+    pub pv_reclaim_policy: PvReclaimPolicy,
+
+    /// Stores the non-secret configuration parameters for the `StorageProvider`.
+    ///
+    /// Scalar YAML values (`true`, `8080`) are accepted and kept as their text; `null` becomes "".
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "schema::string_map"
+    )]
+    pub config: BTreeMap<String, String>,
+
+    /// References to the secret that holds the credentials for the `StorageProvider`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "schema::secret_reference")]
+    pub credential: Option<SecretReference>,
+
+    /// Specifies the prefix of the path for storing backup data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([a-zA-Z0-9-_]+/?)*$"))]
+    pub path_prefix: Option<String>,
+
+    /// Namespaces allowed to receive the tool-config secret of this repository; all namespaces
+    /// when absent. (Extension over KubeBlocks.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_namespaces: Option<Vec<String>>,
+}
+
+impl BackupRepoSpec {
+    /// The effective access method: `Mount` when unset (the CRD default).
+    pub fn access_method(&self) -> AccessMethod {
+        self.access_method.unwrap_or_default()
+    }
+}
+
+/// Outcome of one operation of a connectivity probe (extension over KubeBlocks).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeCheck {
+    /// The operation probed, e.g. `push`, `pull`, `list`, `delete`.
+    pub operation: String,
+    /// `Passed`, `Failed` or `Skipped`.
+    pub result: String,
+    /// Details, e.g. the error text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// How long the operation took, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// BackupRepoStatus defines the observed state of `BackupRepo`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRepoStatus {
+    /// Represents the current phase of reconciliation for the backup repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<BackupRepoPhase>,
+
+    /// Provides a detailed description of the current state of the backup repository.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+
+    /// Represents the latest generation of the resource that the controller has observed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+
+    /// Refers to the generated secret for the `StorageProvider`.
+    #[serde(
+        default,
+        rename = "generatedCSIDriverSecret",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "schema::secret_reference")]
+    pub generated_csi_driver_secret: Option<SecretReference>,
+
+    /// Represents the name of the generated storage class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated_storage_class_name: Option<String>,
+
+    /// Represents the name of the PVC that stores backup data.
+    #[serde(
+        default,
+        rename = "backupPVCName",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub backup_pvc_name: Option<String>,
+
+    /// Represents the name of the secret that contains the configuration for the tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_config_secret_name: Option<String>,
+
+    /// Indicates if this backup repository is the default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_default: Option<bool>,
+
+    /// When the repository was last probed (extension over KubeBlocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<Time>,
+
+    /// Per-operation results of the last probe (extension over KubeBlocks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<ProbeCheck>,
+}
+
+impl BackupRepo {
+    /// The repository's name (`metadata.name`), "" when unset.
+    pub fn name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    /// The effective access method: `Mount` when `spec.accessMethod` is unset.
+    pub fn access_method(&self) -> AccessMethod {
+        self.spec.access_method()
+    }
+
+    /// Whether the annotation `dataprotection.kubeblocks.io/is-default-repo` is `"true"`.
+    pub fn is_default(&self) -> bool {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(IS_DEFAULT_REPO_ANNOTATION))
+            .is_some_and(|v| v == "true")
+    }
+
+    /// Whether `spec.credential` names a secret.
+    pub fn uses_credential(&self) -> bool {
+        self.spec
+            .credential
+            .as_ref()
+            .and_then(|c| c.name.as_deref())
+            .is_some_and(|n| !n.is_empty())
+    }
+
+    /// Whether `namespace` may receive this repository's tool-config secret
+    /// (`spec.allowedNamespaces` absent means every namespace).
+    pub fn allows_namespace(&self, namespace: &str) -> bool {
+        match &self.spec.allowed_namespaces {
+            None => true,
+            Some(list) => list.iter().any(|n| n == namespace),
+        }
+    }
+
+    /// The current phase, if any.
+    pub fn phase(&self) -> Option<BackupRepoPhase> {
+        self.status.as_ref().and_then(|s| s.phase)
+    }
+}
