@@ -696,10 +696,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("maybe") && e.contains("env_auth"), "{e}");
-        let e = ToolConfig::parse(&S3.replace("provider = Minio", "provider = Wasabi"))
+        let e = ToolConfig::parse(&S3.replace("provider = Minio", "provider = Tapeworm"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("Wasabi"), "{e}");
+        assert!(e.contains("Tapeworm"), "{e}");
         let e = ToolConfig::parse("type = s3\n").unwrap_err().to_string();
         assert!(e.contains("[storage]"), "{e}");
         let e = ToolConfig::parse("[storage]\ntype s3\n")

@@ -17,6 +17,7 @@ mod localfs;
 pub mod obscure;
 pub mod paths;
 pub mod pipeline;
+pub mod probe;
 pub mod size;
 pub mod storage;
 

@@ -1,0 +1,205 @@
+//! The in-process reconcile of the local store: read the repository, its provider and its
+//! credential Secret; call the pure core; run the probe it asks for (without holding the lock:
+//! a probe can take seconds); write the result back under the lock, retrying on a concurrent
+//! change; keep the rendered tool config of a Ready Tool repository in a 0600 file.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use backuprepo_api::constants::probe_result;
+use backuprepo_api::{random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase, ProbeCheck};
+use backuprepo_core::{reconcile, Input, ProbeRequest, ProbeResult, SecretState, Settings};
+use backuprepo_transfer::probe::{self, Outcome, ProbeOptions};
+
+use crate::{now, Error, Result, Store};
+
+/// How often a write is retried when another invocation changed the repository meanwhile.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub store: Store,
+    pub settings: Settings,
+    /// Upper bound of one probe.
+    pub probe_timeout: Duration,
+}
+
+impl Engine {
+    pub fn new(store: Store) -> Engine {
+        Engine {
+            store,
+            settings: Settings::default(),
+            probe_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Reconcile one repository (probing the storage when the core asks) and store the result.
+    pub async fn reconcile(&self, name: &str, force_check: bool) -> Result<BackupRepo> {
+        let mut last_conflict = None;
+        for _ in 0..MAX_ATTEMPTS {
+            let repo = self
+                .store
+                .repo(name)?
+                .ok_or_else(|| Error::NotFound(format!("backup repository {name:?} is not found")))?;
+            match self.once(repo, force_check).await {
+                Err(Error::Conflict(e)) => last_conflict = Some(e),
+                other => return other,
+            }
+        }
+        Err(Error::Conflict(last_conflict.unwrap_or_default()))
+    }
+
+    /// Reconcile every repository (what `list` and `describe` show is then current).
+    pub async fn reconcile_all(&self) -> Result<Vec<BackupRepo>> {
+        let mut out = Vec::new();
+        for r in self.store.repos()? {
+            out.push(self.reconcile(r.name(), false).await?);
+        }
+        Ok(out)
+    }
+
+    /// Check a repository that is not stored (`create --dry-run`): the same reconcile and
+    /// probe, nothing written. `secret` is the credential data it would reference.
+    pub async fn dry_run(
+        &self,
+        mut repo: BackupRepo,
+        secret: Option<BTreeMap<String, String>>,
+    ) -> Result<BackupRepo> {
+        let provider = self.store.provider(&repo.spec.storage_provider_ref)?;
+        let secret = match secret {
+            Some(data) => SecretState::Found(data),
+            None => self.secret_state(&repo)?,
+        };
+        let out = self.evaluate(&repo, provider.as_ref(), secret, true).await;
+        repo.status = Some(out.status);
+        Ok(repo)
+    }
+
+    /// The core's verdict, with the probe it asked for already run.
+    async fn evaluate(
+        &self,
+        repo: &BackupRepo,
+        provider: Option<&backuprepo_api::StorageProvider>,
+        secret: SecretState,
+        force_check: bool,
+    ) -> backuprepo_core::Output {
+        let suffix = random_suffix();
+        let input = |probe: Option<ProbeResult>| Input {
+            repo,
+            provider,
+            secret: secret.clone(),
+            probe,
+            force_check,
+            now: now(),
+            name_suffix: &suffix,
+            settings: &self.settings,
+        };
+        let mut out = reconcile(input(None));
+        if let Some(ProbeRequest::Tool {
+            digest,
+            config,
+            path_prefix,
+        }) = &out.probe
+        {
+            let result = self.probe(digest, config, path_prefix).await;
+            out = reconcile(input(Some(result)));
+        }
+        for e in &out.events {
+            if e.warning {
+                tracing::warn!(repo = repo.name(), reason = %e.reason, "{}", e.message);
+            } else {
+                tracing::info!(repo = repo.name(), reason = %e.reason, "{}", e.message);
+            }
+        }
+        out
+    }
+
+    async fn once(&self, repo: BackupRepo, force_check: bool) -> Result<BackupRepo> {
+        let provider = self.store.provider(&repo.spec.storage_provider_ref)?;
+        let secret = self.secret_state(&repo)?;
+        let out = self
+            .evaluate(&repo, provider.as_ref(), secret, force_check)
+            .await;
+
+        let lock = self.store.lock()?;
+        let mut updated = repo.clone();
+        if !out.annotations.is_empty() {
+            updated
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .extend(out.annotations.clone());
+        }
+        let ready_tool = out.status.phase == Some(BackupRepoPhase::Ready)
+            && repo.access_method() == AccessMethod::Tool;
+        updated.status = Some(out.status);
+        let stored = if updated != repo {
+            self.store.put_repo(&lock, updated, &now())?
+        } else {
+            repo
+        };
+        if ready_tool {
+            if let Some(cfg) = &out.tool_config {
+                self.store.write_tool_config(&lock, stored.name(), cfg.text())?;
+            }
+        }
+        Ok(stored)
+    }
+
+    fn secret_state(&self, repo: &BackupRepo) -> Result<SecretState> {
+        let Some(cred) = repo.spec.credential.as_ref() else {
+            return Ok(SecretState::NotReferenced);
+        };
+        let Some(name) = cred.name.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(SecretState::NotReferenced);
+        };
+        let namespace = cred.namespace.clone().unwrap_or_else(|| "default".into());
+        match self.store.secret(&namespace, name)? {
+            None => Ok(SecretState::NotFound {
+                namespace,
+                name: name.to_string(),
+            }),
+            Some(s) => match secret_data(&s) {
+                Ok(data) => Ok(SecretState::Found(data)),
+                Err(e) => Ok(SecretState::Error(e.to_string())),
+            },
+        }
+    }
+
+    async fn probe(
+        &self,
+        digest: &str,
+        config: &backuprepo_catalog::render::RenderedToolConfig,
+        path_prefix: &str,
+    ) -> ProbeResult {
+        let started = Instant::now();
+        let opts = ProbeOptions {
+            path_prefix: path_prefix.to_string(),
+            timeout: self.probe_timeout,
+            ..ProbeOptions::default()
+        };
+        let report = probe::run(&config.config, &opts).await;
+        tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
+        ProbeResult {
+            digest: digest.to_string(),
+            passed: report.passed(),
+            message: report.failure().unwrap_or_default(),
+            checks: report
+                .checks
+                .iter()
+                .map(|c| ProbeCheck {
+                    operation: c.operation.to_string(),
+                    result: match c.outcome {
+                        Outcome::Passed => probe_result::PASSED,
+                        Outcome::Failed => probe_result::FAILED,
+                        Outcome::Skipped => probe_result::SKIPPED,
+                    }
+                    .to_string(),
+                    message: c.message.clone(),
+                    duration_ms: Some(c.duration.as_millis() as u64),
+                })
+                .collect(),
+            finished_at: now(),
+        }
+    }
+}
