@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: a local repository, no cluster, no credentials.
-# Streams a 64 MiB SQL-like dump into a local directory through the datasafed face (zstd +
-# authenticated encryption), lists it, pulls it back and verifies it byte for byte.
+# Creates a `local` repository as the default in a fresh store, shows it go Ready (describe),
+# pushes a generated 64 MiB SQL dump into it (zstd + authenticated encryption), lists it,
+# pulls it back and verifies it byte for byte. Everything lives in a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +11,9 @@ bin=${CARGO_TARGET_DIR:-target}/release/backuprepo
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-repo="$work/repo"
-mkdir -p "$repo"
+export BACKUPREPO_HOME="$work/home" # the local store: providers, repositories, secrets
+storage="$work/storage"             # where the backups go
+mkdir -p "$storage"
 python3 - "$work/dump.sql" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
@@ -21,18 +23,20 @@ with open(sys.argv[1], "w") as f:
         i += 10000
 PY
 
-export DATASAFED_LOCAL_BACKEND_PATH="$repo"
-export DATASAFED_BACKEND_BASE_PATH="demo-ns/mycluster/backup-1"
+run() { echo; echo "\$ backuprepo $*"; "$bin" "$@"; }
+
+run list-storage-provider
+run create my-repo --provider local --path "$storage" --default
+run describe my-repo
+run list
+
 export DATASAFED_ENCRYPTION_ALGORITHM=AES-256-GCM-STREAM
 export DATASAFED_ENCRYPTION_PASS_PHRASE="demo pass phrase"
-
-echo "== push (zstd, AES-256-GCM-STREAM) into $repo"
-"$bin" datasafed push -z zstd "$work/dump.sql" dump.sql
-echo "== list"
-"$bin" datasafed list -o long /
-echo "== stat"
-"$bin" datasafed stat /
-echo "== pull and verify"
-"$bin" datasafed pull -d zstd dump.sql "$work/restored.sql"
+run push -z zstd "$work/dump.sql" mycluster/backup-1/dump.sql
+run list --repo my-repo -o long -r /
+run stat
+run pull -d zstd mycluster/backup-1/dump.sql "$work/restored.sql"
 cmp "$work/dump.sql" "$work/restored.sql"
-echo "OK: $(stat -c %s "$work/dump.sql") bytes round-tripped; stored as $(find "$repo" -name '*.enc' -printf '%P (%s bytes)\n')"
+echo
+echo "OK: $(stat -c %s "$work/dump.sql") bytes round-tripped through the default repository;" \
+    "stored as $(find "$storage" -name '*.enc' -printf '%P (%s bytes)\n')"

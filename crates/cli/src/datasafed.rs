@@ -35,7 +35,7 @@ pub struct Args {
 }
 
 #[derive(Debug, Subcommand)]
-enum Verb {
+pub enum Verb {
     /// Push a local file (or stdin with "-") to a remote path, overwriting it.
     Push {
         /// Local file, or "-" for stdin.
@@ -188,9 +188,9 @@ pub fn main(args: Args) -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "error,backuprepo={level},backuprepo_transfer={level}"
+        "error,backuprepo={level},backuprepo_transfer={level},backuprepo_local={level}"
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     let _ = tracing_subscriber::fmt()
@@ -219,6 +219,13 @@ fn open_storage(conf: &std::path::Path) -> Result<(ToolConfig, Storage), Error> 
         ));
     }
     let cfg = load_config(conf)?;
+    let storage = storage_for(&cfg, &env("DATASAFED_BACKEND_BASE_PATH"))?;
+    Ok((cfg, storage))
+}
+
+/// A storage for a config under a base path, encrypted when DATASAFED_ENCRYPTION_ALGORITHM is
+/// set (with DATASAFED_ENCRYPTION_PASS_PHRASE).
+pub fn storage_for(cfg: &ToolConfig, base_path: &str) -> Result<Storage, Error> {
     let algorithm = env("DATASAFED_ENCRYPTION_ALGORITHM");
     let encryption = if algorithm.is_empty() {
         None
@@ -228,8 +235,7 @@ fn open_storage(conf: &std::path::Path) -> Result<(ToolConfig, Storage), Error> 
             &std::env::var("DATASAFED_ENCRYPTION_PASS_PHRASE").unwrap_or_default(),
         )?)
     };
-    let storage = Storage::open(&cfg, &env("DATASAFED_BACKEND_BASE_PATH"), encryption)?;
-    Ok((cfg, storage))
+    Storage::open(cfg, base_path, encryption)
 }
 
 /// Completes on SIGINT or SIGTERM, so a push can abort its upload cleanly.
@@ -255,7 +261,12 @@ fn codec(name: Option<String>) -> Result<Option<Codec>, Error> {
 
 async fn run(args: Args) -> Result<(), Error> {
     let (cfg, storage) = open_storage(&args.conf)?;
-    match args.verb {
+    run_verb(&cfg, &storage, args.verb).await
+}
+
+/// Run one verb against an opened storage (shared with `backuprepo push --repo ...`).
+pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result<(), Error> {
+    match verb {
         Verb::Push {
             lpath,
             rpath,

@@ -1,25 +1,218 @@
-//! `backuprepo`: one binary. Run as `datasafed` (by name, e.g. a symlink) it is a drop-in for
-//! KubeBlocks' transfer tool; `backuprepo datasafed <verb>` is the same face.
+//! `backuprepo`: one binary for the BackupRepo control plane and data path.
+//!
+//! - kbcli's `backuprepo` commands (`create`, `update`, `list`, `describe`, `delete`,
+//!   `list-storage-provider`) plus `check`;
+//! - the seed's kubectl flows (`apply -f`, `get`, `annotate`, `secret create`, `install -f`);
+//! - the data verbs against a repository by name (`push`, `pull`, `list --repo`, `stat`, `rm`);
+//! - the datasafed face: run as `datasafed` (by name, e.g. a symlink) it is a drop-in for
+//!   KubeBlocks' transfer tool; `backuprepo datasafed <verb>` is the same.
+//!
+//! Resources live in the local store under `--home` (`BACKUPREPO_HOME`).
 
+mod control;
 mod datasafed;
 mod progress;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 
-/// backuprepo: the BackupRepo control plane and data path.
+use control::Ctx;
+use datasafed::Verb;
+
+/// backuprepo: where database backups go. Create repositories on S3-family storage, FTP,
+/// Azure Blob or a local directory, check them, and stream backups in and out.
 #[derive(Debug, Parser)]
 #[command(name = "backuprepo", version, about, propagate_version = true)]
 struct Cli {
+    /// Home of the local store (default: $XDG_DATA_HOME/backuprepo or ~/.local/share/backuprepo).
+    #[arg(long, global = true, env = "BACKUPREPO_HOME")]
+    home: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long = "log-level", global = true, default_value = "warn")]
+    log_level: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a backup repository; its flags come from the provider (`create --provider s3 --help`).
+    #[command(disable_help_flag = true)]
+    Create {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// Update a repository's credentials or default flag (`update NAME --help`).
+    #[command(disable_help_flag = true)]
+    Update {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// List backup repositories; with --repo or a path, list files in one.
+    #[command(visible_alias = "ls")]
+    List(ListArgs),
+    /// Show a repository: spec, conditions and the result of each check.
+    Describe {
+        /// Repository names.
+        names: Vec<String>,
+    },
+    /// Delete a repository (refused while it holds backup data, unless --force).
+    Delete {
+        /// NAME, or `backuprepo NAME` as with kubectl.
+        #[arg(num_args = 1..=2, required = true)]
+        args: Vec<String>,
+        /// Delete even though the repository still holds backup data (the data stays in the storage).
+        #[arg(long)]
+        force: bool,
+        /// Do not ask for confirmation.
+        #[arg(short = 'y', long)]
+        yes: bool,
+    },
+    /// List the storage providers (built-in and applied).
+    #[command(name = "list-storage-provider", visible_alias = "list-sp")]
+    ListStorageProvider {
+        /// Output format: table, wide, json or yaml.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: String,
+    },
+    /// Check a repository against its storage now (put, get, list, multipart, delete).
+    Check {
+        /// Repository name.
+        name: String,
+    },
+    /// Create or update Secrets, BackupRepos and StorageProviders from YAML (multi-document).
+    Apply {
+        /// File, or - for stdin.
+        #[arg(short = 'f', long = "filename", required = true)]
+        file: String,
+    },
+    /// Show backuprepo or storageprovider objects (kubectl get).
+    Get {
+        /// backuprepo or storageprovider (plural and full names accepted).
+        kind: String,
+        /// Object name (all when omitted).
+        name: Option<String>,
+        /// Output format: table, wide, json or yaml.
+        #[arg(short = 'o', long = "output", default_value = "table")]
+        output: String,
+    },
+    /// Set annotations, e.g. dataprotection.kubeblocks.io/is-default-repo=true (kubectl annotate).
+    Annotate {
+        /// backuprepo
+        kind: String,
+        /// Repository name.
+        name: String,
+        /// key=value to set, key- to remove.
+        #[arg(required = true)]
+        changes: Vec<String>,
+        /// Replace existing values.
+        #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+        overwrite: bool,
+    },
+    /// Create the repository of a KubeBlocks values file's `backupRepo:` block.
+    Install {
+        /// values.yaml
+        #[arg(short = 'f', long = "values", required = true)]
+        file: String,
+    },
+    /// Credential Secrets (kubectl create secret generic).
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Push a local file (or - for stdin) into a repository.
+    Push {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Local file, or - for stdin.
+        lpath: String,
+        /// Remote path inside the repository.
+        rpath: String,
+        /// Compress with this algorithm (zstd, gzip, lz4, ...).
+        #[arg(short = 'z', long = "compress")]
+        compress: Option<String>,
+    },
+    /// Pull a file from a repository to a local file (or - for stdout).
+    Pull {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Remote path inside the repository.
+        rpath: String,
+        /// Local file, or - for stdout.
+        lpath: String,
+        /// Decompress with the algorithm used on push.
+        #[arg(short = 'd', long = "decompress")]
+        decompress: Option<String>,
+    },
+    /// Count files and bytes under a path of a repository.
+    Stat {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Remote path (default: the whole repository).
+        #[arg(default_value = "")]
+        rpath: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a file (or a tree with -r) from a repository.
+    Rm {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Remote path.
+        rpath: String,
+        /// Remove everything under the path.
+        #[arg(short = 'r', long)]
+        recursive: bool,
+    },
     /// The datasafed-compatible transfer tool (push, pull, list, stat, rm, ...).
     Datasafed(datasafed::Args),
+}
+
+#[derive(Debug, Args)]
+struct RepoArg {
+    /// Repository name (default: the default repository).
+    #[arg(long)]
+    repo: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    /// With --repo: the remote path to list (a trailing / means a directory).
+    rpath: Option<String>,
+    /// List files in this repository instead of listing repositories.
+    #[arg(long)]
+    repo: Option<String>,
+    /// Repositories: table, wide, json, yaml. Files: short, long, json.
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// Files: recurse into subdirectories.
+    #[arg(short = 'r', long)]
+    recursive: bool,
+    /// Files: only directories.
+    #[arg(short = 'd', long = "dirs-only")]
+    dirs_only: bool,
+    /// Files: only files.
+    #[arg(short = 'f', long = "files-only")]
+    files_only: bool,
+    /// Files: glob on the base name, e.g. "*.sql".
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Create a Secret from literal values (like `kubectl create secret generic`).
+    Create {
+        name: String,
+        /// Namespace.
+        #[arg(short = 'n', long, default_value = "default")]
+        namespace: String,
+        /// KEY=VALUE (repeatable).
+        #[arg(long = "from-literal")]
+        from_literal: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -32,8 +225,131 @@ fn main() -> ExitCode {
         let args = datasafed::Args::parse_from(std::env::args_os());
         return datasafed::main(args);
     }
-    match Cli::parse().command {
-        Command::Datasafed(args) => datasafed::main(args),
+    let cli = Cli::parse();
+    if let Command::Datasafed(args) = cli.command {
+        return datasafed::main(args);
+    }
+    datasafed::init_logging(&cli.log_level);
+    let ctx = match Ctx::open(cli.home.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = run(&ctx, cli.command);
+    // A reader thread may still be blocked on stdin after a failed push; do not wait for it.
+    ctx.rt.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(ctx: &Ctx, command: Command) -> Result<()> {
+    use control::{create, data, manifests, repos};
+    match command {
+        Command::Create { args } => create::create(ctx, args),
+        Command::Update { args } => create::update(ctx, args),
+        Command::List(a) => {
+            if a.repo.is_none() && a.rpath.is_none() {
+                let output = a.output.as_deref().unwrap_or("table");
+                return repos::list(ctx, output);
+            }
+            let output = a.output.unwrap_or_else(|| "short".into());
+            if !["short", "long", "json"].contains(&output.as_str()) {
+                bail!("listing files: -o must be short, long or json");
+            }
+            data::run(
+                ctx,
+                a.repo.as_deref(),
+                Verb::List {
+                    rpath: a.rpath.unwrap_or_else(|| "/".into()),
+                    dirs_only: a.dirs_only,
+                    files_only: a.files_only,
+                    recursive: a.recursive,
+                    max_depth: -1,
+                    sort: None,
+                    reverse: false,
+                    newer_than: None,
+                    older_than: None,
+                    name: a.name,
+                    output_format: output,
+                },
+            )
+        }
+        Command::Describe { names } => repos::describe(ctx, &names),
+        Command::Delete { args, force, yes } => {
+            let names = match args.as_slice() {
+                [kind, name] => {
+                    if !matches!(
+                        kind.as_str(),
+                        "backuprepo" | "backuprepos" | "backuprepos.dataprotection.kubeblocks.io"
+                    ) {
+                        bail!("delete supports backuprepo objects: `backuprepo delete NAME` or `backuprepo delete backuprepo NAME`");
+                    }
+                    vec![name.clone()]
+                }
+                other => other.to_vec(),
+            };
+            repos::delete(ctx, &names, force, yes)
+        }
+        Command::ListStorageProvider { output } => repos::list_providers(ctx, &output),
+        Command::Check { name } => repos::check(ctx, &name),
+        Command::Apply { file } => manifests::apply_file(ctx, &file),
+        Command::Get { kind, name, output } => manifests::get(ctx, &kind, name.as_deref(), &output),
+        Command::Annotate {
+            kind,
+            name,
+            changes,
+            overwrite,
+        } => manifests::annotate(ctx, &kind, &name, &changes, overwrite),
+        Command::Install { file } => manifests::install(ctx, &file),
+        Command::Secret(SecretCommand::Create {
+            name,
+            namespace,
+            from_literal,
+        }) => manifests::create_secret(ctx, &name, &namespace, &from_literal),
+        Command::Push {
+            repo,
+            lpath,
+            rpath,
+            compress,
+        } => data::run(
+            ctx,
+            repo.repo.as_deref(),
+            Verb::Push {
+                lpath,
+                rpath,
+                compress,
+            },
+        ),
+        Command::Pull {
+            repo,
+            rpath,
+            lpath,
+            decompress,
+        } => data::run(
+            ctx,
+            repo.repo.as_deref(),
+            Verb::Pull {
+                rpath,
+                lpath,
+                decompress,
+            },
+        ),
+        Command::Stat { repo, rpath, json } => {
+            data::run(ctx, repo.repo.as_deref(), Verb::Stat { rpath, json })
+        }
+        Command::Rm {
+            repo,
+            rpath,
+            recursive,
+        } => data::run(ctx, repo.repo.as_deref(), Verb::Rm { rpath, recursive }),
+        Command::Datasafed(_) => Ok(()),
     }
 }
 

@@ -6,11 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use backuprepo_api::constants::probe_result;
-use backuprepo_api::{random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase, ProbeCheck};
+use backuprepo_api::constants::{probe_result, NEED_UPDATE_TOOL_CONFIG_ANNOTATION};
+use backuprepo_api::{
+    random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase, ProbeCheck,
+};
 use backuprepo_core::{reconcile, Input, ProbeRequest, ProbeResult, SecretState, Settings};
 use backuprepo_transfer::probe::{self, Outcome, ProbeOptions};
 
+use crate::store::is_valid_name;
 use crate::{now, Error, Result, Store};
 
 /// How often a write is retried when another invocation changed the repository meanwhile.
@@ -37,10 +40,9 @@ impl Engine {
     pub async fn reconcile(&self, name: &str, force_check: bool) -> Result<BackupRepo> {
         let mut last_conflict = None;
         for _ in 0..MAX_ATTEMPTS {
-            let repo = self
-                .store
-                .repo(name)?
-                .ok_or_else(|| Error::NotFound(format!("backup repository {name:?} is not found")))?;
+            let repo = self.store.repo(name)?.ok_or_else(|| {
+                Error::NotFound(format!("backup repository {name:?} is not found"))
+            })?;
             match self.once(repo, force_check).await {
                 Err(Error::Conflict(e)) => last_conflict = Some(e),
                 other => return other,
@@ -65,7 +67,7 @@ impl Engine {
         mut repo: BackupRepo,
         secret: Option<BTreeMap<String, String>>,
     ) -> Result<BackupRepo> {
-        let provider = self.store.provider(&repo.spec.storage_provider_ref)?;
+        let provider = self.provider(&repo)?;
         let secret = match secret {
             Some(data) => SecretState::Found(data),
             None => self.secret_state(&repo)?,
@@ -115,7 +117,7 @@ impl Engine {
     }
 
     async fn once(&self, repo: BackupRepo, force_check: bool) -> Result<BackupRepo> {
-        let provider = self.store.provider(&repo.spec.storage_provider_ref)?;
+        let provider = self.provider(&repo)?;
         let secret = self.secret_state(&repo)?;
         let out = self
             .evaluate(&repo, provider.as_ref(), secret, force_check)
@@ -133,6 +135,15 @@ impl Engine {
         let ready_tool = out.status.phase == Some(BackupRepoPhase::Ready)
             && repo.access_method() == AccessMethod::Tool;
         updated.status = Some(out.status);
+        // The tool config file is rewritten below in the same locked section: the repository
+        // no longer needs a tool-config update (KubeBlocks resets the annotation the same way).
+        if ready_tool && out.tool_config.is_some() {
+            updated
+                .metadata
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "false".into());
+        }
         let stored = if updated != repo {
             self.store.put_repo(&lock, updated, &now())?
         } else {
@@ -140,10 +151,21 @@ impl Engine {
         };
         if ready_tool {
             if let Some(cfg) = &out.tool_config {
-                self.store.write_tool_config(&lock, stored.name(), cfg.text())?;
+                self.store
+                    .write_tool_config(&lock, stored.name(), cfg.text())?;
             }
         }
         Ok(stored)
+    }
+
+    /// The repository's provider. A reference no stored object can match (e.g. `S3`) is not
+    /// found, as in Kubernetes, rather than an error that stops the reconcile.
+    fn provider(&self, repo: &BackupRepo) -> Result<Option<backuprepo_api::StorageProvider>> {
+        let name = &repo.spec.storage_provider_ref;
+        if !is_valid_name(name) {
+            return Ok(None);
+        }
+        self.store.provider(name)
     }
 
     fn secret_state(&self, repo: &BackupRepo) -> Result<SecretState> {
@@ -154,6 +176,13 @@ impl Engine {
             return Ok(SecretState::NotReferenced);
         };
         let namespace = cred.namespace.clone().unwrap_or_else(|| "default".into());
+        // A name no stored Secret can have is not found (not an error), as in Kubernetes.
+        if !is_valid_name(&namespace) || !is_valid_name(name) {
+            return Ok(SecretState::NotFound {
+                namespace,
+                name: name.to_string(),
+            });
+        }
         match self.store.secret(&namespace, name)? {
             None => Ok(SecretState::NotFound {
                 namespace,

@@ -102,7 +102,7 @@ impl Store {
 
     pub fn delete_repo(&self, _lock: &Lock, name: &str) -> Result<bool> {
         let removed = remove(&self.object_path(REPOS, name)?)?;
-        remove(&self.object_path(TOOL_CONFIGS, &format!("{name}.conf"))?)?;
+        remove(&self.tool_config_path(name)?)?;
         Ok(removed)
     }
 
@@ -158,7 +158,11 @@ impl Store {
     }
 
     pub fn put_secret(&self, _lock: &Lock, mut s: Secret, now: &Time) -> Result<Secret> {
-        let ns = s.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let ns = s
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
         let name = s.metadata.name.clone().unwrap_or_default();
         let path = self.secret_path(&ns, &name)?;
         create_private_dir(path.parent().unwrap_or(&self.home))?;
@@ -191,8 +195,8 @@ impl Store {
 
     /// Where the rendered tool config of `repo` lives (0600).
     pub fn tool_config_path(&self, repo: &str) -> Result<PathBuf> {
-        self.object_path(TOOL_CONFIGS, &format!("{repo}.conf"))
-            .map(|p| p.with_extension("conf"))
+        check_name(repo)?;
+        Ok(self.home.join(TOOL_CONFIGS).join(format!("{repo}.conf")))
     }
 
     pub fn write_tool_config(&self, _lock: &Lock, repo: &str, text: &str) -> Result<()> {
@@ -226,6 +230,11 @@ fn ready(mut p: StorageProvider) -> StorageProvider {
     p
 }
 
+/// Whether `name` can name a stored object (see [`check_name`]).
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    check_name(name).is_ok()
+}
+
 /// Names become file names: only DNS-1123 characters, so no path tricks.
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
@@ -254,7 +263,11 @@ fn stamp(
     let name = meta.name.clone().unwrap_or_default();
     match old {
         None => {
-            if meta.resource_version.as_deref().is_some_and(|v| !v.is_empty()) {
+            if meta
+                .resource_version
+                .as_deref()
+                .is_some_and(|v| !v.is_empty())
+            {
                 return Err(Error::Conflict(format!(
                     "{kind} {name:?} was deleted meanwhile; run the command again"
                 )));
@@ -316,12 +329,14 @@ fn create_private_dir(path: &Path) -> Result<()> {
 }
 
 fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let text = match fs::read_to_string(path) {
-        Ok(t) => t,
+    // Bytes, not a string: a file torn inside a multi-byte character is not valid UTF-8 and
+    // must be reported as an invalid object like any other torn file.
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io(path, e)),
     };
-    serde_yaml_ng::from_str(&text)
+    serde_yaml_ng::from_slice(&bytes)
         .map(Some)
         .map_err(|e| Error::Invalid(format!("{} is not a valid object: {e}", path.display())))
 }
@@ -356,7 +371,9 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("object"),
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object"),
         std::process::id()
     ));
     let result = (|| -> io::Result<()> {

@@ -1,0 +1,664 @@
+//! `backuprepo create [NAME] --provider P ...` and `backuprepo update NAME ...`: kbcli's
+//! commands, whose flags depend on the provider. As in kbcli, the provider (or the repository)
+//! is found first, then a command is built from its parameter schema: one kebab-case flag per
+//! property, typed, required ones required, enums with their legal values.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, bail, Result};
+use backuprepo_api::constants::IS_DEFAULT_REPO_ANNOTATION;
+use backuprepo_api::k8s_openapi::api::core::v1::{Secret, SecretReference};
+use backuprepo_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use backuprepo_api::k8s_openapi::ByteString;
+use backuprepo_api::{
+    parse_quantity, random_suffix, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec,
+    PvReclaimPolicy, StorageProvider,
+};
+use backuprepo_catalog::params;
+use backuprepo_core::defaults;
+use backuprepo_local::now;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde_json::Value as Json;
+
+use super::{Ctx, SECRET_NAMESPACE};
+
+/// One schema property as a flag.
+struct Prop {
+    name: String,
+    flag: String,
+    kind: String,
+    default: Option<String>,
+    credential: bool,
+}
+
+/// `accessKeyId` → `access-key-id`, `geesefsMemoryLimit` → `geesefs-memory-limit`.
+pub fn kebab(name: &str) -> String {
+    let mut out = String::new();
+    let chars: Vec<char> = name.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit());
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            let prev_upper = i > 0 && chars[i - 1].is_ascii_uppercase();
+            if i > 0 && (prev_lower || (prev_upper && next_lower)) {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else if c == '_' {
+            out.push('-');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn props(provider: &StorageProvider) -> Vec<Prop> {
+    let schema = provider
+        .spec
+        .open_api_v3_schema()
+        .cloned()
+        .unwrap_or_default();
+    let creds = provider.spec.credential_fields();
+    let mut out = Vec::new();
+    if let Some(map) = schema.get("properties").and_then(Json::as_object) {
+        for (name, p) in map {
+            let kind = p
+                .get("type")
+                .and_then(Json::as_str)
+                .unwrap_or("string")
+                .to_string();
+            if kind == "object" || kind == "array" || kind == "null" {
+                continue;
+            }
+            out.push(Prop {
+                flag: kebab(name),
+                name: name.clone(),
+                kind,
+                default: p.get("default").map(|d| match d {
+                    Json::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+                credential: creds.iter().any(|c| c == name),
+            });
+        }
+    }
+    out
+}
+
+fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg {
+    let spec = &schema["properties"][&p.name];
+    let mut help = spec
+        .get("description")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if let Some(values) = spec.get("enum").and_then(Json::as_array) {
+        let v: Vec<String> = values
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            })
+            .collect();
+        help.push_str(&format!(" Legal values [{}].", v.join(", ")));
+    }
+    let (min, max) = (spec.get("minimum"), spec.get("maximum"));
+    if min.is_some() || max.is_some() {
+        let show = |v: Option<&Json>| v.map(|v| v.to_string()).unwrap_or_default();
+        help.push_str(&format!(" Value range [{}, {}].", show(min), show(max)));
+    }
+    let mut arg = Arg::new(p.name.clone())
+        .long(p.flag.clone())
+        .help(help)
+        .required(required);
+    arg = match p.kind.as_str() {
+        "boolean" => arg
+            .num_args(0..=1)
+            .require_equals(true)
+            .default_missing_value("true")
+            .value_parser(clap::builder::BoolishValueParser::new())
+            .action(ArgAction::Set)
+            .value_name("true|false"),
+        "integer" => arg.value_parser(clap::value_parser!(i64)).value_name("INT"),
+        "number" => arg
+            .value_parser(clap::value_parser!(f64))
+            .value_name("NUMBER"),
+        _ => arg.value_name("STRING"),
+    };
+    if let Some(values) = spec.get("enum").and_then(Json::as_array) {
+        let v: Vec<String> = values
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if !v.is_empty() {
+            arg = arg.value_parser(clap::builder::PossibleValuesParser::new(v));
+        }
+    }
+    if with_defaults {
+        if let Some(d) = &p.default {
+            arg = arg.default_value(d.clone());
+        }
+    }
+    arg
+}
+
+fn value_of(m: &ArgMatches, p: &Prop) -> Option<String> {
+    match p.kind.as_str() {
+        "boolean" => m.get_one::<bool>(&p.name).map(|b| b.to_string()),
+        "integer" => m.get_one::<i64>(&p.name).map(|v| v.to_string()),
+        "number" => m.get_one::<f64>(&p.name).map(|v| v.to_string()),
+        _ => m.get_one::<String>(&p.name).cloned(),
+    }
+}
+
+fn explicit(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// `--provider X` / `--provider=X` from raw arguments.
+fn flag_value(args: &[String], flag: &str) -> Option<String> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == flag {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(&format!("{flag}=")) {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "-h" || a == "--help")
+}
+
+fn example(provider: &StorageProvider, props: &[Prop], schema: &Json) -> String {
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let mut line = format!("  backuprepo create my-repo --provider {}", provider.name());
+    for p in props.iter().filter(|p| required.contains(&p.name.as_str())) {
+        line.push_str(&format!(" \\\n    --{} <{}>", p.flag, p.name));
+    }
+    let method = if provider.spec.supports_tool() {
+        "Tool"
+    } else {
+        "Mount"
+    };
+    line.push_str(&format!(" \\\n    --access-method {method} --default"));
+    format!("Example:\n{line}")
+}
+
+fn create_command(provider: &StorageProvider) -> Command {
+    let schema = provider
+        .spec
+        .open_api_v3_schema()
+        .cloned()
+        .unwrap_or_default();
+    let props = props(provider);
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    let methods: Vec<&str> = provider
+        .spec
+        .access_methods()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let mut cmd = Command::new("backuprepo create")
+        .about(format!(
+            "Create a backup repository on the {:?} storage provider (access methods: {})",
+            provider.name(),
+            methods.join(", ")
+        ))
+        .after_help(example(provider, &props, &schema))
+        .arg(Arg::new("name").value_name("NAME").help("Name of the repository (generated when omitted)"))
+        .arg(Arg::new("provider").long("provider").required(true).help("The storage provider"))
+        .arg(
+            Arg::new("access-method")
+                .long("access-method")
+                .value_parser(["Mount", "Tool"])
+                .help("How backup jobs reach the storage: Tool (datasafed) or Mount (a PVC); default Tool when supported"),
+        )
+        .arg(
+            Arg::new("default")
+                .long("default")
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .value_parser(clap::builder::BoolishValueParser::new())
+                .action(ArgAction::Set)
+                .help("Make it the default repository (refused while another one is)"),
+        )
+        .arg(Arg::new("pv-reclaim-policy").long("pv-reclaim-policy").default_value("Retain").help("Reclaim policy of the PV for Mount access: Retain or Delete"))
+        .arg(Arg::new("volume-capacity").long("volume-capacity").default_value("100Gi").help("Capacity of the PVC for Mount access"))
+        .arg(Arg::new("path-prefix").long("path-prefix").help("Prefix of every path in the storage, e.g. team-a/"))
+        .arg(
+            Arg::new("dry-run")
+                .long("dry-run")
+                .action(ArgAction::SetTrue)
+                .help("Check the storage and print the diagnosis; store nothing"),
+        );
+    for p in &props {
+        if cmd
+            .get_arguments()
+            .any(|a| a.get_long() == Some(p.flag.as_str()))
+        {
+            continue;
+        }
+        cmd = cmd.arg(prop_arg(
+            &schema,
+            p,
+            required.contains(&p.name.as_str()),
+            true,
+        ));
+    }
+    cmd
+}
+
+/// The values kbcli would send: every flag given, plus schema defaults, plus "" for unset
+/// string flags (so templates written for kbcli never see a missing key). Split into
+/// (config, credential secret data).
+fn collect(
+    m: &ArgMatches,
+    props: &[Prop],
+    only_explicit: bool,
+) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let (mut config, mut secret) = (BTreeMap::new(), BTreeMap::new());
+    for p in props {
+        let value = if explicit(m, &p.name) {
+            value_of(m, p)
+        } else if only_explicit {
+            None
+        } else if p.default.is_some() {
+            value_of(m, p).or_else(|| p.default.clone())
+        } else if p.kind == "string" && !p.credential {
+            Some(String::new())
+        } else {
+            None
+        };
+        if let Some(v) = value {
+            if p.credential {
+                secret.insert(p.name.clone(), v);
+            } else {
+                config.insert(p.name.clone(), v);
+            }
+        }
+    }
+    (config, secret)
+}
+
+fn validate(
+    provider: &StorageProvider,
+    props: &[Prop],
+    config: &BTreeMap<String, String>,
+    secret: &BTreeMap<String, String>,
+) -> Result<()> {
+    let schema = provider
+        .spec
+        .open_api_v3_schema()
+        .cloned()
+        .unwrap_or_default();
+    if let Err(errors) = params::resolve(&schema, provider.spec.credential_fields(), config, secret)
+    {
+        for e in &errors {
+            let flag = match e {
+                params::ParamError::Missing { name } | params::ParamError::Invalid { name, .. } => {
+                    props
+                        .iter()
+                        .find(|p| &p.name == name)
+                        .map(|p| format!("--{}", p.flag))
+                        .unwrap_or_else(|| name.clone())
+                }
+                params::ParamError::Schema(_) => String::new(),
+            };
+            eprintln!("invalid value for {flag:?}: {e}");
+        }
+        bail!("invalid flags");
+    }
+    Ok(())
+}
+
+fn provider_or_err(ctx: &Ctx, name: &str) -> Result<StorageProvider> {
+    ctx.store().provider(name)?.ok_or_else(|| {
+        anyhow!("storage provider {name:?} is not found; see `backuprepo list-storage-provider`")
+    })
+}
+
+pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+    let Some(provider_name) = flag_value(&args, "--provider") else {
+        if wants_help(&args) {
+            println!("Create a backup repository.\n\nThe flags depend on the storage provider: pass --provider to see them, e.g.\n  backuprepo create --provider s3 --help\n\nProviders: see `backuprepo list-storage-provider`.");
+            return Ok(());
+        }
+        bail!("please specify the --provider flag");
+    };
+    let provider = provider_or_err(ctx, &provider_name)?;
+    let props = props(&provider);
+    let m = match create_command(&provider)
+        .try_get_matches_from(std::iter::once("backuprepo create".to_string()).chain(args))
+    {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(anyhow!(e
+                .render()
+                .to_string()
+                .trim_start_matches("error: ")
+                .trim()
+                .to_string()))
+        }
+    };
+    let (config, secret) = collect(&m, &props, false);
+    validate(&provider, &props, &config, &secret)?;
+
+    // Access method, reclaim policy, capacity: kbcli's checks and messages.
+    let supported = provider.spec.access_methods();
+    if supported.is_empty() {
+        bail!(
+            "invalid provider {:?}, it doesn't support any access method",
+            provider.name()
+        );
+    }
+    let method = match m.get_one::<String>("access-method") {
+        Some(v) => {
+            let method = if v == "Mount" {
+                AccessMethod::Mount
+            } else {
+                AccessMethod::Tool
+            };
+            if !supported.contains(&method) {
+                let list: Vec<&str> = supported.iter().map(|m| m.as_str()).collect();
+                bail!(
+                    "provider {:?} doesn't support {:?} access method, supported methods: [{}]",
+                    provider.name(),
+                    v,
+                    list.join(" ")
+                );
+            }
+            method
+        }
+        None if supported.contains(&AccessMethod::Tool) => AccessMethod::Tool,
+        None => supported[0],
+    };
+    let policy = match m.get_one::<String>("pv-reclaim-policy").map(String::as_str) {
+        Some("Retain") | None => PvReclaimPolicy::Retain,
+        Some("Delete") => PvReclaimPolicy::Delete,
+        Some(other) => bail!("invalid --pv-reclaim-policy {other:?}, the value must be one of [\"Retain\" \"Delete\"]"),
+    };
+    let capacity = m
+        .get_one::<String>("volume-capacity")
+        .cloned()
+        .unwrap_or_default();
+    if parse_quantity(&capacity).is_none() {
+        bail!("invalid --volume-capacity {capacity:?}: not a quantity; use a number with an optional unit, e.g. 100Gi");
+    }
+    let make_default = m.get_one::<bool>("default").copied().unwrap_or(false);
+    let mut repo = BackupRepo::new(
+        m.get_one::<String>("name")
+            .map(String::as_str)
+            .unwrap_or("dry-run"),
+        BackupRepoSpec {
+            storage_provider_ref: provider.name().to_string(),
+            access_method: Some(method),
+            volume_capacity: Some(Quantity(capacity)),
+            pv_reclaim_policy: policy,
+            config,
+            credential: None,
+            path_prefix: m
+                .get_one::<String>("path-prefix")
+                .cloned()
+                .filter(|p| !p.is_empty()),
+            allowed_namespaces: None,
+        },
+    );
+    if make_default {
+        repo.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
+    }
+    if let Err(errs) = repo.validate() {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        bail!("invalid backup repository: {}", lines.join("; "));
+    }
+
+    if m.get_flag("dry-run") {
+        let checked = ctx.rt.block_on(ctx.engine.dry_run(repo, Some(secret)))?;
+        super::repos::print_check(&checked);
+        return match checked.phase() {
+            Some(BackupRepoPhase::Ready) => Ok(()),
+            _ => Err(anyhow!(
+                "the storage check did not pass; nothing was stored"
+            )),
+        };
+    }
+
+    // Everything that must not race with another invocation happens under the lock.
+    let name = {
+        let lock = ctx.store().lock()?;
+        let name = match m.get_one::<String>("name") {
+            Some(n) => {
+                if ctx.store().repo(n)?.is_some() {
+                    bail!("BackupRepo {n:?} is already exists");
+                }
+                n.clone()
+            }
+            None => loop {
+                let n = format!("backuprepo-{}", &random_suffix()[..5]);
+                if ctx.store().repo(&n)?.is_none() {
+                    break n;
+                }
+            },
+        };
+        repo.metadata.name = Some(name.clone());
+        if make_default {
+            defaults::check_single_default(&ctx.store().repos()?, &name).map_err(|e| anyhow!(e))?;
+        }
+        let now = now();
+        let mut secret_ref = None;
+        if !secret.is_empty() {
+            let secret_name = format!("kb-backuprepo-{}", &random_suffix()[..5]);
+            let mut s = Secret::default();
+            s.metadata.name = Some(secret_name.clone());
+            s.metadata.namespace = Some(SECRET_NAMESPACE.into());
+            s.type_ = Some("Opaque".into());
+            s.data = Some(
+                secret
+                    .iter()
+                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+                    .collect(),
+            );
+            ctx.store().put_secret(&lock, s, &now)?;
+            secret_ref = Some(SecretReference {
+                name: Some(secret_name),
+                namespace: Some(SECRET_NAMESPACE.into()),
+            });
+        }
+        repo.spec.credential = secret_ref.clone();
+        let stored = match ctx.store().put_repo(&lock, repo, &now) {
+            Ok(r) => r,
+            Err(e) => {
+                // Roll back the secret: nothing is left half-created.
+                if let Some(r) = &secret_ref {
+                    ctx.store()
+                        .delete_secret(
+                            &lock,
+                            SECRET_NAMESPACE,
+                            r.name.as_deref().unwrap_or_default(),
+                        )
+                        .ok();
+                }
+                return Err(e.into());
+            }
+        };
+        // The secret belongs to the repository: deleting the repository deletes it.
+        if let Some(r) = &secret_ref {
+            if let Some(mut s) = ctx
+                .store()
+                .secret(SECRET_NAMESPACE, r.name.as_deref().unwrap_or_default())?
+            {
+                s.metadata.owner_references = Some(vec![OwnerReference {
+                    api_version: backuprepo_api::constants::API_VERSION.into(),
+                    kind: "BackupRepo".into(),
+                    name: name.clone(),
+                    uid: stored.metadata.uid.clone().unwrap_or_default(),
+                    ..Default::default()
+                }]);
+                ctx.store().put_secret(&lock, s, &now)?;
+            }
+        }
+        name
+    };
+    println!("Successfully create backup repo {name:?}.");
+    let checked = ctx.reconcile(&name, false)?;
+    super::repos::report_phase(&checked)
+}
+
+fn update_command(provider: &StorageProvider) -> Command {
+    let schema = provider
+        .spec
+        .open_api_v3_schema()
+        .cloned()
+        .unwrap_or_default();
+    let mut cmd = Command::new("backuprepo update")
+        .about("Update a backup repository's credentials or whether it is the default")
+        .arg(Arg::new("name").value_name("BACKUP_REPO_NAME").required(true))
+        .arg(
+            Arg::new("default")
+                .long("default")
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .value_parser(clap::builder::BoolishValueParser::new())
+                .action(ArgAction::Set)
+                .help("--default makes it the default repository, --default=false removes that; omitted: unchanged"),
+        );
+    for p in props(provider).iter().filter(|p| p.credential) {
+        cmd = cmd.arg(prop_arg(&schema, p, false, false));
+    }
+    cmd
+}
+
+pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+    let Some(name) = args.iter().find(|a| !a.starts_with('-')).cloned() else {
+        if wants_help(&args) {
+            println!("Update a backup repository.\n\nThe credential flags depend on its provider: pass the name to see them, e.g.\n  backuprepo update my-repo --help");
+            return Ok(());
+        }
+        bail!("please specify the name of the backup repository to update");
+    };
+    let repo = ctx
+        .store()
+        .repo(&name)?
+        .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
+    let provider = provider_or_err(ctx, &repo.spec.storage_provider_ref)?;
+    let props = props(&provider);
+    let m = match update_command(&provider)
+        .try_get_matches_from(std::iter::once("backuprepo update".to_string()).chain(args))
+    {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(anyhow!(e
+                .render()
+                .to_string()
+                .trim_start_matches("error: ")
+                .trim()
+                .to_string()))
+        }
+    };
+    let (_, new_secret) = collect(&m, &props, true);
+    let default_flag = m.get_one::<bool>("default").copied();
+    {
+        let lock = ctx.store().lock()?;
+        let mut repo = ctx
+            .store()
+            .repo(&name)?
+            .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
+        if !new_secret.is_empty() {
+            let cred = repo
+                .spec
+                .credential
+                .clone()
+                .filter(|_| repo.uses_credential());
+            let (ns, sname) = match &cred {
+                Some(c) => (
+                    c.namespace.clone().unwrap_or_else(|| "default".into()),
+                    c.name.clone().unwrap_or_default(),
+                ),
+                None => bail!("backup repository {name:?} has no credential secret to update"),
+            };
+            let mut s = ctx.store().secret(&ns, &sname)?.ok_or_else(|| {
+                anyhow!(
+                    "the credential secret {ns}/{sname} of backup repository {name:?} is missing"
+                )
+            })?;
+            let data = s.data.get_or_insert_with(BTreeMap::new);
+            for (k, v) in &new_secret {
+                data.insert(k.clone(), ByteString(v.clone().into_bytes()));
+            }
+            // Check the merged parameters before storing anything.
+            let merged = backuprepo_api::secret_data(&s)?;
+            validate(&provider, &props, &repo.spec.config, &merged)?;
+            ctx.store().put_secret(&lock, s, &now())?;
+        }
+        if let Some(d) = default_flag {
+            if d {
+                defaults::check_single_default(&ctx.store().repos()?, &name)
+                    .map_err(|e| anyhow!(e))?;
+            }
+            let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            if d {
+                ann.insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
+            } else {
+                ann.remove(IS_DEFAULT_REPO_ANNOTATION);
+            }
+            ctx.store().put_repo(&lock, repo, &now())?;
+        }
+    }
+    println!("Updated.");
+    let checked = ctx.reconcile(&name, false)?;
+    super::repos::report_phase(&checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kebab_case_like_kbcli() {
+        for (a, b) in [
+            ("accessKeyId", "access-key-id"),
+            ("geesefsMemoryLimit", "geesefs-memory-limit"),
+            ("nfsSubDir", "nfs-sub-dir"),
+            ("ftpTls", "ftp-tls"),
+            ("path", "path"),
+            ("caCert", "ca-cert"),
+        ] {
+            assert_eq!(kebab(a), b);
+        }
+    }
+
+    #[test]
+    fn every_builtin_builds_a_valid_command() {
+        for p in backuprepo_catalog::builtin::all().unwrap() {
+            create_command(&p).debug_assert();
+            update_command(&p).debug_assert();
+        }
+    }
+}

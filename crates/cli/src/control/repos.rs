@@ -1,0 +1,376 @@
+//! `list`, `describe`, `delete`, `check` and `list-storage-provider`.
+
+use anyhow::{anyhow, bail, Result};
+use backuprepo_api::{BackupRepo, BackupRepoPhase, StorageProvider};
+use backuprepo_core::deletion;
+use backuprepo_local::now;
+use backuprepo_transfer::config::ToolConfig;
+use backuprepo_transfer::Storage;
+
+use super::{confirm_name, phase_str, print_objects, table, Ctx};
+
+/// Data under a Ready repository's path: (files, bytes). `None` when it cannot be read.
+pub fn usage(ctx: &Ctx, repo: &BackupRepo) -> Option<(u64, u64)> {
+    if repo.phase() != Some(BackupRepoPhase::Ready) {
+        return None;
+    }
+    let cfg = ToolConfig::load(&ctx.store().tool_config_path(repo.name()).ok()?).ok()?;
+    let storage = Storage::open(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""), None).ok()?;
+    let stat = ctx.rt.block_on(storage.stat("")).ok()?;
+    Some((stat.files, stat.total_size))
+}
+
+/// Bytes the way kbcli prints them (SI units).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    if n < 10 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < UNITS.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if v < 10.0 && i > 0 {
+        format!("{v:.1} {}", UNITS[i])
+    } else {
+        format!("{:.0} {}", v, UNITS[i])
+    }
+}
+
+pub fn list(ctx: &Ctx, output: &str) -> Result<()> {
+    let mut repos = ctx.repos()?;
+    match output {
+        "json" | "yaml" => return print_objects(&repos, output, false),
+        "table" | "wide" => {}
+        other => bail!("unknown output format {other:?}: use table, wide, json or yaml"),
+    }
+    if repos.is_empty() {
+        println!("No backup repository found");
+        return Ok(());
+    }
+    // Default first, then phase, then name (kbcli's order).
+    repos.sort_by(|a, b| {
+        b.is_default()
+            .cmp(&a.is_default())
+            .then(phase_str(a).cmp(phase_str(b)))
+            .then(a.name().cmp(b.name()))
+    });
+    let wide = output == "wide";
+    let mut header = vec![
+        "NAME",
+        "STATUS",
+        "STORAGE-PROVIDER",
+        "ACCESS-METHOD",
+        "DEFAULT",
+        "BACKUPS",
+        "TOTAL-SIZE",
+    ];
+    if wide {
+        header.extend(["PATH-PREFIX", "LAST-CHECK", "MESSAGE"]);
+    }
+    let rows: Vec<Vec<String>> = repos
+        .iter()
+        .map(|r| {
+            let (files, bytes) = usage(ctx, r)
+                .map(|(f, b)| (f.to_string(), human_bytes(b)))
+                .unwrap_or_else(|| ("-".into(), "-".into()));
+            let mut row = vec![
+                r.name().to_string(),
+                phase_str(r).to_string(),
+                r.spec.storage_provider_ref.clone(),
+                r.access_method().as_str().to_string(),
+                r.is_default().to_string(),
+                files,
+                bytes,
+            ];
+            if wide {
+                let status = r.status.clone().unwrap_or_default();
+                row.push(r.spec.path_prefix.clone().unwrap_or_default());
+                row.push(
+                    status
+                        .last_check_time
+                        .map(|t| t.0.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                );
+                row.push(failure_message(r).lines().next().unwrap_or("").to_string());
+            }
+            row
+        })
+        .collect();
+    print!("{}", table(&header, &rows));
+    Ok(())
+}
+
+/// The message of the first condition that is not True, if any.
+pub fn failure_message(r: &BackupRepo) -> String {
+    r.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.status != "True"))
+        .map(|c| c.message.clone())
+        .unwrap_or_default()
+}
+
+fn pair(out: &mut String, indent: usize, name: &str, value: &str) {
+    out.push_str(&format!("{}{:<20}{}\n", " ".repeat(indent), name, value));
+}
+
+pub fn describe(ctx: &Ctx, names: &[String]) -> Result<()> {
+    if names.is_empty() {
+        bail!("must specify a backuprepo name");
+    }
+    for name in names {
+        if ctx.store().repo(name)?.is_none() {
+            bail!("backup repository {name:?} is not found");
+        }
+        let r = ctx.reconcile(name, false)?;
+        let mut out = String::new();
+        let (files, bytes) = usage(ctx, &r)
+            .map(|(f, b)| (f.to_string(), human_bytes(b)))
+            .unwrap_or_else(|| ("-".into(), "-".into()));
+        out.push_str("Summary:\n");
+        pair(&mut out, 2, "Name:", r.name());
+        pair(&mut out, 2, "Provider:", &r.spec.storage_provider_ref);
+        pair(&mut out, 2, "Backups:", &files);
+        pair(&mut out, 2, "Total Data Size:", &bytes);
+        out.push_str("\nSpec:\n");
+        pair(&mut out, 2, "AccessMethod:", r.access_method().as_str());
+        pair(
+            &mut out,
+            2,
+            "PvReclaimPolicy:",
+            r.spec.pv_reclaim_policy.as_str(),
+        );
+        pair(
+            &mut out,
+            2,
+            "StorageProviderRef:",
+            &r.spec.storage_provider_ref,
+        );
+        pair(
+            &mut out,
+            2,
+            "VolumeCapacity:",
+            &r.spec
+                .volume_capacity
+                .as_ref()
+                .map(|q| q.0.clone())
+                .unwrap_or_default(),
+        );
+        if let Some(p) = &r.spec.path_prefix {
+            pair(&mut out, 2, "PathPrefix:", p);
+        }
+        out.push_str("  Config:\n");
+        for (k, v) in &r.spec.config {
+            pair(&mut out, 4, &format!("{k}:"), v);
+        }
+        let status = r.status.clone().unwrap_or_default();
+        out.push_str("\nStatus:\n");
+        pair(&mut out, 2, "Phase:", phase_str(&r));
+        pair(&mut out, 2, "Default:", &r.is_default().to_string());
+        pair(
+            &mut out,
+            2,
+            "BackupPVCName:",
+            status.backup_pvc_name.as_deref().unwrap_or_default(),
+        );
+        pair(
+            &mut out,
+            2,
+            "ObservedGeneration:",
+            &status.observed_generation.unwrap_or_default().to_string(),
+        );
+        if let Some(t) = &status.last_check_time {
+            pair(&mut out, 2, "LastCheckTime:", &t.0.to_string());
+        }
+        out.push_str("  Conditions:\n");
+        for c in &status.conditions {
+            out.push_str(&format!("    {}:\n", c.type_));
+            pair(&mut out, 6, "Status:", &c.status);
+            pair(&mut out, 6, "Reason:", &c.reason);
+            if c.message.contains('\n') {
+                out.push_str("      Message:\n");
+                for l in c.message.lines() {
+                    out.push_str(&format!("        {l}\n"));
+                }
+            } else {
+                pair(&mut out, 6, "Message:", &c.message);
+            }
+        }
+        if !status.checks.is_empty() {
+            out.push_str("  Checks:\n");
+            out.push_str(&indent(&checks_table(&r), 4));
+        }
+        print!("{out}");
+        if names.len() > 1 {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+fn indent(s: &str, n: usize) -> String {
+    s.lines()
+        .map(|l| format!("{}{l}\n", " ".repeat(n)))
+        .collect()
+}
+
+fn checks_table(r: &BackupRepo) -> String {
+    let rows: Vec<Vec<String>> = r
+        .status
+        .as_ref()
+        .map(|s| {
+            s.checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.operation.clone(),
+                        c.result.clone(),
+                        c.duration_ms.map(|d| format!("{d}ms")).unwrap_or_default(),
+                        c.message.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    table(&["OPERATION", "RESULT", "TIME", "MESSAGE"], &rows)
+}
+
+/// The diagnosis of `create --dry-run` and `check`.
+pub fn print_check(r: &BackupRepo) {
+    println!(
+        "Backup repository {:?} (provider {}): {}",
+        r.name(),
+        r.spec.storage_provider_ref,
+        phase_str(r)
+    );
+    if r.status.as_ref().is_some_and(|s| !s.checks.is_empty()) {
+        print!("{}", checks_table(r));
+    }
+    let msg = failure_message(r);
+    if !msg.is_empty() {
+        println!("{msg}");
+    }
+}
+
+/// One line on the repository's state; an error (non-zero exit) unless it is Ready.
+pub fn report_phase(r: &BackupRepo) -> Result<()> {
+    match r.phase() {
+        Some(BackupRepoPhase::Ready) => {
+            println!("Backup repository {:?} is Ready.", r.name());
+            Ok(())
+        }
+        _ => Err(anyhow!(
+            "backup repository {:?} is {}: {}\nFix the parameters with `backuprepo update` (credentials), re-apply it, or delete it; `backuprepo describe {}` shows every check",
+            r.name(),
+            phase_str(r),
+            failure_message(r),
+            r.name()
+        )),
+    }
+}
+
+pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
+    if ctx.store().repo(name)?.is_none() {
+        bail!("backup repository {name:?} is not found");
+    }
+    let r = ctx.reconcile(name, true)?;
+    print_check(&r);
+    match r.phase() {
+        Some(BackupRepoPhase::Ready) => Ok(()),
+        _ => Err(anyhow!("backup repository {name:?} did not pass its check")),
+    }
+}
+
+pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()> {
+    let name = match names {
+        [] => bail!("missing backup repository name"),
+        [one] => one,
+        _ => bail!("can't delete multiple backup repositories at once"),
+    };
+    let repo = ctx
+        .store()
+        .repo(name)?
+        .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
+    let files = usage(ctx, &repo).map(|(f, _)| f).unwrap_or(0);
+    let decision = deletion::decide(
+        &repo,
+        deletion::Observed {
+            backups: files as usize,
+            residual_pvcs: 0,
+        },
+        &now(),
+    );
+    if !decision.proceed && !force {
+        bail!(
+            "this backup repository cannot be deleted because it is still containing {files} backup file(s); remove them first, or pass --force to delete the repository and keep the data in the storage"
+        );
+    }
+    confirm_name(name, yes)?;
+    let lock = ctx.store().lock()?;
+    // Owned secrets (created by `create`) go with it.
+    let uid = repo.metadata.uid.clone().unwrap_or_default();
+    if let Some(cred) = repo.spec.credential.as_ref() {
+        let ns = cred.namespace.clone().unwrap_or_else(|| "default".into());
+        if let Some(sname) = cred.name.as_deref() {
+            if let Some(s) = ctx.store().secret(&ns, sname)? {
+                let owned = s
+                    .metadata
+                    .owner_references
+                    .as_ref()
+                    .is_some_and(|o| o.iter().any(|o| o.uid == uid && !uid.is_empty()));
+                if owned {
+                    ctx.store().delete_secret(&lock, &ns, sname)?;
+                }
+            }
+        }
+    }
+    ctx.store().delete_repo(&lock, name)?;
+    println!("BackupRepo {name} deleted");
+    Ok(())
+}
+
+pub fn list_providers(ctx: &Ctx, output: &str) -> Result<()> {
+    let providers: Vec<StorageProvider> = ctx.store().providers()?;
+    match output {
+        "json" | "yaml" => return print_objects(&providers, output, false),
+        "table" | "wide" => {}
+        other => bail!("unknown output format {other:?}: use table, wide, json or yaml"),
+    }
+    let rows: Vec<Vec<String>> = providers
+        .iter()
+        .map(|p| {
+            let methods: Vec<&str> = p.spec.access_methods().iter().map(|m| m.as_str()).collect();
+            vec![
+                p.name().to_string(),
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.phase)
+                    .map(|ph| ph.as_str().to_string())
+                    .unwrap_or_default(),
+                p.spec.csi_driver_name.clone().unwrap_or_default(),
+                methods.join(","),
+                p.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.strftime("%b %d,%Y %H:%M UTC%z").to_string())
+                    .unwrap_or_else(|| "built-in".into()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "NAME",
+                "STATUS",
+                "CSI-DRIVER",
+                "ACCESS-METHODS",
+                "CREATED-TIME"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
