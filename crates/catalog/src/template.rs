@@ -382,6 +382,29 @@ fn lex(body: &str, line: usize) -> Result<Vec<Tok>> {
 /// Deeper nesting (parentheses, `if` blocks) is refused rather than risking the stack.
 const MAX_DEPTH: usize = 64;
 
+/// Largest value one function may produce, and largest rendered text. Provider templates
+/// render configs of a few hundred bytes; the caps stop pipelines such as
+/// `x | quote | quote | ...` (each doubling the size) from exhausting memory.
+const MAX_VALUE: usize = 1 << 20;
+const MAX_OUTPUT: usize = 4 << 20;
+
+fn too_large() -> Error {
+    Error::Exec(format!(
+        "a value grew beyond {} KiB; templates must render small configs",
+        MAX_VALUE >> 10
+    ))
+}
+
+/// Approximate size of a value in bytes.
+fn size(v: &Value) -> usize {
+    match v {
+        Value::Str(s) => s.len(),
+        Value::List(l) => l.iter().map(size).sum::<usize>() + l.len(),
+        Value::Map(m) => m.iter().map(|(k, v)| k.len() + size(v)).sum(),
+        _ => 8,
+    }
+}
+
 struct PipeParser<'a> {
     toks: &'a [Tok],
     pos: usize,
@@ -755,6 +778,9 @@ fn type_name(v: &Value) -> &'static str {
 impl Exec<'_> {
     fn nodes(&mut self, nodes: &[Node]) -> Result<()> {
         for n in nodes {
+            if self.out.len() > MAX_OUTPUT {
+                return Err(too_large());
+            }
             match n {
                 Node::Text(t) => self.out.push_str(t),
                 Node::Action(p) => {
@@ -834,7 +860,14 @@ impl Exec<'_> {
                 args.push(self.operand(op)?);
             }
             args.extend(piped);
-            return call(f, args);
+            if args.iter().map(size).sum::<usize>() > 4 * MAX_VALUE {
+                return Err(too_large());
+            }
+            let v = call(f, args)?;
+            if size(&v) > MAX_VALUE {
+                return Err(too_large());
+            }
+            return Ok(v);
         }
         if cmd.len() > 1 || piped.is_some() {
             return Err(Error::Exec("can't give argument to non-function".into()));
@@ -1011,11 +1044,26 @@ fn call(f: &str, mut args: Vec<Value>) -> Result<Value> {
                 Value::List(l) => l.iter().map(Value::as_string).collect::<Vec<_>>(),
                 other => vec![other.as_string()],
             };
-            Value::Str(items.join(&s(&args[0])))
+            let sep = s(&args[0]);
+            let total = items.iter().map(String::len).sum::<usize>()
+                + items.len().saturating_mul(sep.len());
+            if total > MAX_VALUE {
+                return Err(too_large());
+            }
+            Value::Str(items.join(&sep))
         }
         "replace" => {
             want(f, &args, 3)?;
-            Value::Str(s(&args[2]).replace(&s(&args[0]), &s(&args[1])))
+            let (old, new, text) = (s(&args[0]), s(&args[1]), s(&args[2]));
+            let hits = if old.is_empty() {
+                text.chars().count() + 1
+            } else {
+                text.matches(old.as_str()).count()
+            };
+            if text.len() + hits.saturating_mul(new.len()) > MAX_VALUE {
+                return Err(too_large());
+            }
+            Value::Str(text.replace(&old, &new))
         }
         "trim" => {
             want(f, &args, 1)?;
@@ -1280,6 +1328,35 @@ endpoint: {{ $endpoint }}"#;
             render("{{ printf \"%s\" \"a\" \"b\" }}", &[]),
             "a%!(EXTRA string=b)"
         );
+    }
+
+    /// Found by cargo-fuzz: each `quote` doubles the backslashes, so 60 of them would need
+    /// 2^60 bytes. Growth is capped and reported instead.
+    #[test]
+    fn runaway_growth_is_refused() {
+        let data = Value::Map(BTreeMap::new());
+        let chain = format!("{{{{ \"\\\"\" {} }}}}", "| quote ".repeat(60));
+        let started = std::time::Instant::now();
+        let e = Template::parse(&chain).unwrap().render(&data).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("templates must render small configs"),
+            "{e}"
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        // $a: 10^6 bytes, just under the cap; each line below would multiply it.
+        let big = r#"{{ $a := "0000000000" }}{{ $a = replace "0" "0000000000" $a }}{{ $a = replace "0" "0000000000" $a }}{{ $a = replace "0" "0000000000" $a }}{{ $a = replace "0" "0000000000" $a }}{{ $a = replace "0" "0000000000" $a }}"#;
+        for tail in [
+            r#"{{ replace "" $a $a }}"#,
+            r#"{{ join $a (splitList "0" $a) }}"#,
+            r#"{{ printf "%s%s%s%s%s" $a $a $a $a $a }}"#,
+            r#"{{ $a }}{{ $a }}{{ $a }}{{ $a }}{{ $a }}"#,
+        ] {
+            let src = format!("{big}{tail}");
+            let t = Template::parse(&src).unwrap();
+            let e = t.render(&data).unwrap_err();
+            assert!(e.to_string().contains("small configs"), "{tail}: {e}");
+        }
     }
 
     #[test]

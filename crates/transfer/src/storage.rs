@@ -617,7 +617,9 @@ fn mtime_of(m: &opendal::Metadata) -> i64 {
 /// temporary names (`<name>.<8 random alphanumerics>`) left by a killed upload.
 fn is_temporary(backend: &Backend, path: &str) -> bool {
     let p = path.trim_end_matches('/');
-    if p.split('/').any(|c| c == LOCAL_TMP_DIR || c == crate::probe::PROBE_DIR) {
+    if p.split('/')
+        .any(|c| c == LOCAL_TMP_DIR || c == crate::probe::PROBE_DIR)
+    {
         return true;
     }
     if let Backend::Ftp(_) = backend {

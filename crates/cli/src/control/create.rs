@@ -214,6 +214,8 @@ fn create_command(provider: &StorageProvider) -> Command {
         .map(|m| m.as_str())
         .collect();
     let mut cmd = Command::new("backuprepo create")
+        // A repeated flag overrides the earlier one, as with kbcli (pflag).
+        .args_override_self(true)
         .about(format!(
             "Create a backup repository on the {:?} storage provider (access methods: {})",
             provider.name(),
@@ -533,6 +535,7 @@ fn update_command(provider: &StorageProvider) -> Command {
         .cloned()
         .unwrap_or_default();
     let mut cmd = Command::new("backuprepo update")
+        .args_override_self(true)
         .about("Update a backup repository's credentials or whether it is the default")
         .arg(Arg::new("name").value_name("BACKUP_REPO_NAME").required(true))
         .arg(
@@ -582,7 +585,9 @@ pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
                 .to_string()))
         }
     };
-    let (_, new_secret) = collect(&m, &props, true);
+    let cred_props: Vec<Prop> = props.into_iter().filter(|p| p.credential).collect();
+    let (_, new_secret) = collect(&m, &cred_props, true);
+    let props = cred_props;
     let default_flag = m.get_one::<bool>("default").copied();
     {
         let lock = ctx.store().lock()?;

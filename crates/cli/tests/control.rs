@@ -1,0 +1,922 @@
+//! The control plane end to end, through the real binary and the local store: every kubectl and
+//! kbcli tab of the seed document (read at run time from ../shared/seed, with the endpoint
+//! pointed at the SeaweedFS test server), the "Automatic BackupRepo configuration" values file,
+//! FTP, Azure Blob and local repositories, the default-repository rules, and a table of bad
+//! inputs — each a clear error or condition, nothing stored half-way, no secret printed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+const SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/seed/configure-backuprepo.md"
+);
+const SECRET: &str = "Sup3r-Secret-Value-9f8e";
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The S3 test server, or `None` (skip) unless BR_REQUIRE_SERVERS demands it.
+fn s3() -> Option<(String, String, String, String)> {
+    match (
+        var("BR_S3_ENDPOINT"),
+        var("BR_S3_BUCKET"),
+        var("BR_S3_ACCESS_KEY"),
+        var("BR_S3_SECRET_KEY"),
+    ) {
+        (Some(e), Some(b), Some(k), Some(s)) => Some((e, b, k, s)),
+        _ if var("BR_REQUIRE_SERVERS").is_some() => {
+            panic!("BR_REQUIRE_SERVERS is set but the S3 server variables are missing")
+        }
+        _ => None,
+    }
+}
+
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_backuprepo"));
+        c.args(args)
+            .env("BACKUPREPO_HOME", self.path())
+            .env("BACKUPREPO_PROBE_TIMEOUT", "20")
+            .env_remove("DATASAFED_ENCRYPTION_ALGORITHM")
+            .env_remove("DATASAFED_ENCRYPTION_PASS_PHRASE")
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !String::from_utf8_lossy(stream).contains(SECRET),
+                "a secret was printed by {args:?}"
+            );
+        }
+        out
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn fails(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.run(args, stdin);
+        assert!(
+            !out.status.success(),
+            "{args:?} should fail:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn repo(&self, name: &str) -> Json {
+        serde_json::from_str(&self.ok(&["get", "backuprepo", name, "-o", "json"], None)).unwrap()
+    }
+
+    fn phase(&self, name: &str) -> String {
+        self.repo(name)["status"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn condition(&self, name: &str, type_: &str) -> (String, String, String) {
+        let r = self.repo(name);
+        let c = r["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"))
+            .clone();
+        (
+            c["status"].as_str().unwrap().into(),
+            c["reason"].as_str().unwrap().into(),
+            c["message"].as_str().unwrap_or_default().into(),
+        )
+    }
+
+    fn repo_names(&self) -> Vec<String> {
+        let v: Json = serde_json::from_str(&self.ok(&["list", "-o", "json"], None)).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// No file anywhere in the store contains the secret except the 0600 secret files and
+    /// tool configs.
+    fn secret_only_in_private_files(&self) {
+        for entry in walk(&self.path()) {
+            let text = std::fs::read(&entry).unwrap_or_default();
+            let b64 = base64_of(SECRET);
+            let has = String::from_utf8_lossy(&text).contains(SECRET)
+                || String::from_utf8_lossy(&text).contains(&b64);
+            if has {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+                assert_eq!(
+                    mode,
+                    0o600,
+                    "{} holds a secret with mode {mode:o}",
+                    entry.display()
+                );
+                let p = entry.display().to_string();
+                assert!(
+                    p.contains("/secrets/") || p.contains("/toolconfigs/"),
+                    "secret in {p}"
+                );
+            }
+        }
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn base64_of(s: &str) -> String {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &x)| acc | (x as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The seed's tabs: (label, text of the fenced bash block).
+fn seed_blocks() -> Vec<String> {
+    let text = std::fs::read_to_string(SEED).expect("the seed document must be present");
+    let mut blocks = Vec::new();
+    let mut cur: Option<Vec<String>> = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("```") {
+            match cur.take() {
+                Some(b) => blocks.push(b.join("\n")),
+                None => cur = Some(Vec::new()),
+            }
+            continue;
+        }
+        if let Some(b) = cur.as_mut() {
+            b.push(line.to_string());
+        }
+    }
+    blocks
+}
+
+/// The BackupRepo manifests of the seed's kubectl tabs.
+fn seed_manifests() -> Vec<String> {
+    let mut out = Vec::new();
+    for b in seed_blocks() {
+        if let Some(start) = b.find("<<-'EOF'") {
+            let rest = &b[start + 8..];
+            let end = rest.find("\n   EOF").or_else(|| rest.find("EOF")).unwrap();
+            let yaml: String = rest[..end]
+                .lines()
+                .map(|l| l.strip_prefix("   ").unwrap_or(l))
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.push(yaml);
+        }
+    }
+    out
+}
+
+/// The seed's `kbcli backuprepo create` commands as argument lists.
+fn seed_kbcli_creates() -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for b in seed_blocks() {
+        let joined = b
+            .lines()
+            .map(|l| l.trim_end())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("\\\n", " ");
+        for line in joined.lines() {
+            let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+            if words.len() > 3
+                && words[0] == "kbcli"
+                && words[1] == "backuprepo"
+                && words[2] == "create"
+            {
+                out.push(words[3..].to_vec());
+            }
+        }
+    }
+    out
+}
+
+/// Replace (or add) `--flag value` in an argument list.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    if let Some(i) = args.iter().position(|a| a == flag) {
+        args[i + 1] = value.to_string();
+    } else {
+        args.push(flag.to_string());
+        args.push(value.to_string());
+    }
+}
+
+fn point_at_s3(
+    yaml: &str,
+    endpoint: &str,
+    bucket: &str,
+    secret_ns: &str,
+) -> (String, String, String) {
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+    let name = doc["metadata"]["name"].as_str().unwrap().to_string();
+    let provider = doc["spec"]["storageProviderRef"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cfg = doc["spec"]["config"].as_mapping_mut().unwrap();
+    cfg.insert("endpoint".into(), endpoint.into());
+    cfg.insert("bucket".into(), bucket.into());
+    // No wildcard DNS for <bucket>.127.0.0.1: path style (our addition on every S3 provider).
+    cfg.insert("forcePathStyle".into(), "true".into());
+    // Tests share the bucket: keep this one's data apart.
+    doc["spec"]["pathPrefix"] = "seed-kubectl".into();
+    assert_eq!(
+        doc["spec"]["credential"]["namespace"].as_str(),
+        Some(secret_ns)
+    );
+    (serde_yaml_ng::to_string(&doc).unwrap(), name, provider)
+}
+
+#[test]
+fn seed_kubectl_tabs_on_seaweedfs() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let manifests = seed_manifests();
+    assert_eq!(
+        manifests.len(),
+        7,
+        "S3, OSS, OBS, COS, GCS, MinIO, S3-compatible"
+    );
+    let h = Home::new();
+    let mut providers = Vec::new();
+    for yaml in manifests {
+        let (yaml, name, provider) = point_at_s3(&yaml, &endpoint, &bucket, "kb-system");
+        providers.push(provider.clone());
+        let secret_name = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&yaml).unwrap()["spec"]
+            ["credential"]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        // kubectl create secret generic ... -n kb-system --from-literal=...
+        h.ok(
+            &[
+                "secret",
+                "create",
+                &secret_name,
+                "-n",
+                "kb-system",
+                &format!("--from-literal=accessKeyId={key}"),
+                &format!("--from-literal=secretAccessKey={secret}"),
+            ],
+            None,
+        );
+        let out = h.ok(&["apply", "-f", "-"], Some(&yaml));
+        assert!(
+            out.contains(&format!(
+                "backuprepo.dataprotection.kubeblocks.io/{name} created"
+            )),
+            "{out}"
+        );
+        assert_eq!(
+            h.phase(&name),
+            "Ready",
+            "{provider}: {:?}",
+            h.condition(&name, "PreCheckPassed")
+        );
+        let table = h.ok(&["get", "backuprepo"], None);
+        assert!(
+            table.contains("Ready") && table.contains(&provider),
+            "{table}"
+        );
+        // Back up into it by name and read it back.
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("dump");
+        std::fs::write(&src, provider.repeat(1000)).unwrap();
+        h.ok(
+            &["push", "--repo", &name, src.to_str().unwrap(), "seed/dump"],
+            None,
+        );
+        let dst = dir.path().join("back");
+        h.ok(
+            &["pull", "--repo", &name, "seed/dump", dst.to_str().unwrap()],
+            None,
+        );
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dst).unwrap());
+        // Deleting is refused while the data is there, then allowed.
+        let e = h.fails(&["delete", "backuprepo", &name, "--yes"], None);
+        assert!(e.contains("still containing 1 backup"), "{e}");
+        h.ok(&["rm", "--repo", &name, "-r", "seed"], None);
+        h.ok(&["delete", "backuprepo", &name, "--yes"], None);
+        assert!(h.repo_names().is_empty());
+    }
+    assert_eq!(
+        providers,
+        [
+            "s3",
+            "oss",
+            "obs",
+            "cos",
+            "gcs-s3comp",
+            "minio",
+            "s3-compatible"
+        ]
+    );
+    h.secret_only_in_private_files();
+}
+
+#[test]
+fn seed_kbcli_tabs_on_seaweedfs() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let creates = seed_kbcli_creates();
+    assert!(creates.len() >= 7, "{creates:?}");
+    let h = Home::new();
+    let mut seen = Vec::new();
+    for mut args in creates {
+        let provider = args[args.iter().position(|a| a == "--provider").unwrap() + 1].clone();
+        if seen.contains(&provider) {
+            continue; // the seed shows a second form for some providers
+        }
+        seen.push(provider.clone());
+        for a in args.iter_mut() {
+            if a == "<ACCESS" || a == "<SECRET" {
+                *a = String::new();
+            }
+        }
+        // `<ACCESS KEY>` is two words in the seed: rebuild the list without them.
+        let mut clean: Vec<String> = Vec::new();
+        let mut skip = false;
+        for a in args {
+            if skip {
+                skip = false;
+                continue;
+            }
+            if a.is_empty() {
+                skip = true; // "KEY>"
+                clean.push("PLACEHOLDER".into());
+                continue;
+            }
+            clean.push(a);
+        }
+        set_flag(&mut clean, "--access-key-id", &key);
+        set_flag(&mut clean, "--secret-access-key", &secret);
+        set_flag(&mut clean, "--endpoint", &endpoint);
+        set_flag(&mut clean, "--bucket", &bucket);
+        clean.push("--force-path-style".into());
+        set_flag(&mut clean, "--path-prefix", "seed-kbcli");
+        let mut argv = vec!["create".to_string()];
+        argv.extend(clean);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = h.ok(&argv, None);
+        assert!(
+            out.contains("Successfully create backup repo \"my-repo\"."),
+            "{out}"
+        );
+        assert!(out.contains("is Ready"), "{provider}: {out}");
+        let list = h.ok(&["list"], None);
+        assert!(list.contains("my-repo") && list.contains("true"), "{list}");
+        let described = h.ok(&["describe", "my-repo"], None);
+        assert!(
+            described.contains("multipart upload") && described.contains("Passed"),
+            "{described}"
+        );
+        h.ok(&["delete", "my-repo", "--yes"], None);
+    }
+    assert!(seen.len() >= 7, "{seen:?}");
+    h.secret_only_in_private_files();
+}
+
+#[test]
+fn automatic_configuration_from_values_file() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let values = seed_blocks()
+        .into_iter()
+        .find(|b| b.contains("backupRepo:"))
+        .expect("the seed's values file");
+    let values: String = values
+        .lines()
+        .map(|l| l.strip_prefix("    ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&values).unwrap();
+    let b = &mut doc["backupRepo"];
+    b["config"]["endpoint"] = endpoint.into();
+    b["config"]["bucket"] = bucket.into();
+    b["config"]["forcePathStyle"] = "true".into();
+    b["secrets"]["accessKeyId"] = key.into();
+    b["secrets"]["secretAccessKey"] = secret.into();
+    let h = Home::new();
+    let file = h.dir.path().join("backuprepo.yaml");
+    std::fs::write(&file, serde_yaml_ng::to_string(&doc).unwrap()).unwrap();
+    h.ok(&["install", "-f", file.to_str().unwrap()], None);
+    let r = h.repo("kubeblocks-backuprepo");
+    assert_eq!(r["status"]["phase"], "Ready");
+    assert_eq!(r["status"]["isDefault"], true);
+    assert_eq!(r["spec"]["accessMethod"], "Tool");
+    assert_eq!(
+        r["spec"]["credential"]["name"],
+        "kubeblocks-backuprepo-secret"
+    );
+    // The default repository is used when --repo is omitted.
+    let src = h.dir.path().join("x");
+    std::fs::write(&src, b"hello").unwrap();
+    h.ok(&["push", src.to_str().unwrap(), "auto/x"], None);
+    assert!(h
+        .ok(
+            &["list", "--repo", "kubeblocks-backuprepo", "-r", "auto/"],
+            None
+        )
+        .contains("auto/x"));
+    h.ok(&["rm", "-r", "auto"], None);
+    h.secret_only_in_private_files();
+}
+
+#[test]
+fn ftp_azure_and_local_repositories() {
+    let h = Home::new();
+    let dir = h.dir.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    h.ok(
+        &[
+            "create",
+            "local-repo",
+            "--provider",
+            "local",
+            "--path",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(h.phase("local-repo"), "Ready");
+    if let (Some(host), Some(port), Some(user), Some(pass)) = (
+        var("BR_FTP_HOST"),
+        var("BR_FTP_PORT"),
+        var("BR_FTP_USER"),
+        var("BR_FTP_PASS"),
+    ) {
+        h.ok(
+            &[
+                "create",
+                "ftp-repo",
+                "--provider",
+                "ftp",
+                "--ftp-host",
+                &host,
+                "--ftp-port",
+                &port,
+                "--ftp-user",
+                &user,
+                "--ftp-password",
+                &pass,
+            ],
+            None,
+        );
+        assert_eq!(h.phase("ftp-repo"), "Ready");
+    } else {
+        assert!(
+            var("BR_REQUIRE_SERVERS").is_none(),
+            "FTP server variables missing"
+        );
+    }
+    if let (Some(ep), Some(acct), Some(k), Some(c)) = (
+        var("BR_AZ_ENDPOINT"),
+        var("BR_AZ_ACCOUNT"),
+        var("BR_AZ_KEY"),
+        var("BR_AZ_CONTAINER"),
+    ) {
+        h.ok(
+            &[
+                "create",
+                "az-repo",
+                "--provider",
+                "azureblob",
+                "--container",
+                &c,
+                "--account-name",
+                &acct,
+                "--account-key",
+                &k,
+                "--endpoint",
+                &ep,
+            ],
+            None,
+        );
+        assert_eq!(h.phase("az-repo"), "Ready");
+        let d = h.ok(&["describe", "az-repo"], None);
+        assert!(
+            d.contains("multipart upload") && d.contains("Passed"),
+            "{d}"
+        );
+    } else {
+        assert!(
+            var("BR_REQUIRE_SERVERS").is_none(),
+            "Azurite variables missing"
+        );
+    }
+}
+
+#[test]
+fn one_default_repository() {
+    let h = Home::new();
+    let dir = h.dir.path();
+    for name in ["a", "b"] {
+        std::fs::create_dir(dir.join(name)).unwrap();
+    }
+    let path = |n: &str| dir.join(n).display().to_string();
+    h.ok(
+        &[
+            "create",
+            "a",
+            "--provider",
+            "local",
+            "--path",
+            &path("a"),
+            "--default",
+        ],
+        None,
+    );
+    let e = h.fails(
+        &[
+            "create",
+            "b",
+            "--provider",
+            "local",
+            "--path",
+            &path("b"),
+            "--default",
+        ],
+        None,
+    );
+    assert!(
+        e.contains("already a default backup repository \"a\""),
+        "{e}"
+    );
+    assert_eq!(h.repo_names(), ["a"], "nothing stored");
+    h.ok(
+        &["create", "b", "--provider", "local", "--path", &path("b")],
+        None,
+    );
+    let e = h.fails(
+        &[
+            "annotate",
+            "backuprepo",
+            "b",
+            "dataprotection.kubeblocks.io/is-default-repo=true",
+        ],
+        None,
+    );
+    assert!(e.contains("already a default"), "{e}");
+    // `update` without --default keeps the default (KubeBlocks' kbcli silently removed it).
+    h.ok(&["update", "a"], None);
+    assert_eq!(h.repo("a")["status"]["isDefault"], true);
+    h.ok(&["update", "a", "--default=false"], None);
+    h.ok(&["update", "b", "--default"], None);
+    assert_eq!(h.repo("b")["status"]["isDefault"], true);
+    assert_eq!(h.repo("a")["status"]["isDefault"], false);
+    // The seed's annotate flow.
+    h.ok(
+        &[
+            "annotate",
+            "backuprepo",
+            "b",
+            "--overwrite=true",
+            "dataprotection.kubeblocks.io/is-default-repo=false",
+        ],
+        None,
+    );
+    h.ok(
+        &[
+            "annotate",
+            "backuprepo",
+            "a",
+            "--overwrite=true",
+            "dataprotection.kubeblocks.io/is-default-repo=true",
+        ],
+        None,
+    );
+    assert_eq!(h.repo("a")["status"]["isDefault"], true);
+    // Two defaults in one manifest are refused as a whole.
+    let two = format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: c\n  annotations:\n    dataprotection.kubeblocks.io/is-default-repo: \"true\"\nspec:\n  storageProviderRef: local\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  config:\n    path: {}\n",
+        path("a")
+    );
+    let e = h.fails(&["apply", "-f", "-"], Some(&two));
+    assert!(
+        e.contains("only one backup repository can be the default"),
+        "{e}"
+    );
+    assert_eq!(h.repo_names(), ["a", "b"]);
+}
+
+#[test]
+fn bad_inputs_are_clear_and_store_nothing() {
+    let h = Home::new();
+    let data = h.dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let data = data.display().to_string();
+
+    // Malformed YAML: the location, nothing stored.
+    let e = h.fails(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Secret\nmetadata: [oops\n"),
+    );
+    assert!(e.contains("line"), "{e}");
+    // Unknown kind.
+    let e = h.fails(
+        &["apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n"),
+    );
+    assert!(e.contains("ConfigMap"), "{e}");
+    // A bad document among good ones: nothing of the manifest is stored.
+    let mixed = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: kb-system\nstringData:\n  accessKeyId: AKIA\n---\napiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: good\nspec:\n  storageProviderRef: local\n  pvReclaimPolicy: Retain\n  config:\n    path: {data}\n---\napiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: bad\nspec:\n  storageProviderRef: local\n  pvReclaimPolicy: Sometimes\n"
+    );
+    let e = h.fails(&["apply", "-f", "-"], Some(&mixed));
+    assert!(
+        e.contains("Sometimes") || e.contains("pvReclaimPolicy"),
+        "{e}"
+    );
+    assert!(h.repo_names().is_empty());
+    // Unknown fields are reported, not silently dropped.
+    let typo = format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: typo\nspec:\n  storageProviderRef: local\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  pathPrefx: x\n  config:\n    path: {data}\n"
+    );
+    let out = h.run(&["apply", "-f", "-"], Some(&typo));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pathPrefx"));
+    h.ok(&["delete", "typo", "--yes"], None);
+
+    // Unknown provider, missing and mistyped flags, unsupported access method.
+    let e = h.fails(&["create", "x", "--provider", "nope"], None);
+    assert!(e.contains("storage provider \"nope\" is not found"), "{e}");
+    let e = h.fails(&["create", "x"], None);
+    assert!(e.contains("please specify the --provider flag"), "{e}");
+    let e = h.fails(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "s3",
+            "--region",
+            "r",
+            "--access-key-id",
+            "k",
+            "--secret-access-key",
+            SECRET,
+        ],
+        None,
+    );
+    assert!(e.contains("--bucket"), "{e}");
+    let e = h.fails(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "s3",
+            "--region",
+            "r",
+            "--bucket",
+            "b",
+            "--access-key-id",
+            "k",
+            "--secret-access-key",
+            SECRET,
+            "--geesefs-memory-limit",
+            "lots",
+        ],
+        None,
+    );
+    assert!(e.contains("geesefs-memory-limit"), "{e}");
+    let e = h.fails(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "ftp",
+            "--access-method",
+            "Mount",
+            "--ftp-host",
+            "h",
+            "--ftp-user",
+            "u",
+            "--ftp-password",
+            SECRET,
+        ],
+        None,
+    );
+    assert!(e.contains("doesn't support \"Mount\" access method"), "{e}");
+    let e = h.fails(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "local",
+            "--path",
+            "relative/dir",
+        ],
+        None,
+    );
+    assert!(e.contains("path"), "{e}");
+    assert!(
+        h.repo_names().is_empty(),
+        "nothing stored by failed creates"
+    );
+
+    // Missing Secret: a condition that names it.
+    let missing = "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: nosecret\nspec:\n  storageProviderRef: s3-compatible\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  config:\n    bucket: b\n    endpoint: http://127.0.0.1:9\n  credential:\n    name: absent\n    namespace: kb-system\n".to_string();
+    h.ok(&["apply", "-f", "-"], Some(&missing));
+    let (st, reason, msg) = h.condition("nosecret", "ParametersChecked");
+    assert_eq!(
+        (st.as_str(), reason.as_str()),
+        ("False", "CredentialSecretNotFound")
+    );
+    assert!(msg.contains("kb-system/absent"), "{msg}");
+    assert_eq!(h.phase("nosecret"), "Failed");
+    // Using a repository that is not Ready is refused.
+    let e = h.fails(&["push", "--repo", "nosecret", "/etc/hostname", "x"], None);
+    assert!(e.contains("is not ready"), "{e}");
+    // Its provider cannot be changed.
+    let e = h.fails(
+        &["apply", "-f", "-"],
+        Some(&missing.replace("s3-compatible", "minio")),
+    );
+    assert!(e.contains("StorageProviderRef is immutable"), "{e}");
+    h.ok(&["delete", "nosecret", "--yes"], None);
+
+    // Unreachable endpoint: Failed, with the endpoint in the message; dry run stores nothing.
+    let e = h.fails(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "minio",
+            "--bucket",
+            "b",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "--access-key-id",
+            "k",
+            "--secret-access-key",
+            SECRET,
+            "--dry-run",
+        ],
+        None,
+    );
+    assert!(e.contains("nothing was stored"), "{e}");
+    assert!(h.repo_names().is_empty());
+
+    if let Some((endpoint, bucket, key, _)) = s3() {
+        // Wrong secret key: a credentials message, the secret never shown.
+        let out = h.run(
+            &[
+                "create",
+                "wrong",
+                "--provider",
+                "minio",
+                "--bucket",
+                &bucket,
+                "--endpoint",
+                &endpoint,
+                "--access-key-id",
+                &key,
+                "--secret-access-key",
+                SECRET,
+            ],
+            None,
+        );
+        assert!(!out.status.success());
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("credentials") || e.contains("signature") || e.contains("access"),
+            "{e}"
+        );
+        assert_eq!(h.phase("wrong"), "Failed");
+        h.ok(&["describe", "wrong"], None);
+        h.ok(&["list", "-o", "yaml"], None);
+        h.ok(&["delete", "wrong", "--yes"], None);
+        // Missing bucket: named, and not created.
+        let out = h.run(
+            &[
+                "create",
+                "nobucket",
+                "--provider",
+                "minio",
+                "--bucket",
+                "no-such-bucket-br",
+                "--endpoint",
+                &endpoint,
+                "--access-key-id",
+                &key,
+                "--secret-access-key",
+                &var("BR_S3_SECRET_KEY").unwrap(),
+            ],
+            None,
+        );
+        assert!(!out.status.success());
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            e.contains("does not exist") && e.contains("never creates"),
+            "{e}"
+        );
+    }
+    h.secret_only_in_private_files();
+}
+
+#[test]
+fn recheck_and_recovery() {
+    let h = Home::new();
+    let data = h.dir.path().join("later");
+    let path = data.display().to_string();
+    let out = h.run(
+        &["create", "r", "--provider", "local", "--path", &path],
+        None,
+    );
+    assert!(!out.status.success(), "the directory does not exist yet");
+    assert_eq!(h.phase("r"), "Failed");
+    std::fs::create_dir(&data).unwrap();
+    // `check` re-runs the probe now; the repository recovers by itself.
+    h.ok(&["check", "r"], None);
+    assert_eq!(h.phase("r"), "Ready");
+    let before = h.repo("r")["status"]["lastCheckTime"].clone();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    h.ok(&["check", "r"], None);
+    assert_ne!(h.repo("r")["status"]["lastCheckTime"], before);
+    // Storage gone: the periodic re-check (interval 1 s here) notices.
+    std::fs::remove_dir_all(&data).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let mut c = Command::new(env!("CARGO_BIN_EXE_backuprepo"));
+    let out = c
+        .args(["get", "backuprepo", "r", "-o", "json"])
+        .env("BACKUPREPO_HOME", h.path())
+        .env("BACKUPREPO_RECHECK_INTERVAL", "1")
+        .output()
+        .unwrap();
+    let v: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["status"]["phase"], "Failed");
+}
