@@ -329,6 +329,24 @@ fn validate(
     Ok(())
 }
 
+/// Parse with a generated command; `None` when help was printed.
+fn parse(cmd: Command, args: Vec<String>) -> Result<Option<ArgMatches>> {
+    let name = cmd.get_name().to_string();
+    match cmd.try_get_matches_from(std::iter::once(name).chain(args)) {
+        Ok(m) => Ok(Some(m)),
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+            print!("{e}");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!(e
+            .render()
+            .to_string()
+            .trim_start_matches("error: ")
+            .trim()
+            .to_string())),
+    }
+}
+
 fn provider_or_err(ctx: &Ctx, name: &str) -> Result<StorageProvider> {
     ctx.store().provider(name)?.ok_or_else(|| {
         anyhow!("storage provider {name:?} is not found; see `backuprepo list-storage-provider`")
@@ -345,22 +363,8 @@ pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
     };
     let provider = provider_or_err(ctx, &provider_name)?;
     let props = props(&provider);
-    let m = match create_command(&provider)
-        .try_get_matches_from(std::iter::once("backuprepo create".to_string()).chain(args))
-    {
-        Ok(m) => m,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            print!("{e}");
-            return Ok(());
-        }
-        Err(e) => {
-            return Err(anyhow!(e
-                .render()
-                .to_string()
-                .trim_start_matches("error: ")
-                .trim()
-                .to_string()))
-        }
+    let Some(m) = parse(create_command(&provider), args)? else {
+        return Ok(());
     };
     let (config, secret) = collect(&m, &props, false);
     validate(&provider, &props, &config, &secret)?;
@@ -568,22 +572,8 @@ pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
         .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
     let provider = provider_or_err(ctx, &repo.spec.storage_provider_ref)?;
     let props = props(&provider);
-    let m = match update_command(&provider)
-        .try_get_matches_from(std::iter::once("backuprepo update".to_string()).chain(args))
-    {
-        Ok(m) => m,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            print!("{e}");
-            return Ok(());
-        }
-        Err(e) => {
-            return Err(anyhow!(e
-                .render()
-                .to_string()
-                .trim_start_matches("error: ")
-                .trim()
-                .to_string()))
-        }
+    let Some(m) = parse(update_command(&provider), args)? else {
+        return Ok(());
     };
     let cred_props: Vec<Prop> = props.into_iter().filter(|p| p.credential).collect();
     let (_, new_secret) = collect(&m, &cred_props, true);

@@ -359,11 +359,7 @@ pub fn get(ctx: &Ctx, kind: &str, name: Option<&str>, output: &str) -> Result<()
                 .map(|p| {
                     vec![
                         p.name().to_string(),
-                        p.status
-                            .as_ref()
-                            .and_then(|s| s.phase)
-                            .map(|x| x.as_str().to_string())
-                            .unwrap_or_default(),
+                        super::provider_phase(p),
                         p.spec.csi_driver_name.clone().unwrap_or_default(),
                         p.metadata
                             .creation_timestamp

@@ -86,6 +86,14 @@ impl Ctx {
     }
 }
 
+pub fn provider_phase(p: &backuprepo_api::StorageProvider) -> String {
+    p.status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .map(|ph| ph.as_str().to_string())
+        .unwrap_or_default()
+}
+
 pub fn phase_str(r: &BackupRepo) -> &'static str {
     r.phase().map(BackupRepoPhase::as_str).unwrap_or("")
 }

@@ -344,11 +344,7 @@ pub fn list_providers(ctx: &Ctx, output: &str) -> Result<()> {
             let methods: Vec<&str> = p.spec.access_methods().iter().map(|m| m.as_str()).collect();
             vec![
                 p.name().to_string(),
-                p.status
-                    .as_ref()
-                    .and_then(|s| s.phase)
-                    .map(|ph| ph.as_str().to_string())
-                    .unwrap_or_default(),
+                super::provider_phase(p),
                 p.spec.csi_driver_name.clone().unwrap_or_default(),
                 methods.join(","),
                 p.metadata
