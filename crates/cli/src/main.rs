@@ -80,8 +80,16 @@ enum Command {
     },
     /// Check a repository against its storage now (put, get, list, multipart, delete).
     Check {
-        /// Repository name.
-        name: String,
+        /// Repository name (or --all).
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Check every repository.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        /// Keep running: reconcile every repository every SECONDS (re-checks that are due run,
+        /// Failed repositories recover by themselves). Stops on Ctrl-C.
+        #[arg(long, value_name = "SECONDS", requires = "all")]
+        watch: Option<u64>,
     },
     /// Create or update Secrets, BackupRepos and StorageProviders from YAML (multi-document).
     Apply {
@@ -298,7 +306,11 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
             repos::delete(ctx, &names, force, yes)
         }
         Command::ListStorageProvider { output } => repos::list_providers(ctx, &output),
-        Command::Check { name } => repos::check(ctx, &name),
+        Command::Check { name, all, watch } => match (name, all, watch) {
+            (Some(name), _, _) => repos::check(ctx, &name),
+            (None, _, Some(secs)) => repos::watch(ctx, secs),
+            (None, _, None) => repos::check_all(ctx),
+        },
         Command::Apply { file } => manifests::apply_file(ctx, &file),
         Command::Get { kind, name, output } => manifests::get(ctx, &kind, name.as_deref(), &output),
         Command::Annotate {

@@ -920,3 +920,48 @@ fn recheck_and_recovery() {
     let v: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"]["phase"], "Failed");
 }
+
+/// `check --all --watch`: a long-running re-check loop; a Failed repository turns Ready by
+/// itself once its storage appears, and the loop reports the change.
+#[test]
+fn watch_reports_recovery() {
+    use std::io::{BufRead, BufReader};
+    let h = Home::new();
+    let data = h.dir.path().join("late");
+    let out = h.run(
+        &[
+            "create",
+            "w",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+        .args(["check", "--all", "--watch", "1"])
+        .env("BACKUPREPO_HOME", h.path())
+        .env("BACKUPREPO_RETRY_INTERVAL", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.contains("backuprepo/w Failed"), "{first}");
+    std::fs::create_dir(&data).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut recovered = false;
+    while std::time::Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if line.contains("backuprepo/w Ready") {
+            recovered = true;
+            break;
+        }
+    }
+    child.kill().ok();
+    child.wait().ok();
+    assert!(recovered, "the watch loop did not report the recovery");
+}

@@ -9,6 +9,7 @@ pub mod repos;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
@@ -33,6 +34,17 @@ pub fn home(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/backuprepo"))
 }
 
+/// A number of seconds from the environment (unset or empty: `None`).
+fn env_seconds(name: &str) -> Result<Option<u64>> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow!("{name} must be a number of seconds, got {v:?}")),
+    }
+}
+
 pub struct Ctx {
     pub engine: Engine,
     pub rt: tokio::runtime::Runtime,
@@ -44,24 +56,14 @@ impl Ctx {
         let store = Store::open(&home)
             .with_context(|| format!("cannot open the local store at {}", home.display()))?;
         let mut engine = Engine::new(store);
-        if let Some(v) = std::env::var("BACKUPREPO_RECHECK_INTERVAL")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            let secs: u64 = v
-                .parse()
-                .map_err(|_| anyhow!("BACKUPREPO_RECHECK_INTERVAL must be seconds, got {v:?}"))?;
-            engine.settings.recheck_interval =
-                (secs > 0).then(|| std::time::Duration::from_secs(secs));
+        if let Some(secs) = env_seconds("BACKUPREPO_RECHECK_INTERVAL")? {
+            engine.settings.recheck_interval = (secs > 0).then(|| Duration::from_secs(secs));
         }
-        if let Some(v) = std::env::var("BACKUPREPO_PROBE_TIMEOUT")
-            .ok()
-            .filter(|v| !v.is_empty())
-        {
-            let secs: u64 = v
-                .parse()
-                .map_err(|_| anyhow!("BACKUPREPO_PROBE_TIMEOUT must be seconds, got {v:?}"))?;
-            engine.probe_timeout = std::time::Duration::from_secs(secs.max(1));
+        if let Some(secs) = env_seconds("BACKUPREPO_RETRY_INTERVAL")? {
+            engine.settings.retry_failed_interval = (secs > 0).then(|| Duration::from_secs(secs));
+        }
+        if let Some(secs) = env_seconds("BACKUPREPO_PROBE_TIMEOUT")? {
+            engine.probe_timeout = Duration::from_secs(secs.max(1));
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -283,6 +283,58 @@ pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
     }
 }
 
+/// Probe every repository now; fails when any is not Ready.
+pub fn check_all(ctx: &Ctx) -> Result<()> {
+    let mut bad = Vec::new();
+    for r in ctx.store().repos()? {
+        let r = ctx.reconcile(r.name(), true)?;
+        print_check(&r);
+        if r.phase() != Some(BackupRepoPhase::Ready) {
+            bad.push(r.name().to_string());
+        }
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("not Ready: {}", bad.join(", ")))
+    }
+}
+
+/// Reconcile every repository every `secs` seconds, printing phase changes, until Ctrl-C.
+pub fn watch(ctx: &Ctx, secs: u64) -> Result<()> {
+    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+    let every = std::time::Duration::from_secs(secs.max(1));
+    loop {
+        for r in ctx.repos()? {
+            let phase = phase_str(&r).to_string();
+            if last.get(r.name()) != Some(&phase) {
+                let why = failure_message(&r);
+                println!(
+                    "{} backuprepo/{} {}{}",
+                    now().0.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    r.name(),
+                    phase,
+                    if why.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {why}")
+                    }
+                );
+                last.insert(r.name().to_string(), phase);
+            }
+        }
+        let stop = ctx.rt.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                _ = tokio::signal::ctrl_c() => true,
+            }
+        });
+        if stop {
+            return Ok(());
+        }
+    }
+}
+
 pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()> {
     let name = match names {
         [] => bail!("missing backup repository name"),
