@@ -1,0 +1,480 @@
+//! `backuprepo install`: every object a cluster needs, in apply order.
+
+use std::collections::BTreeMap;
+
+use backuprepo_api::constants::{API_VERSION, BACKUP_REPO_KIND, GROUP, VERSION};
+use backuprepo_api::{check_dns1123_label, StorageProvider};
+use k8s_openapi::api::admissionregistration::v1::{
+    MatchResources, NamedRuleWithOperations, ParamKind, ParamRef, ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding, ValidatingAdmissionPolicyBindingSpec,
+    ValidatingAdmissionPolicySpec, Validation,
+};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccount, Volume,
+    VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use crate::crd::crds;
+use crate::values::backup_repo_from_values;
+use crate::yaml::{to_sorted_value, to_yaml_documents};
+use crate::DeployError;
+
+/// The namespace `backuprepo install` uses by default.
+pub const DEFAULT_NAMESPACE: &str = "backuprepo-system";
+/// Name of the controller's ServiceAccount, ClusterRole, ClusterRoleBinding and Deployment.
+pub const CONTROLLER_NAME: &str = "backuprepo-controller";
+/// Name of the ValidatingAdmissionPolicy (and its binding) that keeps one default BackupRepo.
+pub const ADMISSION_POLICY_NAME: &str = "backuprepo-single-default";
+/// `app.kubernetes.io/name` (value `backuprepo`) on every object we create.
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+/// `app.kubernetes.io/component` (value `controller`) on the controller's objects.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+
+const METRICS_PORT: i32 = 8080;
+/// UID/GID of the distroless `nonroot` user the image runs as.
+const NONROOT_ID: i64 = 65532;
+
+/// The validation of the single-default policy, evaluated once per existing BackupRepo
+/// (`params`) for the BackupRepo being created or updated (`object`): allowed unless the object
+/// is default **and** `params` is another default repository. "Is default" is the annotation
+/// `dataprotection.kubeblocks.io/is-default-repo: "true"`, as KubeBlocks and kbcli read it.
+pub const SINGLE_DEFAULT_EXPRESSION: &str = "\
+!(has(object.metadata.annotations) &&
+  'dataprotection.kubeblocks.io/is-default-repo' in object.metadata.annotations &&
+  object.metadata.annotations['dataprotection.kubeblocks.io/is-default-repo'] == 'true') ||
+params.metadata.name == object.metadata.name ||
+!(has(params.metadata.annotations) &&
+  'dataprotection.kubeblocks.io/is-default-repo' in params.metadata.annotations &&
+  params.metadata.annotations['dataprotection.kubeblocks.io/is-default-repo'] == 'true')";
+
+/// The static message of a refusal (used when the message expression cannot be evaluated).
+pub const SINGLE_DEFAULT_MESSAGE: &str = "another BackupRepo is already the default \
+(annotation dataprotection.kubeblocks.io/is-default-repo: \"true\"); only one default \
+BackupRepo is allowed: unset the other default first (kubectl annotate backuprepo <name> \
+dataprotection.kubeblocks.io/is-default-repo=false --overwrite)";
+
+/// The message of a refusal, naming the repository that is already the default.
+pub const SINGLE_DEFAULT_MESSAGE_EXPRESSION: &str = "'BackupRepo ' + params.metadata.name + \
+' is already the default (annotation dataprotection.kubeblocks.io/is-default-repo: \"true\"); \
+only one default BackupRepo is allowed: unset the other default first (kubectl annotate \
+backuprepo ' + params.metadata.name + ' dataprotection.kubeblocks.io/is-default-repo=false \
+--overwrite)'";
+
+/// What `backuprepo install` is told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Namespace of the controller (and of the values file's Secret);
+    /// default `backuprepo-system`.
+    pub namespace: String,
+    /// The controller's container image; default `backuprepo:<crate version>`.
+    pub image: String,
+    /// The text of a Helm values file whose `backupRepo:` block adds a Secret and a
+    /// BackupRepo (see [`backup_repo_from_values`]).
+    pub values: Option<String>,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            image: format!("backuprepo:{}", env!("CARGO_PKG_VERSION")),
+            values: None,
+        }
+    }
+}
+
+impl InstallOptions {
+    fn check(&self) -> Result<(), DeployError> {
+        if let Err(why) = check_dns1123_label(&self.namespace) {
+            return Err(DeployError::Option {
+                field: "namespace",
+                message: format!(
+                    "{:?} is not a namespace name ({why}): at most 63 lowercase letters, \
+                     digits and '-', starting and ending with a letter or digit",
+                    self.namespace
+                ),
+            });
+        }
+        if self.image.trim().is_empty() || self.image.chars().any(char::is_whitespace) {
+            return Err(DeployError::Option {
+                field: "image",
+                message: format!(
+                    "{:?} is not an image reference (e.g. \"registry.example/backuprepo:0.1.0\")",
+                    self.image
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Every object `backuprepo install` applies, in apply order, as JSON values (keys sorted):
+///
+/// 1. the Namespace;
+/// 2. the CRDs of `backuprepos` and `storageproviders`;
+/// 3. the built-in StorageProviders except `local` (a directory of one machine, meaningless in
+///    a cluster), without status;
+/// 4. the ServiceAccount, ClusterRole and ClusterRoleBinding of the controller;
+/// 5. the controller Deployment;
+/// 6. the single-default ValidatingAdmissionPolicy and its binding;
+/// 7. with `values` whose `backupRepo:` block asks for it, that block's Secret and BackupRepo.
+pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployError> {
+    opts.check()?;
+    let ns = opts.namespace.as_str();
+    let mut out = Vec::new();
+
+    let namespace = Namespace {
+        metadata: meta(ns, None, None),
+        ..Namespace::default()
+    };
+    out.push(to_sorted_value(&namespace, "Namespace")?);
+    for crd in crds() {
+        out.push(to_sorted_value(&crd, "CustomResourceDefinition")?);
+    }
+    for provider in storage_providers()? {
+        out.push(to_sorted_value(&provider, "StorageProvider")?);
+    }
+    let sa = ServiceAccount {
+        metadata: meta(CONTROLLER_NAME, Some(ns), Some("controller")),
+        ..ServiceAccount::default()
+    };
+    out.push(to_sorted_value(&sa, "ServiceAccount")?);
+    out.push(to_sorted_value(&cluster_role(), "ClusterRole")?);
+    out.push(to_sorted_value(
+        &cluster_role_binding(ns),
+        "ClusterRoleBinding",
+    )?);
+    out.push(to_sorted_value(&deployment(ns, &opts.image), "Deployment")?);
+    out.push(to_sorted_value(
+        &admission_policy(),
+        "ValidatingAdmissionPolicy",
+    )?);
+    out.push(to_sorted_value(
+        &admission_policy_binding(),
+        "ValidatingAdmissionPolicyBinding",
+    )?);
+
+    if let Some(text) = &opts.values {
+        if let Some((secret, repo)) = backup_repo_from_values(text, ns)? {
+            out.push(to_sorted_value(&secret, "Secret")?);
+            out.push(to_sorted_value(&repo, BACKUP_REPO_KIND)?);
+        }
+    }
+    Ok(out)
+}
+
+/// [`install_manifests`] as one multi-document YAML stream (what `backuprepo install` prints).
+pub fn install_yaml(opts: &InstallOptions) -> Result<String, DeployError> {
+    to_yaml_documents(&install_manifests(opts)?)
+}
+
+/// The built-in StorageProviders installed in a cluster: every one of the catalogue but
+/// `local`, with `status` removed (the StorageProvider controller sets it).
+pub fn storage_providers() -> Result<Vec<StorageProvider>, DeployError> {
+    let all = backuprepo_catalog::builtin::all().map_err(DeployError::Catalog)?;
+    Ok(all
+        .into_iter()
+        .filter(|p| p.name() != "local")
+        .map(|mut p| {
+            p.status = None;
+            p
+        })
+        .collect())
+}
+
+/// `app.kubernetes.io/name: backuprepo`, plus `app.kubernetes.io/component` when given.
+pub(crate) fn labels(component: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([(NAME_LABEL.to_owned(), "backuprepo".to_owned())]);
+    if let Some(c) = component {
+        l.insert(COMPONENT_LABEL.to_owned(), c.to_owned());
+    }
+    l
+}
+
+fn meta(name: &str, namespace: Option<&str>, component: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: namespace.map(str::to_owned),
+        labels: Some(labels(component)),
+        ..ObjectMeta::default()
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(strings(groups)),
+        resources: Some(strings(resources)),
+        verbs: strings(verbs),
+        ..PolicyRule::default()
+    }
+}
+
+/// The controller's ClusterRole: exactly what it reads and writes, no wildcard.
+///
+/// - its own kinds (and their `status`), and `backuprepos/finalizers` so derived objects may
+///   carry a blocking owner reference to their repository;
+/// - the objects it derives: CSI and tool-config Secrets, StorageClasses, backup PVCs,
+///   pre-check Jobs, whose Pods, logs and Events it reads for the failure message;
+/// - CSIDrivers, to tell whether a provider's driver is installed;
+/// - KubeBlocks Backups and Restores, to prepare their namespaces and guard deletion.
+pub fn cluster_role() -> ClusterRole {
+    const READ: &[&str] = &["get", "list", "watch"];
+    ClusterRole {
+        metadata: meta(CONTROLLER_NAME, None, Some("controller")),
+        rules: Some(vec![
+            rule(
+                &[GROUP],
+                &["backuprepos", "storageproviders"],
+                &["get", "list", "watch", "patch", "update"],
+            ),
+            rule(
+                &[GROUP],
+                &["backuprepos/status", "storageproviders/status"],
+                &["patch", "update"],
+            ),
+            rule(&[GROUP], &["backuprepos/finalizers"], &["update"]),
+            rule(
+                &[GROUP],
+                &["backups", "restores"],
+                &["get", "list", "watch", "patch"],
+            ),
+            rule(
+                &[""],
+                &["secrets"],
+                &["get", "list", "watch", "create", "patch", "delete"],
+            ),
+            rule(
+                &[""],
+                &["persistentvolumeclaims"],
+                &["get", "list", "watch", "create", "delete"],
+            ),
+            rule(&[""], &["pods"], READ),
+            rule(&[""], &["pods/log"], &["get"]),
+            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+            rule(
+                &["storage.k8s.io"],
+                &["storageclasses"],
+                &["get", "list", "watch", "create", "delete"],
+            ),
+            rule(&["storage.k8s.io"], &["csidrivers"], READ),
+            rule(
+                &["batch"],
+                &["jobs"],
+                &["get", "list", "watch", "create", "delete"],
+            ),
+        ]),
+        ..ClusterRole::default()
+    }
+}
+
+/// Binds [`cluster_role`] to the controller's ServiceAccount in `namespace`.
+pub fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: meta(CONTROLLER_NAME, None, Some("controller")),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".to_owned(),
+            kind: "ClusterRole".to_owned(),
+            name: CONTROLLER_NAME.to_owned(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: CONTROLLER_NAME.to_owned(),
+            namespace: Some(namespace.to_owned()),
+            ..Subject::default()
+        }]),
+    }
+}
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu.to_owned())),
+        ("memory".to_owned(), Quantity(memory.to_owned())),
+    ])
+}
+
+fn health_probe(initial_delay: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/healthz".to_owned()),
+            port: IntOrString::Int(METRICS_PORT),
+            ..HTTPGetAction::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        period_seconds: Some(10),
+        ..Probe::default()
+    }
+}
+
+/// The controller: one replica of `image` running `backuprepo controller` as the distroless
+/// `nonroot` user (65532) with a read-only root filesystem (an `emptyDir` on `/tmp`), no
+/// capabilities, no privilege escalation and the runtime's default seccomp profile; metrics
+/// and `/healthz` on port 8080; `POD_NAMESPACE` from the downward API.
+pub fn deployment(namespace: &str, image: &str) -> Deployment {
+    let selector = labels(Some("controller"));
+    Deployment {
+        metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..LabelSelector::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(CONTROLLER_NAME.to_owned()),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(NONROOT_ID),
+                        run_as_group: Some(NONROOT_ID),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".to_owned(),
+                            ..SeccompProfile::default()
+                        }),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![Container {
+                        name: "controller".to_owned(),
+                        image: Some(image.to_owned()),
+                        args: Some(strings(&["controller"])),
+                        env: Some(vec![EnvVar {
+                            name: "POD_NAMESPACE".to_owned(),
+                            value_from: Some(EnvVarSource {
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "metadata.namespace".to_owned(),
+                                    ..ObjectFieldSelector::default()
+                                }),
+                                ..EnvVarSource::default()
+                            }),
+                            ..EnvVar::default()
+                        }]),
+                        ports: Some(vec![ContainerPort {
+                            name: Some("metrics".to_owned()),
+                            container_port: METRICS_PORT,
+                            protocol: Some("TCP".to_owned()),
+                            ..ContainerPort::default()
+                        }]),
+                        liveness_probe: Some(health_probe(15)),
+                        readiness_probe: Some(health_probe(5)),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(quantities("50m", "64Mi")),
+                            limits: Some(quantities("500m", "256Mi")),
+                            ..ResourceRequirements::default()
+                        }),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            run_as_non_root: Some(true),
+                            capabilities: Some(Capabilities {
+                                drop: Some(strings(&["ALL"])),
+                                ..Capabilities::default()
+                            }),
+                            seccomp_profile: Some(SeccompProfile {
+                                type_: "RuntimeDefault".to_owned(),
+                                ..SeccompProfile::default()
+                            }),
+                            ..SecurityContext::default()
+                        }),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: "tmp".to_owned(),
+                            mount_path: "/tmp".to_owned(),
+                            ..VolumeMount::default()
+                        }]),
+                        ..Container::default()
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: "tmp".to_owned(),
+                        empty_dir: Some(EmptyDirVolumeSource::default()),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    }
+}
+
+/// The policy that keeps a single default BackupRepo, enforced by the API server.
+///
+/// KubeBlocks leaves uniqueness to kbcli and the chart (spec §2.10); with two defaults every
+/// backup without a repository fails with `multiple default BackupRepo found`. A CEL rule on
+/// the CRD cannot help, because it sees one object, and CEL in admission cannot list objects
+/// either. What it can do is *parameters*: with `paramKind` = BackupRepo and a binding whose
+/// `paramRef` has an empty `selector`, the API server evaluates the validation once for every
+/// existing BackupRepo, bound to `params` (from its informer cache), and denies the request if
+/// any evaluation is false. The expression ([`SINGLE_DEFAULT_EXPRESSION`]) therefore says, per
+/// existing repository: "the object is not default, or `params` is the object itself (an update
+/// re-applying the default), or `params` is not default". `parameterNotFoundAction: Allow`
+/// admits the first BackupRepo of a cluster, when no parameter exists yet.
+///
+/// It matches CREATE and UPDATE of `backuprepos` (annotations can change on update); DELETE
+/// never creates a second default. The message names the annotation and the repository that is
+/// already default and says to unset it first. Limits: the parameters come from a cache, so
+/// two default repositories created within the same instant can both be admitted (the
+/// controller and kbcli still report it); and the policy needs Kubernetes ≥ 1.30
+/// (`admissionregistration.k8s.io/v1`).
+pub fn admission_policy() -> ValidatingAdmissionPolicy {
+    ValidatingAdmissionPolicy {
+        metadata: meta(ADMISSION_POLICY_NAME, None, None),
+        spec: Some(ValidatingAdmissionPolicySpec {
+            failure_policy: Some("Fail".to_owned()),
+            param_kind: Some(ParamKind {
+                api_version: Some(API_VERSION.to_owned()),
+                kind: Some(BACKUP_REPO_KIND.to_owned()),
+            }),
+            match_constraints: Some(MatchResources {
+                resource_rules: Some(vec![NamedRuleWithOperations {
+                    api_groups: Some(strings(&[GROUP])),
+                    api_versions: Some(strings(&[VERSION])),
+                    operations: Some(strings(&["CREATE", "UPDATE"])),
+                    resources: Some(strings(&["backuprepos"])),
+                    ..NamedRuleWithOperations::default()
+                }]),
+                ..MatchResources::default()
+            }),
+            validations: Some(vec![Validation {
+                expression: SINGLE_DEFAULT_EXPRESSION.to_owned(),
+                message: Some(SINGLE_DEFAULT_MESSAGE.to_owned()),
+                message_expression: Some(SINGLE_DEFAULT_MESSAGE_EXPRESSION.to_owned()),
+                reason: Some("Invalid".to_owned()),
+            }]),
+            ..ValidatingAdmissionPolicySpec::default()
+        }),
+        ..ValidatingAdmissionPolicy::default()
+    }
+}
+
+/// Binds [`admission_policy`] with every BackupRepo as a parameter (`selector: {}`), denying
+/// on failure; no BackupRepo at all means allowed.
+pub fn admission_policy_binding() -> ValidatingAdmissionPolicyBinding {
+    ValidatingAdmissionPolicyBinding {
+        metadata: meta(ADMISSION_POLICY_NAME, None, None),
+        spec: Some(ValidatingAdmissionPolicyBindingSpec {
+            policy_name: Some(ADMISSION_POLICY_NAME.to_owned()),
+            param_ref: Some(ParamRef {
+                selector: Some(LabelSelector::default()),
+                parameter_not_found_action: Some("Allow".to_owned()),
+                ..ParamRef::default()
+            }),
+            validation_actions: Some(strings(&["Deny"])),
+            ..ValidatingAdmissionPolicyBindingSpec::default()
+        }),
+    }
+}
