@@ -120,12 +120,28 @@ enum Command {
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
         overwrite: bool,
     },
-    /// Create the repository of a KubeBlocks values file's `backupRepo:` block.
+    /// Create the repository of a KubeBlocks values file's `backupRepo:` block in the local
+    /// store, or with --print, print the Kubernetes install manifests.
+    ///
+    /// `backuprepo install --print | kubectl apply -f -` needs the CRDs established first:
+    /// apply `backuprepo crds`, `kubectl wait --for=condition=Established crd --all`, then the rest.
     Install {
-        /// values.yaml
-        #[arg(short = 'f', long = "values", required = true)]
-        file: String,
+        /// values.yaml (KubeBlocks chart values; only `backupRepo:` is read).
+        #[arg(short = 'f', long = "values", required_unless_present = "print")]
+        file: Option<String>,
+        /// Print the Kubernetes manifests (namespace, CRDs, providers, RBAC, controller,
+        /// admission policy, and the values file's repository) instead of installing locally.
+        #[arg(long)]
+        print: bool,
+        /// With --print: the controller's namespace.
+        #[arg(long, requires = "print")]
+        namespace: Option<String>,
+        /// With --print: the controller image.
+        #[arg(long, requires = "print")]
+        image: Option<String>,
     },
+    /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
+    Crds,
     /// Credential Secrets (kubectl create secret generic).
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -319,7 +335,20 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
             changes,
             overwrite,
         } => manifests::annotate(ctx, &kind, &name, &changes, overwrite),
-        Command::Install { file } => manifests::install(ctx, &file),
+        Command::Install {
+            file,
+            print,
+            namespace,
+            image,
+        } => match (print, file) {
+            (true, file) => manifests::print_install(file.as_deref(), namespace, image),
+            (false, Some(file)) => manifests::install(ctx, &file),
+            (false, None) => bail!("pass -f values.yaml (or --print for the Kubernetes manifests)"),
+        },
+        Command::Crds => {
+            print!("{}", backuprepo_deploy::crds_yaml());
+            Ok(())
+        }
         Command::Secret(SecretCommand::Create {
             name,
             namespace,

@@ -965,3 +965,69 @@ fn watch_reports_recovery() {
     child.wait().ok();
     assert!(recovered, "the watch loop did not report the recovery");
 }
+
+/// `crds` and `install --print` print what the deploy crate generates (and what is committed
+/// under deploy/), plus the values file's repository.
+#[test]
+fn kubernetes_manifests_are_printed() {
+    let h = Home::new();
+    let crds = h.ok(&["crds"], None);
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy");
+    for f in ["crds/backuprepos.yaml", "crds/storageproviders.yaml"] {
+        let committed = std::fs::read_to_string(format!("{root}/{f}")).unwrap();
+        let body: String = committed
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            crds.contains(body.trim().trim_start_matches("---").trim()),
+            "{f} differs from `backuprepo crds`"
+        );
+    }
+    let values = h.dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "backupRepo:\n  create: true\n  storageProvider: s3\n  config:\n    region: cn-northwest-1\n    bucket: test-kb-backup\n  secrets:\n    accessKeyId: AKIA\n    secretAccessKey: Sup3r-Secret-Value-9f8e\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+        .args([
+            "install",
+            "--print",
+            "-f",
+            values.to_str().unwrap(),
+            "--namespace",
+            "ops",
+        ])
+        .env("BACKUPREPO_HOME", h.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let kinds: Vec<String> = serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|d| {
+            let v = <serde_yaml_ng::Value as serde::Deserialize>::deserialize(d).unwrap();
+            v["kind"].as_str().unwrap_or_default().to_string()
+        })
+        .filter(|k| !k.is_empty())
+        .collect();
+    for k in [
+        "Namespace",
+        "CustomResourceDefinition",
+        "StorageProvider",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "Secret",
+        "BackupRepo",
+    ] {
+        assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
+    }
+    assert!(text.contains("namespace: ops"));
+    // Nothing was installed in the local store.
+    assert!(h.repo_names().is_empty());
+}

@@ -14,15 +14,10 @@ use backuprepo_api::constants::{
     message, BACKUP_REPO_DIGEST_ANNOTATION, IS_DEFAULT_REPO_ANNOTATION,
     NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
 };
-use backuprepo_api::k8s_openapi::api::core::v1::{Secret, SecretReference};
-use backuprepo_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use backuprepo_api::{
-    parse_documents, secret_data, AccessMethod, BackupRepo, BackupRepoSpec, Document,
-    PvReclaimPolicy, StorageProvider,
-};
+use backuprepo_api::k8s_openapi::api::core::v1::Secret;
+use backuprepo_api::{parse_documents, secret_data, BackupRepo, Document, StorageProvider};
 use backuprepo_catalog::template::Template;
 use backuprepo_local::now;
-use serde_json::Value as Json;
 
 use super::{phase_str, print_objects, repos, table, Ctx};
 
@@ -444,81 +439,37 @@ pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]
 }
 
 /// `install -f values.yaml`: the chart's `backupRepo:` block becomes a Secret and a
-/// BackupRepo, as KubeBlocks' Helm chart renders them (release `kubeblocks`).
+/// BackupRepo (as KubeBlocks' Helm chart renders them), applied to the local store.
 pub fn install(ctx: &Ctx, file: &str) -> Result<()> {
     let text = read_input(file)?;
-    let values: Json =
-        serde_yaml_ng::from_str(&text).map_err(|e| anyhow!("{file} is not valid YAML: {e}"))?;
-    let b = &values["backupRepo"];
-    if !b.is_object() {
-        bail!("{file} has no `backupRepo:` block; nothing to install");
-    }
-    let create = b["create"].as_bool().unwrap_or(false);
-    let provider = b["storageProvider"].as_str().unwrap_or_default();
-    if !create || provider.is_empty() {
-        println!("backupRepo.create is false or backupRepo.storageProvider is empty: no backup repository to install");
-        return Ok(());
-    }
-    let str_map = |v: &Json| -> Result<BTreeMap<String, String>> {
-        let mut m = BTreeMap::new();
-        if let Some(o) = v.as_object() {
-            for (k, v) in o {
-                let s = match v {
-                    Json::String(s) => s.clone(),
-                    Json::Null => String::new(),
-                    other => other.to_string(),
-                };
-                m.insert(k.clone(), s);
-            }
+    match backuprepo_deploy::backup_repo_from_values(&text, "kb-system")
+        .map_err(|e| anyhow!("{file}: {e}"))?
+    {
+        None => {
+            println!("{file}: backupRepo.create is not true or backupRepo.storageProvider is empty: no backup repository to install");
+            Ok(())
         }
-        Ok(m)
-    };
-    const RELEASE: &str = "kubeblocks";
-    const NAMESPACE: &str = "kb-system";
-    let secret_name = format!("{RELEASE}-backuprepo-secret");
-    let mut docs = Vec::new();
-    let secrets = str_map(&b["secrets"])?;
-    let mut s = Secret::default();
-    s.metadata.name = Some(secret_name.clone());
-    s.metadata.namespace = Some(NAMESPACE.into());
-    s.string_data = Some(secrets);
-    docs.push(Document::Secret(s));
-    let method = match b["accessMethod"].as_str().unwrap_or("Tool") {
-        "Mount" => AccessMethod::Mount,
-        "Tool" => AccessMethod::Tool,
-        other => bail!("backupRepo.accessMethod {other:?} is invalid: use Tool or Mount"),
-    };
-    let policy = match b["pvReclaimPolicy"].as_str().unwrap_or("Retain") {
-        "Retain" => PvReclaimPolicy::Retain,
-        "Delete" => PvReclaimPolicy::Delete,
-        other => bail!("backupRepo.pvReclaimPolicy {other:?} is invalid: use Retain or Delete"),
-    };
-    let capacity = b["volumeCapacity"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .unwrap_or("100Gi");
-    let mut repo = BackupRepo::new(
-        &format!("{RELEASE}-backuprepo"),
-        BackupRepoSpec {
-            storage_provider_ref: provider.into(),
-            access_method: Some(method),
-            volume_capacity: Some(Quantity(capacity.into())),
-            pv_reclaim_policy: policy,
-            config: str_map(&b["config"])?,
-            credential: Some(SecretReference {
-                name: Some(secret_name),
-                namespace: Some(NAMESPACE.into()),
-            }),
-            path_prefix: None,
-            allowed_namespaces: None,
-        },
-    );
-    if b["default"].as_bool().unwrap_or(true) {
-        repo.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
+        Some((secret, repo)) => apply(
+            ctx,
+            vec![Document::Secret(secret), Document::BackupRepo(repo)],
+        ),
     }
-    docs.push(Document::BackupRepo(repo));
-    apply(ctx, docs)
+}
+
+/// `install --print`: the Kubernetes install manifests (plus the values file's repository).
+pub fn print_install(
+    file: Option<&str>,
+    namespace: Option<String>,
+    image: Option<String>,
+) -> Result<()> {
+    let mut opts = backuprepo_deploy::InstallOptions::default();
+    if let Some(ns) = namespace {
+        opts.namespace = ns;
+    }
+    if let Some(img) = image {
+        opts.image = img;
+    }
+    opts.values = file.map(read_input).transpose()?;
+    print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+    Ok(())
 }
