@@ -142,6 +142,10 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
     Crds,
+    /// Run the Kubernetes operator (BackupRepo and StorageProvider controllers) against the
+    /// cluster of the current kubeconfig context or the in-cluster service account. Serves
+    /// /metrics and /healthz (BACKUPREPO_METRICS_ADDR, default 0.0.0.0:8080).
+    Controller,
     /// Credential Secrets (kubectl create secret generic).
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -254,6 +258,15 @@ fn main() -> ExitCode {
         return datasafed::main(args);
     }
     datasafed::init_logging(&cli.log_level);
+    if let Command::Controller = cli.command {
+        return match controller() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let ctx = match Ctx::open(cli.home.clone()) {
         Ok(c) => c,
         Err(e) => {
@@ -271,6 +284,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `backuprepo controller`: the operator, on its own runtime (no local store).
+fn controller() -> Result<()> {
+    let cfg = backuprepo_operator::OperatorConfig::from_env().map_err(|e| anyhow::anyhow!(e))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach a Kubernetes API server (kubeconfig or in-cluster service account): {e}")
+        })?;
+        backuprepo_operator::run(client, cfg).await
+    })
 }
 
 fn run(ctx: &Ctx, command: Command) -> Result<()> {
@@ -390,7 +417,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
             rpath,
             recursive,
         } => data::run(ctx, repo.repo.as_deref(), Verb::Rm { rpath, recursive }),
-        Command::Datasafed(_) => Ok(()),
+        Command::Datasafed(_) | Command::Controller => Ok(()),
     }
 }
 

@@ -1,0 +1,382 @@
+//! Wiring: the two controllers, their watches and re-check triggers (spec §2.2), the error
+//! policy, and the metrics server.
+//!
+//! Each watched kind is read through `DeserializeGuard`, so one malformed object is reported
+//! (a Warning event, an `invalid` error) instead of failing the watch for every other one.
+//! Reconciles of different objects run concurrently, so one slow probe never delays the rest.
+
+use std::sync::Arc;
+
+use backuprepo_api::constants::{BACKUP_REPO_NAME_LABEL, GROUP};
+use backuprepo_api::{BackupRepo, StorageProvider};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ObjectReference, PersistentVolumeClaim, Secret};
+use k8s_openapi::api::storage::v1::{CSIDriver, StorageClass};
+use kube::api::{DynamicObject, ListParams, PartialObjectMeta};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::config::OperatorConfig;
+use crate::context::Context;
+use crate::error::{Error, ErrorClass, Result};
+use crate::provider::reconcile_provider;
+use crate::repo::reconcile_repo;
+use crate::resources::{
+    backup_resource, is_active_consumer, restore_resource, waits_for_preparation,
+};
+
+type Guarded<K> = DeserializeGuard<K>;
+
+fn invalid_ref<K: Resource<DynamicType = ()>>(meta: &kube::api::ObjectMeta) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(K::api_version(&()).to_string()),
+        kind: Some(K::kind(&()).to_string()),
+        name: meta.name.clone(),
+        namespace: meta.namespace.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+async fn reconcile_repo_guarded(
+    obj: Arc<Guarded<BackupRepo>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    match &obj.0 {
+        Ok(repo) => reconcile_repo(ctx, Arc::new(repo.clone())).await,
+        Err(invalid) => {
+            ctx.event(
+                &invalid_ref::<BackupRepo>(&invalid.metadata),
+                true,
+                "InvalidObject",
+                "Reconcile",
+                format!(
+                    "the object does not match the BackupRepo schema: {}",
+                    invalid.error
+                ),
+            )
+            .await;
+            Err(Error::Invalid(invalid.error.clone()))
+        }
+    }
+}
+
+async fn reconcile_provider_guarded(
+    obj: Arc<Guarded<StorageProvider>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    match &obj.0 {
+        Ok(p) => reconcile_provider(ctx, Arc::new(p.clone())).await,
+        Err(invalid) => {
+            ctx.event(
+                &invalid_ref::<StorageProvider>(&invalid.metadata),
+                true,
+                "InvalidObject",
+                "Reconcile",
+                format!(
+                    "the object does not match the StorageProvider schema: {}",
+                    invalid.error
+                ),
+            )
+            .await;
+            Err(Error::Invalid(invalid.error.clone()))
+        }
+    }
+}
+
+/// Invalid: wait for the object to change. Transient: exponential backoff per object.
+fn policy(controller: &str, name: &str, err: &Error, ctx: &Context) -> Action {
+    let class = err.class();
+    ctx.metrics.reconcile_error(controller, class);
+    tracing::warn!(controller, name, class = class.as_str(), error = %err, "reconcile failed");
+    match class {
+        ErrorClass::Invalid => Action::await_change(),
+        ErrorClass::Transient => Action::requeue(ctx.backoff(&format!("{controller}/{name}"))),
+    }
+}
+
+/// Repositories whose provider is `provider`.
+pub fn repos_for_provider(
+    store: &Store<Guarded<BackupRepo>>,
+    provider: &str,
+) -> Vec<ObjectRef<Guarded<BackupRepo>>> {
+    store
+        .state()
+        .iter()
+        .filter_map(|g| g.0.as_ref().ok())
+        .filter(|r| r.spec.storage_provider_ref == provider)
+        .map(|r| ObjectRef::new(r.name()))
+        .collect()
+}
+
+/// Repositories a Secret matters to: its controller owner (a tool-config or CSI secret), and
+/// every repository using it as its credential.
+pub fn repos_for_secret(
+    store: &Store<Guarded<BackupRepo>>,
+    secret: &kube::api::ObjectMeta,
+) -> Vec<ObjectRef<Guarded<BackupRepo>>> {
+    let mut out: Vec<ObjectRef<Guarded<BackupRepo>>> = secret
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| {
+            o.controller == Some(true)
+                && o.kind == "BackupRepo"
+                && o.api_version.split('/').next() == Some(GROUP)
+        })
+        .map(|o| ObjectRef::new(&o.name))
+        .collect();
+    let ns = secret.namespace.as_deref().unwrap_or_default();
+    let name = secret.name.as_deref().unwrap_or_default();
+    for r in store.state().iter().filter_map(|g| g.0.as_ref().ok()) {
+        let Some(c) = &r.spec.credential else {
+            continue;
+        };
+        let cns = c
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        if c.name.as_deref() == Some(name) && cns == ns {
+            out.push(ObjectRef::new(r.name()));
+        }
+    }
+    out
+}
+
+/// The repository a Backup/Restore event concerns, when it can change something: the consumer
+/// waits for preparation, or (Backups) it is being deleted, which may unblock a deletion.
+pub fn repo_for_consumer(
+    o: &DynamicObject,
+    backup: bool,
+) -> Option<ObjectRef<Guarded<BackupRepo>>> {
+    let repo = o.labels().get(BACKUP_REPO_NAME_LABEL)?;
+    let deleting = backup && o.metadata.deletion_timestamp.is_some();
+    (is_active_consumer(o) && (waits_for_preparation(o) || deleting)).then(|| ObjectRef::new(repo))
+}
+
+async fn crd_installed(client: &Client, ar: &kube::api::ApiResource) -> bool {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+    api.list(&ListParams::default().limit(1)).await.is_ok()
+}
+
+/// The BackupRepo controller stream.
+pub async fn repo_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default();
+    let derived = watcher::Config::default().labels(BACKUP_REPO_NAME_LABEL);
+    let ctrl = Controller::new(Api::<Guarded<BackupRepo>>::all(client.clone()), wc.clone());
+    let store = ctrl.store();
+    let s = store.clone();
+    let mut ctrl = ctrl
+        .watches(
+            Api::<Guarded<StorageProvider>>::all(client.clone()),
+            wc.clone(),
+            move |p| repos_for_provider(&s, p.meta().name.as_deref().unwrap_or_default()),
+        )
+        .watches(
+            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
+            wc.clone(),
+            {
+                let s = store.clone();
+                move |secret| repos_for_secret(&s, &secret.metadata)
+            },
+        )
+        .owns(Api::<StorageClass>::all(client.clone()), derived.clone())
+        .owns(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            derived.clone(),
+        )
+        .owns(Api::<Job>::all(client.clone()), derived.clone());
+    // KubeBlocks' consumers are watched only when their CRDs are installed (a watch on a
+    // missing kind would fail forever).
+    for (ar, backup) in [(backup_resource(), true), (restore_resource(), false)] {
+        if crd_installed(&client, &ar).await {
+            ctrl = ctrl.watches_with(
+                Api::<DynamicObject>::all_with(client.clone(), &ar),
+                ar.clone(),
+                derived.clone(),
+                move |o| repo_for_consumer(&o, backup),
+            );
+        } else {
+            tracing::info!(kind = %ar.kind, "CRD not installed; not watching it");
+        }
+    }
+    ctrl.shutdown_on_signal()
+        .run(
+            reconcile_repo_guarded,
+            |obj, err, ctx| {
+                policy(
+                    "backuprepo",
+                    obj.meta().name.as_deref().unwrap_or_default(),
+                    err,
+                    &ctx,
+                )
+            },
+            ctx,
+        )
+        .map(|res| match res {
+            Ok((o, _)) => tracing::debug!(repo = %o.name, "reconciled"),
+            Err(e) => tracing::debug!(error = %e, "backuprepo controller"),
+        })
+}
+
+/// The StorageProvider controller stream (re-checked when a CSIDriver appears or goes).
+pub fn provider_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
+    let client = ctx.client.clone();
+    let wc = watcher::Config::default();
+    let ctrl = Controller::new(
+        Api::<Guarded<StorageProvider>>::all(client.clone()),
+        wc.clone(),
+    );
+    let store = ctrl.store();
+    ctrl.watches(
+        Api::<PartialObjectMeta<CSIDriver>>::all(client),
+        wc,
+        move |d| {
+            let driver = d.metadata.name.clone().unwrap_or_default();
+            store
+                .state()
+                .iter()
+                .filter_map(|g| g.0.as_ref().ok())
+                .filter(|p| p.spec.csi_driver_name.as_deref() == Some(driver.as_str()))
+                .map(|p| ObjectRef::new(p.name()))
+                .collect::<Vec<_>>()
+        },
+    )
+    .shutdown_on_signal()
+    .run(
+        reconcile_provider_guarded,
+        |obj, err, ctx| {
+            policy(
+                "storageprovider",
+                obj.meta().name.as_deref().unwrap_or_default(),
+                err,
+                &ctx,
+            )
+        },
+        ctx,
+    )
+    .map(|res| match res {
+        Ok((o, _)) => tracing::debug!(provider = %o.name, "reconciled"),
+        Err(e) => tracing::debug!(error = %e, "storageprovider controller"),
+    })
+}
+
+/// Run both controllers and the metrics server until SIGINT/SIGTERM.
+pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
+    let addr = cfg.metrics_addr;
+    let ctx = Arc::new(Context::new(client, cfg));
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving /metrics and /healthz");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(listener, ctx.metrics.clone(), async {
+        let _ = stop_rx.await;
+    }));
+    let repos = repo_controller(ctx.clone()).await;
+    let providers = provider_controller(ctx);
+    futures::future::join(
+        repos.for_each(|()| async {}),
+        providers.for_each(|()| async {}),
+    )
+    .await;
+    let _ = stop_tx.send(());
+    server.await??;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use kube::runtime::reflector;
+    use serde_json::json;
+
+    fn store(repos: Vec<serde_json::Value>) -> Store<Guarded<BackupRepo>> {
+        let (reader, mut writer) = reflector::store::<Guarded<BackupRepo>>();
+        for r in repos {
+            let g: Guarded<BackupRepo> = serde_json::from_value(r).unwrap();
+            writer.apply_watcher_event(&watcher::Event::Apply(g));
+        }
+        reader
+    }
+
+    fn repo(name: &str, provider: &str, cred: Option<(&str, &str)>) -> serde_json::Value {
+        let mut v = json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupRepo",
+            "metadata": {"name": name},
+            "spec": {"storageProviderRef": provider, "pvReclaimPolicy": "Retain"}
+        });
+        if let Some((ns, n)) = cred {
+            v["spec"]["credential"] = json!({"namespace": ns, "name": n});
+        }
+        v
+    }
+
+    fn names(v: Vec<ObjectRef<Guarded<BackupRepo>>>) -> Vec<String> {
+        let mut n: Vec<String> = v.into_iter().map(|r| r.name).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn provider_and_secret_changes_map_to_their_repositories() {
+        let s = store(vec![
+            repo("a", "s3", Some(("kb-system", "creds"))),
+            repo("b", "s3", None),
+            repo("c", "local", Some(("kb-system", "other"))),
+            // A malformed repository is skipped, not fatal.
+            json!({"apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupRepo",
+                   "metadata": {"name": "bad"}, "spec": {"storageProviderRef": 5}}),
+        ]);
+        assert_eq!(names(repos_for_provider(&s, "s3")), ["a", "b"]);
+        let meta: kube::api::ObjectMeta = serde_json::from_value(json!({
+            "name": "creds", "namespace": "kb-system"
+        }))
+        .unwrap();
+        assert_eq!(names(repos_for_secret(&s, &meta)), ["a"]);
+        let owned: kube::api::ObjectMeta = serde_json::from_value(json!({
+            "name": "tool-config-x", "namespace": "ns1",
+            "ownerReferences": [{"apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+                "kind": "BackupRepo", "name": "c", "uid": "u", "controller": true}]
+        }))
+        .unwrap();
+        assert_eq!(names(repos_for_secret(&s, &owned)), ["c"]);
+    }
+
+    #[test]
+    fn consumer_events_that_matter() {
+        let obj = |labels: serde_json::Value, phase: &str, deleting: bool| {
+            let mut v = json!({"apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
+                "metadata": {"name": "b", "namespace": "ns", "labels": labels}, "status": {"phase": phase}});
+            if deleting {
+                v["metadata"]["deletionTimestamp"] = json!("2023-01-01T00:00:00Z");
+            }
+            serde_json::from_value::<DynamicObject>(v).unwrap()
+        };
+        let named = json!({"dataprotection.kubeblocks.io/backup-repo-name": "r1"});
+        let waiting = json!({"dataprotection.kubeblocks.io/backup-repo-name": "r1",
+                             "dataprotection.kubeblocks.io/wait-repo-preparation": "true"});
+        assert_eq!(
+            repo_for_consumer(&obj(waiting.clone(), "New", false), true)
+                .unwrap()
+                .name,
+            "r1"
+        );
+        assert!(repo_for_consumer(&obj(named.clone(), "Completed", false), true).is_none());
+        assert_eq!(
+            repo_for_consumer(&obj(named.clone(), "Completed", true), true)
+                .unwrap()
+                .name,
+            "r1"
+        );
+        // Restores never block deletion; failed backups need nothing.
+        assert!(repo_for_consumer(&obj(named, "Completed", true), false).is_none());
+        assert!(repo_for_consumer(&obj(waiting, "Failed", false), true).is_none());
+        assert!(repo_for_consumer(&obj(json!({}), "New", false), true).is_none());
+    }
+}

@@ -1,0 +1,35 @@
+//! The Kubernetes shell of backuprepo: BackupRepo and StorageProvider controllers on kube-rs
+//! around the pure core (`backuprepo_core`), which decides every condition, reason, phase and
+//! digest. This crate only reads inputs from the API server, runs the probe the core asks for
+//! (Tool: in-process with the transfer crate; Mount: a pre-check Job), and writes back what
+//! changed.
+//!
+//! | module | role |
+//! |---|---|
+//! | [`repo`] | one BackupRepo reconcile: dereference → core → probe → status/annotations; deletion |
+//! | [`namespaces`] | per-namespace tool-config Secrets / PVCs for waiting consumers, allow-list |
+//! | [`mount`] | CSI secret, StorageClass, pre-check PVC + Job, failure logs |
+//! | [`provider`] | the StorageProvider controller (CSIDriver lookup) |
+//! | [`controller`] | watches, re-check triggers, error policy, [`run`] |
+//! | [`metrics`], [`server`] | Prometheus metrics, `/metrics` and `/healthz` |
+
+pub mod config;
+pub mod context;
+pub mod controller;
+pub mod error;
+pub mod metrics;
+pub mod mount;
+pub mod namespaces;
+pub mod probe;
+pub mod provider;
+pub mod repo;
+pub mod resources;
+pub mod server;
+
+pub use config::OperatorConfig;
+pub use context::Context;
+pub use controller::run;
+pub use error::{Error, ErrorClass};
+pub use kube::runtime::controller::Action;
+pub use provider::reconcile_provider;
+pub use repo::reconcile_repo;

@@ -1,0 +1,159 @@
+//! Prometheus metrics: repository phase, probe duration and result by operation, reconcile
+//! errors by class.
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use backuprepo_api::BackupRepoPhase;
+
+use crate::error::ErrorClass;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub repo: String,
+    pub phase: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub operation: String,
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub controller: String,
+    pub class: String,
+}
+
+const PHASES: [BackupRepoPhase; 4] = [
+    BackupRepoPhase::PreChecking,
+    BackupRepoPhase::Failed,
+    BackupRepoPhase::Ready,
+    BackupRepoPhase::Deleting,
+];
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    repo_phase: Family<PhaseLabels, Gauge>,
+    probe_duration: Family<OperationLabels, Histogram>,
+    probe_results: Family<ResultLabels, Counter>,
+    reconcile_errors: Family<ErrorLabels, Counter>,
+    reconciles: Family<OperationLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("backuprepo");
+        let repo_phase = Family::<PhaseLabels, Gauge>::default();
+        registry.register(
+            "repository_phase",
+            "1 for the current phase of each backup repository, 0 for the others",
+            repo_phase.clone(),
+        );
+        let probe_duration = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.005, 2.0, 14))
+        });
+        registry.register(
+            "probe_duration_seconds",
+            "Duration of each operation of the storage probe",
+            probe_duration.clone(),
+        );
+        let probe_results = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "probe_results",
+            "Storage probe operations by result (Passed, Failed, Skipped)",
+            probe_results.clone(),
+        );
+        let reconcile_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconcile errors by controller and class (invalid: waits for a change; transient: retried with backoff)",
+            reconcile_errors.clone(),
+        );
+        let reconciles = Family::<OperationLabels, Counter>::default();
+        registry.register("reconciles", "Reconciles by controller", reconciles.clone());
+        Metrics {
+            registry,
+            repo_phase,
+            probe_duration,
+            probe_results,
+            reconcile_errors,
+            reconciles,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn set_phase(&self, repo: &str, phase: Option<BackupRepoPhase>) {
+        for p in PHASES {
+            let labels = PhaseLabels {
+                repo: repo.to_string(),
+                phase: p.as_str().to_string(),
+            };
+            self.repo_phase
+                .get_or_create(&labels)
+                .set(i64::from(Some(p) == phase));
+        }
+    }
+
+    /// Forget a repository that is gone.
+    pub fn remove_repo(&self, repo: &str) {
+        for p in PHASES {
+            self.repo_phase.remove(&PhaseLabels {
+                repo: repo.to_string(),
+                phase: p.as_str().to_string(),
+            });
+        }
+    }
+
+    pub fn observe_probe(&self, operation: &str, result: &str, seconds: f64) {
+        self.probe_duration
+            .get_or_create(&OperationLabels {
+                operation: operation.to_string(),
+            })
+            .observe(seconds);
+        self.probe_results
+            .get_or_create(&ResultLabels {
+                operation: operation.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn reconcile_error(&self, controller: &str, class: ErrorClass) {
+        self.reconcile_errors
+            .get_or_create(&ErrorLabels {
+                controller: controller.to_string(),
+                class: class.as_str().to_string(),
+            })
+            .inc();
+    }
+
+    pub fn reconciled(&self, controller: &str) {
+        self.reconciles
+            .get_or_create(&OperationLabels {
+                operation: controller.to_string(),
+            })
+            .inc();
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

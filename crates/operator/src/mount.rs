@@ -1,0 +1,368 @@
+//! Mount access (spec §2.5 step 6, §2.7): the CSI driver Secret (updated in place when the
+//! digest changes), the StorageClass (create-only), and the pre-check: a PVC and a Job in the
+//! controller's namespace that write, read and delete a file on the mounted volume. A failed
+//! Job's pod logs go into the condition message.
+
+use std::collections::BTreeMap;
+
+use backuprepo_api::constants::{message, BACKUP_REPO_DIGEST_ANNOTATION};
+use backuprepo_api::{pre_check_resource_name, BackupRepo};
+use backuprepo_core::ProbeResult;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Container, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
+    PodSpec, PodTemplateSpec, Secret, SecretReference, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
+use kube::Api;
+use serde_json::{Map, Value};
+
+use crate::context::Context;
+use crate::error::{is_conflict, is_not_found, Error, Result};
+use crate::namespaces::repo_pvc;
+use crate::repo::derived_labels;
+use crate::resources::owner_ref;
+
+/// Container name of the pre-check Job (KubeBlocks').
+pub const PRE_CHECK_CONTAINER: &str = "pre-check";
+const LOG_LIMIT: i64 = 4 * 1024;
+
+fn digest_of(meta: &ObjectMeta) -> Option<&str> {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION))
+        .map(String::as_str)
+}
+
+fn derived_meta(repo: &BackupRepo, name: &str, ns: Option<&str>, digest: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: ns.map(str::to_string),
+        labels: Some(derived_labels(repo)),
+        annotations: Some(BTreeMap::from([(
+            BACKUP_REPO_DIGEST_ANNOTATION.to_string(),
+            digest.to_string(),
+        )])),
+        owner_references: Some(vec![owner_ref(repo)]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// Create the CSI secret, or replace its data when its digest differs.
+pub async fn apply_csi_secret(
+    ctx: &Context,
+    repo: &BackupRepo,
+    sref: &SecretReference,
+    data: &BTreeMap<String, String>,
+    digest: &str,
+) -> Result<()> {
+    let (Some(name), Some(ns)) = (&sref.name, &sref.namespace) else {
+        return Ok(());
+    };
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let bytes: BTreeMap<String, ByteString> = data
+        .iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
+        .collect();
+    match api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("get CSI secret {ns}/{name}")))?
+    {
+        None => {
+            let secret = Secret {
+                metadata: derived_meta(repo, name, Some(ns), digest),
+                data: Some(bytes),
+                ..Secret::default()
+            };
+            match api.create(&PostParams::default(), &secret).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_conflict(&e) => Ok(()),
+                Err(e) => Err(Error::kube(format!("create CSI secret {ns}/{name}"))(e)),
+            }
+        }
+        Some(existing) if digest_of(&existing.metadata) == Some(digest) => Ok(()),
+        Some(existing) => {
+            // Replace the data: keys the template no longer renders are removed.
+            let mut d: Map<String, Value> = existing
+                .data
+                .iter()
+                .flatten()
+                .map(|(k, _)| (k.clone(), Value::Null))
+                .collect();
+            for (k, v) in &bytes {
+                d.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+            }
+            let patch = serde_json::json!({
+                "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
+                "data": d,
+            });
+            api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(Error::kube(format!("update CSI secret {ns}/{name}")))?;
+            Ok(())
+        }
+    }
+}
+
+/// Create the StorageClass if absent; never updated afterwards (KubeBlocks).
+pub async fn apply_storage_class(
+    ctx: &Context,
+    repo: &BackupRepo,
+    sc: &StorageClass,
+) -> Result<()> {
+    let Some(name) = sc.metadata.name.clone() else {
+        return Ok(());
+    };
+    let api: Api<StorageClass> = Api::all(ctx.client.clone());
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("get StorageClass {name}")))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let mut sc = sc.clone();
+    sc.metadata.labels = Some(derived_labels(repo));
+    sc.metadata.owner_references = Some(vec![owner_ref(repo)]);
+    match api.create(&PostParams::default(), &sc).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(e) => Err(Error::kube(format!("create StorageClass {name}"))(e)),
+    }
+}
+
+fn pre_check_name(repo: &BackupRepo) -> String {
+    pre_check_resource_name(
+        repo.metadata.uid.as_deref().unwrap_or_default(),
+        repo.name(),
+    )
+}
+
+fn pre_check_job(ctx: &Context, repo: &BackupRepo, name: &str, digest: &str) -> Job {
+    let ns = &ctx.config.namespace;
+    let script = "set -ex\necho \"pre-check\" > /backup/precheck.txt\nsync\ncat /backup/precheck.txt\nrm /backup/precheck.txt\nsync\n";
+    Job {
+        metadata: derived_meta(repo, name, Some(ns), digest),
+        spec: Some(JobSpec {
+            backoff_limit: Some(2),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(derived_labels(repo)),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: ctx.config.worker_service_account.clone(),
+                    security_context: Some(PodSecurityContext {
+                        fs_group: Some(65532),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![Container {
+                        name: PRE_CHECK_CONTAINER.into(),
+                        image: Some(ctx.config.tools_image.clone()),
+                        image_pull_policy: ctx.config.image_pull_policy.clone(),
+                        command: Some(vec!["sh".into(), "-c".into()]),
+                        args: Some(vec![script.into()]),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            ..SecurityContext::default()
+                        }),
+                        volume_mounts: Some(vec![VolumeMount {
+                            name: "backup-pvc".into(),
+                            mount_path: "/backup".into(),
+                            ..VolumeMount::default()
+                        }]),
+                        ..Container::default()
+                    }],
+                    volumes: Some(vec![Volume {
+                        name: "backup-pvc".into(),
+                        persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                            claim_name: name.into(),
+                            read_only: None,
+                        }),
+                        ..Volume::default()
+                    }]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..JobSpec::default()
+        }),
+        ..Job::default()
+    }
+}
+
+/// `Some((failed, text))` once the Job has finished.
+fn job_finished(job: &Job) -> Option<(bool, String)> {
+    let conds = job.status.as_ref()?.conditions.as_ref()?;
+    for c in conds {
+        if c.status != "True" {
+            continue;
+        }
+        match c.type_.as_str() {
+            "Complete" => return Some((false, String::new())),
+            "Failed" => {
+                return Some((
+                    true,
+                    format!(
+                        "{}:{}",
+                        c.reason.as_deref().unwrap_or_default(),
+                        c.message.as_deref().unwrap_or_default()
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Run (or follow) the Mount pre-check for `digest`. `None` while the Job runs.
+pub async fn pre_check(
+    ctx: &Context,
+    repo: &BackupRepo,
+    digest: &str,
+    template: Option<&PersistentVolumeClaim>,
+    storage_class: &str,
+) -> Result<Option<ProbeResult>> {
+    let ns = ctx.config.namespace.clone();
+    let name = pre_check_name(repo);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let job = jobs
+        .get_opt(&name)
+        .await
+        .map_err(Error::kube(format!("get pre-check job {ns}/{name}")))?;
+    let Some(job) = job else {
+        if pvcs
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!("get pre-check PVC {ns}/{name}")))?
+            .is_none()
+        {
+            let pvc = repo_pvc(repo, template, &name, &ns, storage_class, digest);
+            match pvcs.create(&PostParams::default(), &pvc).await {
+                Ok(_) => {}
+                Err(e) if is_conflict(&e) => {}
+                Err(e) => return Err(Error::kube(format!("create pre-check PVC {ns}/{name}"))(e)),
+            }
+        }
+        match jobs
+            .create(
+                &PostParams::default(),
+                &pre_check_job(ctx, repo, &name, digest),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => return Err(Error::kube(format!("create pre-check job {ns}/{name}"))(e)),
+        }
+        return Ok(None);
+    };
+    if digest_of(&job.metadata) != Some(digest) {
+        delete_pre_check(ctx, repo).await?;
+        return Err(Error::Pending(
+            message::PRE_CHECK_PVC_DIGEST_MISMATCH.to_string(),
+        ));
+    }
+    let finished = match job_finished(&job) {
+        Some(f) => Some(f),
+        None => {
+            let created = job
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second());
+            let now = ctx.now().0.as_second();
+            let limit = ctx.config.pre_check_timeout.as_secs() as i64;
+            created
+                .filter(|c| now - c > limit)
+                .map(|_| (true, "timeout".to_string()))
+        }
+    };
+    let Some((failed, text)) = finished else {
+        return Ok(None);
+    };
+    let message = if failed {
+        failure_message(ctx, &ns, &name, &text).await
+    } else {
+        String::new()
+    };
+    Ok(Some(ProbeResult {
+        digest: digest.to_string(),
+        passed: !failed,
+        message,
+        checks: Vec::new(),
+        finished_at: ctx.now(),
+    }))
+}
+
+/// KubeBlocks' diagnosis: header, the Job's failure, the logs of the newest failed pod.
+async fn failure_message(ctx: &Context, ns: &str, job: &str, text: &str) -> String {
+    let mut msg = format!(
+        "{}\n\nJob failure message: {text}\n\n",
+        message::PRE_CHECK_FAILED_HEADER
+    );
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let mut logs = None;
+    if let Ok(list) = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await
+    {
+        let mut items = list.items;
+        items.sort_by(|a, b| {
+            b.metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0)
+                .cmp(&a.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        });
+        let failed = items
+            .iter()
+            .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed"));
+        if let Some(pod) = failed.and_then(|p| p.metadata.name.as_deref()) {
+            let lp = LogParams {
+                container: Some(PRE_CHECK_CONTAINER.into()),
+                limit_bytes: Some(LOG_LIMIT),
+                ..LogParams::default()
+            };
+            logs = pods.logs(pod, &lp).await.ok().filter(|l| !l.is_empty());
+        }
+    }
+    match logs {
+        Some(l) => {
+            msg.push_str("Logs from the pre-check job:\n");
+            for line in l.lines() {
+                msg.push_str("  ");
+                msg.push_str(line);
+                msg.push('\n');
+            }
+        }
+        None => msg.push_str("No logs are available.\n"),
+    }
+    msg
+}
+
+/// Delete the pre-check Job and PVC (background propagation; NotFound is done).
+pub async fn delete_pre_check(ctx: &Context, repo: &BackupRepo) -> Result<()> {
+    let ns = ctx.config.namespace.clone();
+    let name = pre_check_name(repo);
+    let dp = DeleteParams::background();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    match jobs.delete(&name, &dp).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(Error::kube(format!("delete pre-check job {ns}/{name}"))(e)),
+    }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    match pvcs.delete(&name, &dp).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(Error::kube(format!("delete pre-check PVC {ns}/{name}"))(e)),
+    }
+}

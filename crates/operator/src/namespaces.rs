@@ -1,0 +1,323 @@
+//! Per-namespace preparation (spec §2.8): a Backup or Restore labelled
+//! `wait-repo-preparation=true` asks for the repository's tool-config Secret (Tool) or backup
+//! PVC (Mount) in its namespace. The repository creates it there, if its allow-list
+//! (`spec.allowedNamespaces`, all namespaces when absent) permits, then removes the label.
+//! A namespace outside the list gets nothing: the consumer keeps waiting, and an event on it
+//! and on the repository says why.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use backuprepo_api::constants::{
+    BACKUP_REPO_DIGEST_ANNOTATION, IS_TOOL_CONFIG_LABEL, TOOL_CONFIG_SECRET_KEY,
+    WAIT_REPO_PREPARATION_LABEL,
+};
+use backuprepo_api::{AccessMethod, BackupRepo};
+use backuprepo_catalog::render::RenderedToolConfig;
+use backuprepo_core::Output;
+use k8s_openapi::api::core::v1::{
+    ObjectReference, PersistentVolumeClaim, PersistentVolumeClaimSpec, Secret,
+    VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::ByteString;
+use kube::api::{ApiResource, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Resource};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::{is_conflict, is_not_found, Error, Result};
+use crate::repo::derived_labels;
+use crate::resources::{
+    backup_resource, is_active_consumer, list_consumers, owner_ref, repo_selector, restore_resource,
+};
+
+/// Reason of the event explaining that a namespace is not in the allow-list.
+pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+
+fn tool_config_labels(repo: &BackupRepo) -> BTreeMap<String, String> {
+    let mut l = derived_labels(repo);
+    l.insert(IS_TOOL_CONFIG_LABEL.into(), "true".into());
+    l
+}
+
+/// The tool-config Secret of `repo` in `namespace`.
+pub fn tool_config_secret(
+    repo: &BackupRepo,
+    name: &str,
+    namespace: &str,
+    cfg: &RenderedToolConfig,
+    digest: &str,
+) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            labels: Some(tool_config_labels(repo)),
+            annotations: Some(BTreeMap::from([(
+                BACKUP_REPO_DIGEST_ANNOTATION.to_string(),
+                digest.to_string(),
+            )])),
+            owner_references: Some(vec![owner_ref(repo)]),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            TOOL_CONFIG_SECRET_KEY.to_string(),
+            ByteString(cfg.text().as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    }
+}
+
+/// Re-render every tool-config Secret of the repository whose digest is not the current one
+/// (`updateToolConfigSecrets`): the new config passed its check, consumers get it now.
+pub async fn update_tool_config_secrets(
+    ctx: &Context,
+    repo: &BackupRepo,
+    cfg: &RenderedToolConfig,
+    digest: &str,
+) -> Result<()> {
+    let all: Api<Secret> = Api::all(ctx.client.clone());
+    let selector = format!("{},{IS_TOOL_CONFIG_LABEL}=true", repo_selector(repo.name()));
+    let list = all
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube("list tool-config secrets"))?;
+    for s in list.items {
+        let current = s
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION));
+        if current.map(String::as_str) == Some(digest) {
+            continue;
+        }
+        let (Some(ns), Some(n)) = (&s.metadata.namespace, &s.metadata.name) else {
+            continue;
+        };
+        let patch = json!({
+            "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
+            "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
+        });
+        let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+        match api
+            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                return Err(Error::kube(format!("update tool-config secret {ns}/{n}"))(
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn consumer_ref(o: &DynamicObject, ar: &ApiResource) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(ar.api_version.clone()),
+        kind: Some(ar.kind.clone()),
+        name: o.metadata.name.clone(),
+        namespace: o.metadata.namespace.clone(),
+        uid: o.metadata.uid.clone(),
+        ..ObjectReference::default()
+    }
+}
+
+/// Prepare the namespaces of the Backups and Restores waiting for this repository. Every
+/// consumer is attempted; the first error is returned (the rest still ran).
+pub async fn prepare_consumers(
+    ctx: &Context,
+    repo: &BackupRepo,
+    out: &Output,
+    digest: &str,
+) -> Result<()> {
+    let selector = format!(
+        "{},{WAIT_REPO_PREPARATION_LABEL}=true",
+        repo_selector(repo.name())
+    );
+    let mut prepared: BTreeSet<String> = BTreeSet::new();
+    let mut refused: BTreeSet<String> = BTreeSet::new();
+    let mut first_error: Option<Error> = None;
+    for ar in [backup_resource(), restore_resource()] {
+        let items = list_consumers(&ctx.client, &ar, &selector).await?;
+        for item in items.iter().filter(|i| is_active_consumer(i)) {
+            let (Some(ns), Some(n)) = (&item.metadata.namespace, &item.metadata.name) else {
+                continue;
+            };
+            if !repo.allows_namespace(ns) {
+                let note = format!(
+                    "namespace {ns} is not in spec.allowedNamespaces of backup repository {}; {} {ns}/{n} keeps waiting until the repository allows it",
+                    repo.name(),
+                    ar.kind
+                );
+                ctx.event(
+                    &consumer_ref(item, &ar),
+                    true,
+                    NAMESPACE_NOT_ALLOWED,
+                    "Prepare",
+                    &note,
+                )
+                .await;
+                if refused.insert(ns.clone()) {
+                    ctx.event(
+                        &repo.object_ref(&()),
+                        true,
+                        NAMESPACE_NOT_ALLOWED,
+                        "Prepare",
+                        &note,
+                    )
+                    .await;
+                }
+                continue;
+            }
+            if !prepared.contains(ns) {
+                match prepare_namespace(ctx, repo, out, ns, digest).await {
+                    Ok(()) => {
+                        prepared.insert(ns.clone());
+                    }
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                }
+            }
+            let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
+            let patch = json!({ "metadata": { "labels": { WAIT_REPO_PREPARATION_LABEL: null } } });
+            match api
+                .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => {
+                    first_error.get_or_insert(Error::kube(format!(
+                        "remove the wait label of {} {ns}/{n}",
+                        ar.kind
+                    ))(e));
+                }
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// Create-if-absent of the namespace's tool-config Secret (Tool) or backup PVC (Mount).
+async fn prepare_namespace(
+    ctx: &Context,
+    repo: &BackupRepo,
+    out: &Output,
+    ns: &str,
+    digest: &str,
+) -> Result<()> {
+    match repo.access_method() {
+        AccessMethod::Tool => {
+            let (Some(name), Some(cfg)) = (&out.status.tool_config_secret_name, &out.tool_config)
+            else {
+                return Ok(());
+            };
+            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+            if api
+                .get_opt(name)
+                .await
+                .map_err(Error::kube(format!("get secret {ns}/{name}")))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            let secret = tool_config_secret(repo, name, ns, cfg, digest);
+            match api.create(&PostParams::default(), &secret).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_conflict(&e) => Ok(()),
+                Err(e) => Err(Error::kube(format!(
+                    "create tool-config secret {ns}/{name}"
+                ))(e)),
+            }
+        }
+        AccessMethod::Mount => {
+            let Some(name) = &out.status.backup_pvc_name else {
+                return Ok(());
+            };
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+            if api
+                .get_opt(name)
+                .await
+                .map_err(Error::kube(format!("get PVC {ns}/{name}")))?
+                .is_some()
+            {
+                return Ok(());
+            }
+            let sc = out
+                .status
+                .generated_storage_class_name
+                .clone()
+                .unwrap_or_default();
+            let pvc = repo_pvc(repo, out.pvc.as_ref(), name, ns, &sc, digest);
+            match api.create(&PostParams::default(), &pvc).await {
+                Ok(_) => Ok(()),
+                Err(e) if is_conflict(&e) => Ok(()),
+                Err(e) => Err(Error::kube(format!("create PVC {ns}/{name}"))(e)),
+            }
+        }
+    }
+}
+
+/// `createRepoPVC`: the rendered template (or a claim on the generated StorageClass) with the
+/// name, namespace, label, digest and owner forced, and KubeBlocks' defaults.
+pub fn repo_pvc(
+    repo: &BackupRepo,
+    template: Option<&PersistentVolumeClaim>,
+    name: &str,
+    ns: &str,
+    storage_class: &str,
+    digest: &str,
+) -> PersistentVolumeClaim {
+    let mut pvc = template.cloned().unwrap_or_else(|| PersistentVolumeClaim {
+        spec: Some(PersistentVolumeClaimSpec {
+            storage_class_name: Some(storage_class.to_string()),
+            ..PersistentVolumeClaimSpec::default()
+        }),
+        ..PersistentVolumeClaim::default()
+    });
+    pvc.metadata.name = Some(name.to_string());
+    pvc.metadata.namespace = Some(ns.to_string());
+    pvc.metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(derived_labels(repo));
+    pvc.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(BACKUP_REPO_DIGEST_ANNOTATION.into(), digest.into());
+    pvc.metadata.owner_references = Some(vec![owner_ref(repo)]);
+    let spec = pvc
+        .spec
+        .get_or_insert_with(PersistentVolumeClaimSpec::default);
+    if spec.access_modes.as_ref().is_none_or(|m| m.is_empty()) {
+        spec.access_modes = Some(vec!["ReadWriteMany".into()]);
+    }
+    if spec.volume_mode.is_none() {
+        spec.volume_mode = Some("Filesystem".into());
+    }
+    let has_request = spec
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .is_some_and(|q| !q.0.is_empty() && q.0 != "0");
+    if !has_request {
+        if let Some(cap) = &repo.spec.volume_capacity {
+            spec.resources
+                .get_or_insert_with(VolumeResourceRequirements::default)
+                .requests
+                .get_or_insert_with(BTreeMap::new)
+                .insert("storage".into(), cap.clone());
+        }
+    }
+    pvc
+}

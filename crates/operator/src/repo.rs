@@ -1,0 +1,356 @@
+//! The BackupRepo reconciler (spec §2.5–§2.9): dereference (provider, credential Secret) →
+//! the pure core → run the probe it asks for (Tool: in-process; Mount: a Job) → the core again
+//! with the result → write status, annotations and derived objects, only what changed.
+//!
+//! Order of writes, chosen so a crash between two of them never makes a repository look
+//! checked when it is not: status first (it carries the check of the new digest), then the
+//! digest annotation. If the annotation write is lost, the next pass sees a changed digest and
+//! checks again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backuprepo_api::constants::{
+    BACKUP_REPO_DIGEST_ANNOTATION, FINALIZER, NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+};
+use backuprepo_api::{secret_data, AccessMethod, BackupRepo, BackupRepoPhase, StorageProvider};
+use backuprepo_core::deletion::{self, Observed};
+use backuprepo_core::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::{is_not_found, Error, Result};
+use crate::resources::{
+    annotations_patch, backup_resource, is_active_consumer, list_consumers, owned_by,
+    repo_selector, status_merge_patch,
+};
+use crate::{mount, namespaces, probe};
+
+/// How often a repository blocked in deletion looks again (the Backup watch usually comes first).
+const DELETION_RECHECK: Duration = Duration::from_secs(60);
+
+/// Reconcile one BackupRepo. `Ok(action)` says when to look again; an error is classified by
+/// [`Error::class`] and handled by the controller's error policy.
+pub async fn reconcile_repo(ctx: Arc<Context>, repo: Arc<BackupRepo>) -> Result<Action> {
+    ctx.metrics.reconciled("backuprepo");
+    let api: Api<BackupRepo> = Api::all(ctx.client.clone());
+    let has_finalizer = repo.finalizers().iter().any(|f| f == FINALIZER);
+    if repo.metadata.deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        return cleanup(&ctx, &api, &repo).await;
+    }
+    if !has_finalizer {
+        set_finalizers(&api, &repo, true).await?;
+    }
+    apply(&ctx, &api, &repo).await
+}
+
+/// Add or remove our finalizer with a merge patch guarded by the resourceVersion (KubeBlocks'
+/// optimistic lock): a concurrent change makes it fail with 409, retried with backoff.
+async fn set_finalizers(api: &Api<BackupRepo>, repo: &BackupRepo, add: bool) -> Result<()> {
+    let mut list: Vec<String> = repo
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if add {
+        list.push(FINALIZER.to_string());
+    }
+    let patch = json!({
+        "metadata": {
+            "finalizers": list,
+            "resourceVersion": repo.metadata.resource_version,
+        }
+    });
+    api.patch(repo.name(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube(if add {
+            "add finalizer"
+        } else {
+            "remove finalizer"
+        }))?;
+    Ok(())
+}
+
+async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvider>> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let api: Api<StorageProvider> = Api::all(ctx.client.clone());
+    api.get_opt(name)
+        .await
+        .map_err(Error::kube(format!("get storage provider {name}")))
+}
+
+/// The credential Secret as the core wants it. NotFound and refusals (403) become part of the
+/// status; server and transport errors are retried.
+async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
+    let Some(cred) = repo.spec.credential.as_ref() else {
+        return Ok(SecretState::NotReferenced);
+    };
+    let Some(name) = cred.name.as_deref().filter(|n| !n.is_empty()) else {
+        return Ok(SecretState::NotReferenced);
+    };
+    let namespace = cred
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    match api.get_opt(name).await {
+        Ok(None) => Ok(SecretState::NotFound {
+            namespace,
+            name: name.to_string(),
+        }),
+        Ok(Some(s)) => Ok(match secret_data(&s) {
+            Ok(d) => SecretState::Found(d),
+            Err(e) => SecretState::Error(e.to_string()),
+        }),
+        Err(kube::Error::Api(s)) if s.code < 500 && s.code != 429 => {
+            Ok(SecretState::Error(format!("{} ({})", s.message, s.code)))
+        }
+        Err(e) => Err(Error::kube(format!("get secret {namespace}/{name}"))(e)),
+    }
+}
+
+/// The digest the repository is (or is being) checked with.
+fn current_digest(repo: &BackupRepo, out: &Output) -> Option<String> {
+    out.annotations
+        .get(BACKUP_REPO_DIGEST_ANNOTATION)
+        .or_else(|| {
+            repo.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION))
+        })
+        .cloned()
+}
+
+async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Result<Action> {
+    let name = repo.name();
+    let provider = get_provider(ctx, &repo.spec.storage_provider_ref).await?;
+    let secret = secret_state(ctx, repo).await?;
+    let suffix = ctx.suffix();
+    let now = ctx.now();
+    let input = |probe: Option<ProbeResult>| Input {
+        repo,
+        provider: provider.as_ref(),
+        secret: secret.clone(),
+        probe,
+        force_check: false,
+        now: now.clone(),
+        name_suffix: &suffix,
+        settings: &ctx.config.settings,
+    };
+    let mut out = reconcile(input(None));
+    let digest = current_digest(repo, &out);
+
+    // The CSI secret and StorageClass exist before anything mounts them (KubeBlocks step 6).
+    if let (Some((sref, data)), Some(d)) = (&out.csi_secret, &digest) {
+        mount::apply_csi_secret(ctx, repo, sref, data, d).await?;
+    }
+    if let Some(sc) = &out.storage_class {
+        mount::apply_storage_class(ctx, repo, sc).await?;
+    }
+
+    let mut waiting_for_job = false;
+    let mut pre_check_finished = false;
+    match out.probe.clone() {
+        Some(ProbeRequest::Tool {
+            digest,
+            config,
+            path_prefix,
+        }) => {
+            let result = probe::run_tool(ctx, &digest, &config, &path_prefix).await;
+            out = reconcile(input(Some(result)));
+        }
+        Some(ProbeRequest::Mount { digest }) => {
+            let sc = out
+                .status
+                .generated_storage_class_name
+                .clone()
+                .unwrap_or_default();
+            match mount::pre_check(ctx, repo, &digest, out.pvc.as_ref(), &sc).await? {
+                Some(result) => {
+                    pre_check_finished = true;
+                    out = reconcile(input(Some(result)));
+                }
+                None => waiting_for_job = true,
+            }
+        }
+        None => {}
+    }
+
+    if out.status_changed(repo) {
+        let patch = status_merge_patch(repo.status.as_ref(), &out.status);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("patch status"))?;
+    }
+    ctx.metrics.set_phase(name, out.status.phase);
+    let reference = repo.object_ref(&());
+    for e in &out.events {
+        ctx.event(&reference, e.warning, &e.reason, "Check", &e.message)
+            .await;
+    }
+
+    let ready = out.status.phase == Some(BackupRepoPhase::Ready);
+    let mut annotations = out.annotations.clone();
+    let mut result = Ok(());
+    if ready && repo.access_method() == AccessMethod::Tool {
+        let need_update = annotations
+            .get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION)
+            .or_else(|| {
+                repo.metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION))
+            })
+            .is_some_and(|v| v == "true");
+        if let (true, Some(cfg), Some(d)) = (need_update, &out.tool_config, &digest) {
+            namespaces::update_tool_config_secrets(ctx, repo, cfg, d).await?;
+            annotations.insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "false".into());
+        }
+    }
+    if let Some(patch) = annotations_patch(repo.metadata.annotations.as_ref(), &annotations) {
+        api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("patch annotations"))?;
+    }
+
+    if pre_check_finished {
+        mount::delete_pre_check(ctx, repo).await?;
+    }
+    if ready {
+        if let Some(d) = &digest {
+            result = namespaces::prepare_consumers(ctx, repo, &out, d).await;
+        }
+    }
+    result?;
+    ctx.succeeded(&key(repo));
+    Ok(if waiting_for_job {
+        // The Job watch wakes us when it finishes; this is the safety net.
+        Action::requeue(Duration::from_secs(60))
+    } else {
+        match out.requeue_after {
+            Some(d) => Action::requeue(d),
+            None => Action::await_change(),
+        }
+    })
+}
+
+/// The key of the per-object backoff counter.
+pub fn key(repo: &BackupRepo) -> String {
+    format!("backuprepo/{}", repo.name())
+}
+
+/// Deletion (spec §2.9). Derived objects carry a controller ownerReference, so the garbage
+/// collector removes them with the repository; the finalizer only holds the repository while
+/// backups still use it and while its PVCs are still mounted (what ownerReferences cannot do).
+async fn cleanup(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Result<Action> {
+    let name = repo.name();
+    let reference = repo.object_ref(&());
+    if repo.phase() != Some(BackupRepoPhase::Deleting) {
+        ctx.event(
+            &reference,
+            false,
+            "DeletingCR",
+            "Delete",
+            format!("Deleting backuprepo: {name}"),
+        )
+        .await;
+    }
+    let backups = list_consumers(&ctx.client, &backup_resource(), &repo_selector(name))
+        .await?
+        .iter()
+        .filter(|b| is_active_consumer(b))
+        .count();
+    let residual_pvcs = if backups == 0 {
+        delete_pvcs(ctx, repo).await?
+    } else {
+        0
+    };
+    let decision = deletion::decide(
+        repo,
+        Observed {
+            backups,
+            residual_pvcs,
+        },
+        &ctx.now(),
+    );
+    if repo.status.as_ref() != Some(&decision.status) {
+        let patch = status_merge_patch(repo.status.as_ref(), &decision.status);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("patch status"))?;
+    }
+    ctx.metrics.set_phase(name, decision.status.phase);
+    if !decision.proceed {
+        return Ok(Action::requeue(DELETION_RECHECK));
+    }
+    set_finalizers(api, repo, false).await?;
+    ctx.event(
+        &reference,
+        false,
+        "DeletedCR",
+        "Delete",
+        format!("Deleted backuprepo: {name}"),
+    )
+    .await;
+    ctx.metrics.remove_repo(name);
+    ctx.succeeded(&key(repo));
+    Ok(Action::await_change())
+}
+
+/// Delete the PVCs the repository made (labelled and owned) and count those still there
+/// (a PVC in use stays until its pod is gone: `kubernetes.io/pvc-protection`).
+async fn delete_pvcs(ctx: &Context, repo: &BackupRepo) -> Result<usize> {
+    let all: Api<PersistentVolumeClaim> = Api::all(ctx.client.clone());
+    let pvcs = all
+        .list(&ListParams::default().labels(&repo_selector(repo.name())))
+        .await
+        .map_err(Error::kube("list derived PVCs"))?;
+    let mut remaining = 0;
+    for pvc in pvcs
+        .items
+        .iter()
+        .filter(|p| owned_by(p.metadata.owner_references.as_ref(), repo))
+    {
+        let (Some(ns), Some(n)) = (&pvc.metadata.namespace, &pvc.metadata.name) else {
+            continue;
+        };
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+        if pvc.metadata.deletion_timestamp.is_none() {
+            match api.delete(n, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(Error::kube(format!("delete PVC {ns}/{n}"))(e)),
+            }
+        }
+        if api
+            .get_opt(n)
+            .await
+            .map_err(Error::kube(format!("get PVC {ns}/{n}")))?
+            .is_some()
+        {
+            remaining += 1;
+        }
+    }
+    Ok(remaining)
+}
+
+/// Labels of derived objects.
+pub fn derived_labels(repo: &BackupRepo) -> BTreeMap<String, String> {
+    BTreeMap::from([(
+        backuprepo_api::constants::BACKUP_REPO_NAME_LABEL.to_string(),
+        repo.name().to_string(),
+    )])
+}
