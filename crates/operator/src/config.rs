@@ -80,7 +80,7 @@ impl OperatorConfig {
         if let Some(d) = secs("BACKUPREPO_RECHECK_INTERVAL")? {
             c.settings.recheck_interval = (!d.is_zero()).then_some(d);
         }
-        if let Some(d) = secs("BACKUPREPO_RETRY_FAILED_INTERVAL")? {
+        if let Some(d) = secs("BACKUPREPO_RETRY_INTERVAL")? {
             c.settings.retry_failed_interval = (!d.is_zero()).then_some(d);
         }
         if let Some(v) = get("KUBEBLOCKS_TOOLS_IMAGE").filter(|v| !v.is_empty()) {
