@@ -89,6 +89,15 @@ fn props(provider: &StorageProvider) -> Vec<Prop> {
     out
 }
 
+/// A pflag-style boolean: `--flag` is true, `--flag=false` is false.
+fn boolish(arg: Arg) -> Arg {
+    arg.num_args(0..=1)
+        .require_equals(true)
+        .default_missing_value("true")
+        .value_parser(clap::builder::BoolishValueParser::new())
+        .action(ArgAction::Set)
+}
+
 fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg {
     let spec = &schema["properties"][&p.name];
     let mut help = spec
@@ -117,13 +126,7 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
         .help(help)
         .required(required);
     arg = match p.kind.as_str() {
-        "boolean" => arg
-            .num_args(0..=1)
-            .require_equals(true)
-            .default_missing_value("true")
-            .value_parser(clap::builder::BoolishValueParser::new())
-            .action(ArgAction::Set)
-            .value_name("true|false"),
+        "boolean" => boolish(arg).value_name("true|false"),
         "integer" => arg.value_parser(clap::value_parser!(i64)).value_name("INT"),
         "number" => arg
             .value_parser(clap::value_parser!(f64))
@@ -231,13 +234,7 @@ fn create_command(provider: &StorageProvider) -> Command {
                 .help("How backup jobs reach the storage: Tool (datasafed) or Mount (a PVC); default Tool when supported"),
         )
         .arg(
-            Arg::new("default")
-                .long("default")
-                .num_args(0..=1)
-                .require_equals(true)
-                .default_missing_value("true")
-                .value_parser(clap::builder::BoolishValueParser::new())
-                .action(ArgAction::Set)
+            boolish(Arg::new("default").long("default"))
                 .help("Make it the default repository (refused while another one is)"),
         )
         .arg(Arg::new("pv-reclaim-policy").long("pv-reclaim-policy").default_value("Retain").help("Reclaim policy of the PV for Mount access: Retain or Delete"))
@@ -542,16 +539,9 @@ fn update_command(provider: &StorageProvider) -> Command {
         .args_override_self(true)
         .about("Update a backup repository's credentials or whether it is the default")
         .arg(Arg::new("name").value_name("BACKUP_REPO_NAME").required(true))
-        .arg(
-            Arg::new("default")
-                .long("default")
-                .num_args(0..=1)
-                .require_equals(true)
-                .default_missing_value("true")
-                .value_parser(clap::builder::BoolishValueParser::new())
-                .action(ArgAction::Set)
-                .help("--default makes it the default repository, --default=false removes that; omitted: unchanged"),
-        );
+        .arg(boolish(Arg::new("default").long("default")).help(
+            "--default makes it the default repository, --default=false removes that; omitted: unchanged",
+        ));
     for p in props(provider).iter().filter(|p| p.credential) {
         cmd = cmd.arg(prop_arg(&schema, p, false, false));
     }
