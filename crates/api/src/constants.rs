@@ -22,6 +22,10 @@ pub const BACKUP_REPO_DIGEST_ANNOTATION: &str = "dataprotection.kubeblocks.io/ba
 /// Annotation on a BackupRepo: `"true"` when tool-config secrets must be re-rendered.
 pub const NEED_UPDATE_TOOL_CONFIG_ANNOTATION: &str =
     "dataprotection.kubeblocks.io/need-update-tool-config";
+/// Annotation (ours) asking the controller to check the storage now, whatever the digest and
+/// the re-check interval say; the value is the time of the request. The controller removes it
+/// once the check it asked for finished (`backuprepo check NAME` on a cluster).
+pub const CHECK_REQUESTED_ANNOTATION: &str = "backuprepo.io/check-requested";
 /// Label naming the repository, on derived objects and on Backups/Restores using it.
 pub const BACKUP_REPO_NAME_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
 /// Label (`"true"`) on Backups/Restores waiting for the repository to be prepared in their

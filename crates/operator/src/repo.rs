@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backuprepo_api::constants::{
-    BACKUP_REPO_DIGEST_ANNOTATION, FINALIZER, NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+    BACKUP_REPO_DIGEST_ANNOTATION, CHECK_REQUESTED_ANNOTATION, FINALIZER,
+    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
 };
 use backuprepo_api::{secret_data, AccessMethod, BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion::{self, Observed};
@@ -140,12 +141,13 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     let secret = secret_state(ctx, repo).await?;
     let suffix = ctx.suffix();
     let now = ctx.now();
+    let check_requested = repo.annotations().contains_key(CHECK_REQUESTED_ANNOTATION);
     let input = |probe: Option<ProbeResult>| Input {
         repo,
         provider: provider.as_ref(),
         secret: secret.clone(),
         probe,
-        force_check: false,
+        force_check: check_requested,
         now: now.clone(),
         name_suffix: &suffix,
         settings: &ctx.config.settings,
@@ -163,6 +165,7 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
 
     let mut waiting_for_job = false;
     let mut pre_check_finished = false;
+    let mut checked = false;
     match out.probe.clone() {
         Some(ProbeRequest::Tool {
             digest,
@@ -170,6 +173,7 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
             path_prefix,
         }) => {
             let result = probe::run_tool(ctx, &digest, &config, &path_prefix).await;
+            checked = true;
             out = reconcile(input(Some(result)));
         }
         Some(ProbeRequest::Mount { digest }) => {
@@ -181,6 +185,7 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
             match mount::pre_check(ctx, repo, &digest, out.pvc.as_ref(), &sc).await? {
                 Some(result) => {
                     pre_check_finished = true;
+                    checked = true;
                     out = reconcile(input(Some(result)));
                 }
                 None => waiting_for_job = true,
@@ -220,7 +225,15 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
             annotations.insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "false".into());
         }
     }
-    if let Some(patch) = annotations_patch(repo.metadata.annotations.as_ref(), &annotations) {
+    // A requested check is answered once a check finished (or when none can run: the status
+    // then says why), so `backuprepo check` stops waiting.
+    let answered = (check_requested && (checked || !waiting_for_job && out.probe.is_none()))
+        .then_some(CHECK_REQUESTED_ANNOTATION);
+    if let Some(patch) = annotations_patch(
+        repo.metadata.annotations.as_ref(),
+        &annotations,
+        answered.as_slice(),
+    ) {
         api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map_err(Error::kube("patch annotations"))?;

@@ -112,16 +112,23 @@ pub fn status_merge_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> Valu
     json!({ "status": body })
 }
 
-/// `{"metadata":{"annotations":{..}}}` with only the entries that differ from `current`;
+/// `{"metadata":{"annotations":{..}}}` with only the entries that differ from `current`, and
+/// `null` for the `remove` keys present;
 /// `None` when nothing differs.
 pub fn annotations_patch(
     current: Option<&BTreeMap<String, String>>,
     wanted: &BTreeMap<String, String>,
+    remove: &[&str],
 ) -> Option<Value> {
-    let changed: Map<String, Value> = wanted
+    let mut changed: Map<String, Value> = wanted
         .iter()
         .filter(|(k, v)| current.and_then(|c| c.get(*k)) != Some(*v))
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
+    for k in remove {
+        if current.is_some_and(|c| c.contains_key(*k)) {
+            changed.insert((*k).to_string(), Value::Null);
+        }
+    }
     (!changed.is_empty()).then(|| json!({ "metadata": { "annotations": changed } }))
 }

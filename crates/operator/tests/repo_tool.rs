@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backuprepo_api::constants::{
-    BACKUP_REPO_DIGEST_ANNOTATION, FINALIZER, NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+    BACKUP_REPO_DIGEST_ANNOTATION, CHECK_REQUESTED_ANNOTATION, FINALIZER,
+    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
 };
 use backuprepo_api::BackupRepo;
 use backuprepo_operator::{reconcile_repo, Action, ErrorClass};
 use common::*;
 use k8s_openapi::ByteString;
+use kube::ResourceExt;
 use serde_json::{json, Value};
 
 const BACKUPS: &str = "/apis/dataprotection.kubeblocks.io/v1alpha1/backups";
@@ -177,6 +179,67 @@ async fn ready_repo_reconciled_again_writes_nothing() {
     script.extend(no_consumers());
     let (res, _) = run(&repo, script).await;
     assert_eq!(res.unwrap(), Action::requeue(Duration::from_secs(1800)));
+}
+
+#[tokio::test]
+async fn requested_check_probes_now_and_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut repo = ready_repo(dir.path().to_str().unwrap(), |_| {}).await;
+    // Checked 10 s ago: no re-check is due, only the request makes one.
+    repo.status.as_mut().unwrap().last_check_time = Some(at(NOW - 10));
+    repo.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            CHECK_REQUESTED_ANNOTATION.into(),
+            "2023-11-14T22:13:19Z".into(),
+        );
+    let mut script = vec![
+        provider_get(),
+        step(
+            "PATCH",
+            format!("{REPO_PATH}/r1/status"),
+            200,
+            repo_resp(&repo),
+        ),
+        step("PATCH", format!("{REPO_PATH}/r1"), 200, repo_resp(&repo)),
+    ];
+    script.extend(no_consumers());
+    let (res, seen) = run(&repo, script).await;
+    assert_eq!(res.unwrap(), Action::requeue(Duration::from_secs(1800)));
+    assert_eq!(
+        seen[1].body["status"]["lastCheckTime"],
+        "2023-11-14T22:13:20Z"
+    );
+    // The request is answered: its annotation goes, nothing else changes.
+    assert_eq!(
+        seen[2].body,
+        json!({"metadata": {"annotations": {CHECK_REQUESTED_ANNOTATION: null}}})
+    );
+    let after = apply_writes(&repo, &seen);
+    assert!(!after.annotations().contains_key(CHECK_REQUESTED_ANNOTATION));
+
+    // A repository that cannot be checked (provider gone) answers too, so nobody waits.
+    let script = vec![
+        step("GET", format!("{SP_PATH}/local"), 404, not_found("local")),
+        step(
+            "PATCH",
+            format!("{REPO_PATH}/r1/status"),
+            200,
+            repo_resp(&repo),
+        ),
+        step("PATCH", format!("{REPO_PATH}/r1"), 200, repo_resp(&repo)),
+    ];
+    let (_, seen) = run(&repo, script).await;
+    assert_eq!(seen[1].body["status"]["phase"], "Failed");
+    assert_eq!(
+        seen[2].body["metadata"]["annotations"][CHECK_REQUESTED_ANNOTATION],
+        Value::Null
+    );
+    assert!(seen[2].body["metadata"]["annotations"]
+        .as_object()
+        .unwrap()
+        .contains_key(CHECK_REQUESTED_ANNOTATION));
 }
 
 #[tokio::test]
