@@ -7,7 +7,8 @@
 //! - the datasafed face: run as `datasafed` (by name, e.g. a symlink) it is a drop-in for
 //!   KubeBlocks' transfer tool; `backuprepo datasafed <verb>` is the same.
 //!
-//! Resources live in the local store under `--home` (`BACKUPREPO_HOME`).
+//! Resources live in the local store under `--home` (`BACKUPREPO_HOME`), or with `--store kube`
+//! (`BACKUPREPO_STORE=kube`) in the cluster of the current kubeconfig context.
 
 mod control;
 mod datasafed;
@@ -30,6 +31,14 @@ struct Cli {
     /// Home of the local store (default: $XDG_DATA_HOME/backuprepo or ~/.local/share/backuprepo).
     #[arg(long, global = true, env = "BACKUPREPO_HOME")]
     home: Option<PathBuf>,
+    /// Where repositories live: `local` (the store under --home) or `kube` (the cluster of the
+    /// current kubeconfig context, where `backuprepo controller` checks them).
+    #[arg(long, global = true, env = "BACKUPREPO_STORE", default_value = "local", value_parser = ["local", "kube"])]
+    store: String,
+    /// With --store kube: the namespace of the credential Secrets `create` makes (kbcli: the
+    /// KubeBlocks namespace), and of `install`.
+    #[arg(long = "install-namespace", global = true, env = "BACKUPREPO_NAMESPACE", default_value = backuprepo_deploy::DEFAULT_NAMESPACE)]
+    install_namespace: String,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log-level", global = true, default_value = "warn")]
     log_level: String,
@@ -120,24 +129,25 @@ enum Command {
         #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
         overwrite: bool,
     },
-    /// Create the repository of a KubeBlocks values file's `backupRepo:` block in the local
-    /// store, or with --print, print the Kubernetes install manifests.
+    /// Install. Local store: the repository of a KubeBlocks values file's `backupRepo:` block.
+    /// With --store kube: everything the operator needs (namespace, CRDs, built-in providers,
+    /// RBAC, controller, admission policy, and the values file's repository), applied to the
+    /// cluster. With --print: those manifests, printed.
     ///
     /// `backuprepo install --print | kubectl apply -f -` needs the CRDs established first:
     /// apply `backuprepo crds`, `kubectl wait --for=condition=Established crd --all`, then the rest.
     Install {
         /// values.yaml (KubeBlocks chart values; only `backupRepo:` is read).
-        #[arg(short = 'f', long = "values", required_unless_present = "print")]
+        #[arg(short = 'f', long = "values")]
         file: Option<String>,
-        /// Print the Kubernetes manifests (namespace, CRDs, providers, RBAC, controller,
-        /// admission policy, and the values file's repository) instead of installing locally.
+        /// Print the Kubernetes manifests instead of installing.
         #[arg(long)]
         print: bool,
-        /// With --print: the controller's namespace.
-        #[arg(long, requires = "print")]
+        /// Kubernetes: the controller's namespace (default: --install-namespace).
+        #[arg(long)]
         namespace: Option<String>,
-        /// With --print: the controller image.
-        #[arg(long, requires = "print")]
+        /// Kubernetes: the controller image.
+        #[arg(long)]
         image: Option<String>,
     },
     /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
@@ -244,6 +254,9 @@ enum SecretCommand {
 }
 
 fn main() -> ExitCode {
+    // Two TLS crypto backends are linked (the storage clients' and kube's): name one, or the
+    // Kubernetes client panics on its first connection. An error means one is already set.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()
@@ -260,6 +273,17 @@ fn main() -> ExitCode {
     datasafed::init_logging(&cli.log_level);
     if let Command::Controller = cli.command {
         return match controller() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if cli.store == "kube" {
+        let result = control::cluster::Cluster::connect(cli.install_namespace.clone())
+            .and_then(|cl| run_cluster(&cl, cli.command));
+        return match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e:#}");
@@ -300,6 +324,102 @@ fn controller() -> Result<()> {
     })
 }
 
+/// `delete NAME` or `delete backuprepo NAME`, as with kubectl.
+fn delete_names(args: Vec<String>) -> Result<Vec<String>> {
+    match args.as_slice() {
+        [kind, name] => {
+            if !matches!(
+                kind.as_str(),
+                "backuprepo" | "backuprepos" | "backuprepos.dataprotection.kubeblocks.io"
+            ) {
+                bail!("delete supports backuprepo objects: `backuprepo delete NAME` or `backuprepo delete backuprepo NAME`");
+            }
+            Ok(vec![name.clone()])
+        }
+        _ => Ok(args),
+    }
+}
+
+/// The install options of `install --print` and of `install` on a cluster.
+fn install_options(
+    file: Option<&str>,
+    namespace: Option<String>,
+    image: Option<String>,
+) -> Result<backuprepo_deploy::InstallOptions> {
+    let mut opts = backuprepo_deploy::InstallOptions::default();
+    if let Some(ns) = namespace {
+        opts.namespace = ns;
+    }
+    if let Some(img) = image {
+        opts.image = img;
+    }
+    opts.values = file.map(control::manifests::read_input).transpose()?;
+    Ok(opts)
+}
+
+/// The commands with `--store kube`.
+fn run_cluster(cl: &control::cluster::Cluster, command: Command) -> Result<()> {
+    use control::{cluster, manifests};
+    match command {
+        Command::Create { args } => cluster::create(cl, args),
+        Command::Update { args } => cluster::update(cl, args),
+        Command::List(a) if a.repo.is_none() && a.rpath.is_none() => {
+            cluster::list(cl, a.output.as_deref().unwrap_or("table"))
+        }
+        Command::Describe { names } => cluster::describe(cl, &names),
+        Command::Delete { args, force, yes } => match delete_names(args)?.as_slice() {
+            [] => bail!("missing backup repository name"),
+            [one] => cluster::delete(cl, one, force, yes),
+            _ => bail!("can't delete multiple backup repositories at once"),
+        },
+        Command::ListStorageProvider { output } => cluster::list_providers(cl, &output),
+        Command::Check { name, all, watch } => match (name, all, watch) {
+            (Some(name), _, _) => cluster::check(cl, &name),
+            (None, _, Some(secs)) => cluster::watch(cl, secs),
+            (None, _, None) => cluster::check_all(cl),
+        },
+        Command::Apply { file } => cluster::apply(cl, manifests::read_documents(&file)?),
+        Command::Get { kind, name, output } => cluster::get(cl, &kind, name.as_deref(), &output),
+        Command::Annotate {
+            kind,
+            name,
+            changes,
+            overwrite,
+        } => cluster::annotate(cl, &kind, &name, &changes, overwrite),
+        Command::Secret(SecretCommand::Create {
+            name,
+            namespace,
+            from_literal,
+        }) => cluster::create_secret(cl, &name, &namespace, &from_literal),
+        Command::Install {
+            file,
+            print,
+            namespace,
+            image,
+        } => {
+            let namespace = namespace.or_else(|| Some(cl.namespace.clone()));
+            let opts = install_options(file.as_deref(), namespace, image)?;
+            if print {
+                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+                return Ok(());
+            }
+            cluster::install(cl, &opts)
+        }
+        Command::Crds => {
+            print!("{}", backuprepo_deploy::crds_yaml());
+            Ok(())
+        }
+        Command::List(_)
+        | Command::Push { .. }
+        | Command::Pull { .. }
+        | Command::Stat { .. }
+        | Command::Rm { .. } => bail!(
+            "the data verbs (push, pull, list --repo, stat, rm) read the local store; in a cluster, backup jobs use `datasafed` with the repository's tool-config Secret (or run them on the machine with --store local)"
+        ),
+        Command::Datasafed(_) | Command::Controller => Ok(()),
+    }
+}
+
 fn run(ctx: &Ctx, command: Command) -> Result<()> {
     use control::{create, data, manifests, repos};
     match command {
@@ -334,19 +454,7 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
         }
         Command::Describe { names } => repos::describe(ctx, &names),
         Command::Delete { args, force, yes } => {
-            let names = match args.as_slice() {
-                [kind, name] => {
-                    if !matches!(
-                        kind.as_str(),
-                        "backuprepo" | "backuprepos" | "backuprepos.dataprotection.kubeblocks.io"
-                    ) {
-                        bail!("delete supports backuprepo objects: `backuprepo delete NAME` or `backuprepo delete backuprepo NAME`");
-                    }
-                    vec![name.clone()]
-                }
-                other => other.to_vec(),
-            };
-            repos::delete(ctx, &names, force, yes)
+            repos::delete(ctx, &delete_names(args)?, force, yes)
         }
         Command::ListStorageProvider { output } => repos::list_providers(ctx, &output),
         Command::Check { name, all, watch } => match (name, all, watch) {
@@ -368,8 +476,17 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
             namespace,
             image,
         } => match (print, file) {
-            (true, file) => manifests::print_install(file.as_deref(), namespace, image),
-            (false, Some(file)) => manifests::install(ctx, &file),
+            (true, file) => {
+                let opts = install_options(file.as_deref(), namespace, image)?;
+                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+                Ok(())
+            }
+            (false, Some(file)) if namespace.is_none() && image.is_none() => {
+                manifests::install(ctx, &file)
+            }
+            (false, Some(_)) => {
+                bail!("--namespace and --image are for Kubernetes: add --print, or --store kube")
+            }
             (false, None) => bail!("pass -f values.yaml (or --print for the Kubernetes manifests)"),
         },
         Command::Crds => {

@@ -269,3 +269,41 @@ fn runs_as_datasafed_by_name() {
         assert!(help.contains(verb), "help lacks {verb}");
     }
 }
+
+/// `--store kube` without a cluster: one clear line, exit 1, no local store touched; and with
+/// a kubeconfig whose API server does not answer, the error names what it tried.
+#[test]
+fn store_kube_without_a_cluster_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |kubeconfig: &std::path::Path| {
+        Command::new(bin())
+            .args(["--store", "kube", "list"])
+            .env("HOME", home.path())
+            .env("KUBECONFIG", kubeconfig)
+            .env("BACKUPREPO_HOME", home.path().join("store"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap()
+    };
+    let o = run(&home.path().join("missing-kubeconfig"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("--store kube: cannot find a cluster"), "{err}");
+    assert!(!home.path().join("store").exists());
+
+    let kubeconfig = home.path().join("config");
+    let port = closed_port();
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\nusers:\n- name: u\n  user: {{token: secret-token-123}}\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&kubeconfig);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot list backuprepos"), "{err}");
+    assert!(err.contains("reachable"), "{err}");
+    assert!(!err.contains("secret-token-123"), "{err}");
+}

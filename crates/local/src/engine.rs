@@ -85,35 +85,15 @@ impl Engine {
         secret: SecretState,
         force_check: bool,
     ) -> backuprepo_core::Output {
-        let suffix = random_suffix();
-        let input = |probe: Option<ProbeResult>| Input {
+        evaluate(
+            &self.settings,
+            self.probe_timeout,
             repo,
             provider,
-            secret: secret.clone(),
-            probe,
+            secret,
             force_check,
-            now: now(),
-            name_suffix: &suffix,
-            settings: &self.settings,
-        };
-        let mut out = reconcile(input(None));
-        if let Some(ProbeRequest::Tool {
-            digest,
-            config,
-            path_prefix,
-        }) = &out.probe
-        {
-            let result = self.probe(digest, config, path_prefix).await;
-            out = reconcile(input(Some(result)));
-        }
-        for e in &out.events {
-            if e.warning {
-                tracing::warn!(repo = repo.name(), reason = %e.reason, "{}", e.message);
-            } else {
-                tracing::info!(repo = repo.name(), reason = %e.reason, "{}", e.message);
-            }
-        }
-        out
+        )
+        .await
     }
 
     async fn once(&self, repo: BackupRepo, force_check: bool) -> Result<BackupRepo> {
@@ -194,41 +174,104 @@ impl Engine {
             },
         }
     }
+}
 
-    async fn probe(
-        &self,
-        digest: &str,
-        config: &backuprepo_catalog::render::RenderedToolConfig,
-        path_prefix: &str,
-    ) -> ProbeResult {
-        let started = Instant::now();
-        let opts = ProbeOptions {
-            path_prefix: path_prefix.to_string(),
-            timeout: self.probe_timeout,
-            ..ProbeOptions::default()
-        };
-        let report = probe::run(&config.config, &opts).await;
-        tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
-        ProbeResult {
-            digest: digest.to_string(),
-            passed: report.passed(),
-            message: report.failure().unwrap_or_default(),
-            checks: report
-                .checks
-                .iter()
-                .map(|c| ProbeCheck {
-                    operation: c.operation.to_string(),
-                    result: match c.outcome {
-                        Outcome::Passed => probe_result::PASSED,
-                        Outcome::Failed => probe_result::FAILED,
-                        Outcome::Skipped => probe_result::SKIPPED,
-                    }
-                    .to_string(),
-                    message: c.message.clone(),
-                    duration_ms: Some(c.duration.as_millis() as u64),
-                })
-                .collect(),
-            finished_at: now(),
+/// Check a repository that is stored nowhere (`create --dry-run` against a cluster): the core's
+/// verdict with the probe run from this machine. `secret` is the credential data it would
+/// reference.
+pub async fn check_unstored(
+    settings: &Settings,
+    probe_timeout: Duration,
+    mut repo: BackupRepo,
+    provider: Option<&backuprepo_api::StorageProvider>,
+    secret: BTreeMap<String, String>,
+) -> BackupRepo {
+    let out = evaluate(
+        settings,
+        probe_timeout,
+        &repo,
+        provider,
+        SecretState::Found(secret),
+        true,
+    )
+    .await;
+    repo.status = Some(out.status);
+    repo
+}
+
+/// The core's verdict, with the probe it asked for already run.
+async fn evaluate(
+    settings: &Settings,
+    probe_timeout: Duration,
+    repo: &BackupRepo,
+    provider: Option<&backuprepo_api::StorageProvider>,
+    secret: SecretState,
+    force_check: bool,
+) -> backuprepo_core::Output {
+    let suffix = random_suffix();
+    let input = |probe: Option<ProbeResult>| Input {
+        repo,
+        provider,
+        secret: secret.clone(),
+        probe,
+        force_check,
+        now: now(),
+        name_suffix: &suffix,
+        settings,
+    };
+    let mut out = reconcile(input(None));
+    if let Some(ProbeRequest::Tool {
+        digest,
+        config,
+        path_prefix,
+    }) = &out.probe
+    {
+        let result = probe(probe_timeout, digest, config, path_prefix).await;
+        out = reconcile(input(Some(result)));
+    }
+    for e in &out.events {
+        if e.warning {
+            tracing::warn!(repo = repo.name(), reason = %e.reason, "{}", e.message);
+        } else {
+            tracing::info!(repo = repo.name(), reason = %e.reason, "{}", e.message);
         }
+    }
+    out
+}
+
+async fn probe(
+    timeout: Duration,
+    digest: &str,
+    config: &backuprepo_catalog::render::RenderedToolConfig,
+    path_prefix: &str,
+) -> ProbeResult {
+    let started = Instant::now();
+    let opts = ProbeOptions {
+        path_prefix: path_prefix.to_string(),
+        timeout,
+        ..ProbeOptions::default()
+    };
+    let report = probe::run(&config.config, &opts).await;
+    tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
+    ProbeResult {
+        digest: digest.to_string(),
+        passed: report.passed(),
+        message: report.failure().unwrap_or_default(),
+        checks: report
+            .checks
+            .iter()
+            .map(|c| ProbeCheck {
+                operation: c.operation.to_string(),
+                result: match c.outcome {
+                    Outcome::Passed => probe_result::PASSED,
+                    Outcome::Failed => probe_result::FAILED,
+                    Outcome::Skipped => probe_result::SKIPPED,
+                }
+                .to_string(),
+                message: c.message.clone(),
+                duration_ms: Some(c.duration.as_millis() as u64),
+            })
+            .collect(),
+        finished_at: now(),
     }
 }

@@ -12,8 +12,8 @@ use backuprepo_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use backuprepo_api::k8s_openapi::ByteString;
 use backuprepo_api::{
-    parse_quantity, random_suffix, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec,
-    PvReclaimPolicy, StorageProvider,
+    parse_quantity, random_suffix, AccessMethod, BackupRepo, BackupRepoSpec, PvReclaimPolicy,
+    StorageProvider,
 };
 use backuprepo_catalog::params;
 use backuprepo_core::defaults;
@@ -344,24 +344,33 @@ fn parse(cmd: Command, args: Vec<String>) -> Result<Option<ArgMatches>> {
     }
 }
 
-fn provider_or_err(ctx: &Ctx, name: &str) -> Result<StorageProvider> {
-    ctx.store().provider(name)?.ok_or_else(|| {
-        anyhow!("storage provider {name:?} is not found; see `backuprepo list-storage-provider`")
-    })
+/// A `create` invocation, parsed and checked against the provider; nothing stored yet.
+pub struct CreatePlan {
+    /// The repository; `metadata.name` is the given name, or `None` to generate one.
+    pub repo: BackupRepo,
+    /// Credential values (they go into a Secret the repository references).
+    pub secret: BTreeMap<String, String>,
+    pub make_default: bool,
+    pub dry_run: bool,
 }
 
-pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+/// Parse `create` arguments with the flags of the provider `lookup` finds, and run kbcli's
+/// checks. `None` when help was printed.
+pub fn plan_create(
+    args: Vec<String>,
+    lookup: impl FnOnce(&str) -> Result<StorageProvider>,
+) -> Result<Option<CreatePlan>> {
     let Some(provider_name) = flag_value(&args, "--provider") else {
         if wants_help(&args) {
             println!("Create a backup repository.\n\nThe flags depend on the storage provider: pass --provider to see them, e.g.\n  backuprepo create --provider s3 --help\n\nProviders: see `backuprepo list-storage-provider`.");
-            return Ok(());
+            return Ok(None);
         }
         bail!("please specify the --provider flag");
     };
-    let provider = provider_or_err(ctx, &provider_name)?;
+    let provider = lookup(&provider_name)?;
     let props = props(&provider);
     let Some(m) = parse(create_command(&provider), args)? else {
-        return Ok(());
+        return Ok(None);
     };
     let (config, secret) = collect(&m, &props, false);
     validate(&provider, &props, &config, &secret)?;
@@ -411,7 +420,7 @@ pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
     let mut repo = BackupRepo::new(
         m.get_one::<String>("name")
             .map(String::as_str)
-            .unwrap_or("dry-run"),
+            .unwrap_or("placeholder"),
         BackupRepoSpec {
             storage_provider_ref: provider.name().to_string(),
             access_method: Some(method),
@@ -427,36 +436,93 @@ pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
         },
     );
     if make_default {
-        repo.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
+        set_default(&mut repo, true);
     }
     if let Err(errs) = repo.validate() {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         bail!("invalid backup repository: {}", lines.join("; "));
     }
+    repo.metadata.name = m.get_one::<String>("name").cloned();
+    Ok(Some(CreatePlan {
+        repo,
+        secret,
+        make_default,
+        dry_run: m.get_flag("dry-run"),
+    }))
+}
 
-    if m.get_flag("dry-run") {
+/// Set or remove the default-repository annotation.
+pub fn set_default(repo: &mut BackupRepo, default: bool) {
+    let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    if default {
+        ann.insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
+    } else {
+        ann.remove(IS_DEFAULT_REPO_ANNOTATION);
+    }
+}
+
+/// The Opaque Secret holding a repository's credential values.
+pub fn credential_secret(name: &str, namespace: &str, data: &BTreeMap<String, String>) -> Secret {
+    let mut s = Secret::default();
+    s.metadata.name = Some(name.to_string());
+    s.metadata.namespace = Some(namespace.to_string());
+    s.type_ = Some("Opaque".into());
+    s.data = Some(
+        data.iter()
+            .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
+            .collect(),
+    );
+    s
+}
+
+/// The non-controller ownerReference that makes a credential Secret go with its repository.
+pub fn owned_by_repo(repo: &BackupRepo) -> OwnerReference {
+    OwnerReference {
+        api_version: backuprepo_api::constants::API_VERSION.into(),
+        kind: "BackupRepo".into(),
+        name: repo.name().to_string(),
+        uid: repo.metadata.uid.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+fn provider_or_err(ctx: &Ctx, name: &str) -> Result<StorageProvider> {
+    ctx.store()
+        .provider(name)?
+        .ok_or_else(|| provider_not_found(name))
+}
+
+pub fn provider_not_found(name: &str) -> anyhow::Error {
+    anyhow!("storage provider {name:?} is not found; see `backuprepo list-storage-provider`")
+}
+
+pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+    let Some(plan) = plan_create(args, |n| provider_or_err(ctx, n))? else {
+        return Ok(());
+    };
+    let CreatePlan {
+        mut repo,
+        secret,
+        make_default,
+        dry_run,
+    } = plan;
+    let given = repo.metadata.name.clone();
+
+    if dry_run {
+        repo.metadata.name = Some(given.unwrap_or_else(|| "dry-run".into()));
         let checked = ctx.rt.block_on(ctx.engine.dry_run(repo, Some(secret)))?;
-        super::repos::print_check(&checked);
-        return match checked.phase() {
-            Some(BackupRepoPhase::Ready) => Ok(()),
-            _ => Err(anyhow!(
-                "the storage check did not pass; nothing was stored"
-            )),
-        };
+        return super::repos::dry_run_verdict(&checked);
     }
 
     // Everything that must not race with another invocation happens under the lock.
     let name = {
         let lock = ctx.store().lock()?;
-        let name = match m.get_one::<String>("name") {
+        let name = match given {
             Some(n) => {
-                if ctx.store().repo(n)?.is_some() {
+                if ctx.store().repo(&n)?.is_some() {
                     bail!("BackupRepo {n:?} is already exists");
                 }
-                n.clone()
+                n
             }
             None => loop {
                 let n = format!("backuprepo-{}", &random_suffix()[..5]);
@@ -470,55 +536,34 @@ pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
             defaults::check_single_default(&ctx.store().repos()?, &name).map_err(|e| anyhow!(e))?;
         }
         let now = now();
-        let mut secret_ref = None;
+        let mut secret_name = None;
         if !secret.is_empty() {
-            let secret_name = format!("kb-backuprepo-{}", &random_suffix()[..5]);
-            let mut s = Secret::default();
-            s.metadata.name = Some(secret_name.clone());
-            s.metadata.namespace = Some(SECRET_NAMESPACE.into());
-            s.type_ = Some("Opaque".into());
-            s.data = Some(
-                secret
-                    .iter()
-                    .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
-                    .collect(),
-            );
-            ctx.store().put_secret(&lock, s, &now)?;
-            secret_ref = Some(SecretReference {
-                name: Some(secret_name),
+            let n = format!("kb-backuprepo-{}", &random_suffix()[..5]);
+            ctx.store().put_secret(
+                &lock,
+                credential_secret(&n, SECRET_NAMESPACE, &secret),
+                &now,
+            )?;
+            repo.spec.credential = Some(SecretReference {
+                name: Some(n.clone()),
                 namespace: Some(SECRET_NAMESPACE.into()),
             });
+            secret_name = Some(n);
         }
-        repo.spec.credential = secret_ref.clone();
         let stored = match ctx.store().put_repo(&lock, repo, &now) {
             Ok(r) => r,
             Err(e) => {
                 // Roll back the secret: nothing is left half-created.
-                if let Some(r) = &secret_ref {
-                    ctx.store()
-                        .delete_secret(
-                            &lock,
-                            SECRET_NAMESPACE,
-                            r.name.as_deref().unwrap_or_default(),
-                        )
-                        .ok();
+                if let Some(n) = &secret_name {
+                    ctx.store().delete_secret(&lock, SECRET_NAMESPACE, n).ok();
                 }
                 return Err(e.into());
             }
         };
         // The secret belongs to the repository: deleting the repository deletes it.
-        if let Some(r) = &secret_ref {
-            if let Some(mut s) = ctx
-                .store()
-                .secret(SECRET_NAMESPACE, r.name.as_deref().unwrap_or_default())?
-            {
-                s.metadata.owner_references = Some(vec![OwnerReference {
-                    api_version: backuprepo_api::constants::API_VERSION.into(),
-                    kind: "BackupRepo".into(),
-                    name: name.clone(),
-                    uid: stored.metadata.uid.clone().unwrap_or_default(),
-                    ..Default::default()
-                }]);
+        if let Some(n) = &secret_name {
+            if let Some(mut s) = ctx.store().secret(SECRET_NAMESPACE, n)? {
+                s.metadata.owner_references = Some(vec![owned_by_repo(&stored)]);
                 ctx.store().put_secret(&lock, s, &now)?;
             }
         }
@@ -548,77 +593,123 @@ fn update_command(provider: &StorageProvider) -> Command {
     cmd
 }
 
-pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
-    let Some(name) = args.iter().find(|a| !a.starts_with('-')).cloned() else {
-        if wants_help(&args) {
+/// The repository `update` names; `None` when help was printed.
+pub fn update_target(args: &[String]) -> Result<Option<String>> {
+    match args.iter().find(|a| !a.starts_with('-')) {
+        Some(n) => Ok(Some(n.clone())),
+        None if wants_help(args) => {
             println!("Update a backup repository.\n\nThe credential flags depend on its provider: pass the name to see them, e.g.\n  backuprepo update my-repo --help");
-            return Ok(());
+            Ok(None)
         }
-        bail!("please specify the name of the backup repository to update");
+        None => bail!("please specify the name of the backup repository to update"),
+    }
+}
+
+/// An `update` invocation, parsed with the flags of the repository's provider.
+pub struct UpdatePlan {
+    /// Credential values given explicitly.
+    pub secret: BTreeMap<String, String>,
+    /// `--default` / `--default=false`; `None` leaves the annotation as it is.
+    pub default: Option<bool>,
+    provider: StorageProvider,
+    props: Vec<Prop>,
+}
+
+/// Parse `update` arguments; `None` when help was printed.
+pub fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Option<UpdatePlan>> {
+    let Some(m) = parse(update_command(&provider), args)? else {
+        return Ok(None);
+    };
+    let props: Vec<Prop> = props(&provider)
+        .into_iter()
+        .filter(|p| p.credential)
+        .collect();
+    let (_, secret) = collect(&m, &props, true);
+    Ok(Some(UpdatePlan {
+        secret,
+        default: m.get_one::<bool>("default").copied(),
+        provider,
+        props,
+    }))
+}
+
+impl UpdatePlan {
+    /// Where the repository's credential Secret is: (namespace, name).
+    pub fn secret_ref(&self, repo: &BackupRepo) -> Result<(String, String)> {
+        match repo
+            .spec
+            .credential
+            .as_ref()
+            .filter(|_| repo.uses_credential())
+        {
+            Some(c) => Ok((
+                c.namespace.clone().unwrap_or_else(|| "default".into()),
+                c.name.clone().unwrap_or_default(),
+            )),
+            None => bail!(
+                "backup repository {:?} has no credential secret to update",
+                repo.name()
+            ),
+        }
+    }
+
+    /// `secret` with the new values merged in, checked against the provider's schema
+    /// together with the repository's config before anything is stored.
+    pub fn merge(&self, repo: &BackupRepo, mut secret: Secret) -> Result<Secret> {
+        let data = secret.data.get_or_insert_with(BTreeMap::new);
+        for (k, v) in &self.secret {
+            data.insert(k.clone(), ByteString(v.clone().into_bytes()));
+        }
+        let merged = backuprepo_api::secret_data(&secret)?;
+        validate(&self.provider, &self.props, &repo.spec.config, &merged)?;
+        Ok(secret)
+    }
+}
+
+pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+    let Some(name) = update_target(&args)? else {
+        return Ok(());
     };
     let repo = ctx
         .store()
         .repo(&name)?
-        .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
+        .ok_or_else(|| repo_not_found(&name))?;
     let provider = provider_or_err(ctx, &repo.spec.storage_provider_ref)?;
-    let props = props(&provider);
-    let Some(m) = parse(update_command(&provider), args)? else {
+    let Some(plan) = plan_update(provider, args)? else {
         return Ok(());
     };
-    let cred_props: Vec<Prop> = props.into_iter().filter(|p| p.credential).collect();
-    let (_, new_secret) = collect(&m, &cred_props, true);
-    let props = cred_props;
-    let default_flag = m.get_one::<bool>("default").copied();
     {
         let lock = ctx.store().lock()?;
         let mut repo = ctx
             .store()
             .repo(&name)?
-            .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
-        if !new_secret.is_empty() {
-            let cred = repo
-                .spec
-                .credential
-                .clone()
-                .filter(|_| repo.uses_credential());
-            let (ns, sname) = match &cred {
-                Some(c) => (
-                    c.namespace.clone().unwrap_or_else(|| "default".into()),
-                    c.name.clone().unwrap_or_default(),
-                ),
-                None => bail!("backup repository {name:?} has no credential secret to update"),
-            };
-            let mut s = ctx.store().secret(&ns, &sname)?.ok_or_else(|| {
+            .ok_or_else(|| repo_not_found(&name))?;
+        if !plan.secret.is_empty() {
+            let (ns, sname) = plan.secret_ref(&repo)?;
+            let s = ctx.store().secret(&ns, &sname)?.ok_or_else(|| {
                 anyhow!(
                     "the credential secret {ns}/{sname} of backup repository {name:?} is missing"
                 )
             })?;
-            let data = s.data.get_or_insert_with(BTreeMap::new);
-            for (k, v) in &new_secret {
-                data.insert(k.clone(), ByteString(v.clone().into_bytes()));
-            }
-            // Check the merged parameters before storing anything.
-            let merged = backuprepo_api::secret_data(&s)?;
-            validate(&provider, &props, &repo.spec.config, &merged)?;
+            let s = plan.merge(&repo, s)?;
             ctx.store().put_secret(&lock, s, &now())?;
         }
-        if let Some(d) = default_flag {
+        if let Some(d) = plan.default {
             if d {
                 defaults::check_single_default(&ctx.store().repos()?, &name)
                     .map_err(|e| anyhow!(e))?;
             }
-            let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
-            if d {
-                ann.insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
-            } else {
-                ann.remove(IS_DEFAULT_REPO_ANNOTATION);
-            }
+            set_default(&mut repo, d);
             ctx.store().put_repo(&lock, repo, &now())?;
         }
     }
     println!("Updated.");
     let checked = ctx.reconcile(&name, false)?;
     super::repos::report_phase(&checked)
+}
+
+pub fn repo_not_found(name: &str) -> anyhow::Error {
+    anyhow!("backup repository {name:?} is not found")
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use backuprepo_local::now;
 
 use super::{phase_str, print_objects, repos, table, Ctx};
 
-fn read_input(file: &str) -> Result<String> {
+pub fn read_input(file: &str) -> Result<String> {
     if file == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -33,6 +33,11 @@ fn read_input(file: &str) -> Result<String> {
 }
 
 pub fn apply_file(ctx: &Ctx, file: &str) -> Result<()> {
+    apply(ctx, read_documents(file)?)
+}
+
+/// Parse a multi-document manifest, printing unknown-field warnings.
+pub fn read_documents(file: &str) -> Result<Vec<Document>> {
     let text = read_input(file)?;
     let parsed = parse_documents(&text).map_err(|e| anyhow!("{e}"))?;
     if parsed.is_empty() {
@@ -48,14 +53,12 @@ pub fn apply_file(ctx: &Ctx, file: &str) -> Result<()> {
             );
         }
     }
-    apply(ctx, parsed.into_iter().map(|p| p.doc).collect())
+    Ok(parsed.into_iter().map(|p| p.doc).collect())
 }
 
-/// Check every document, then write them all (Secrets, providers, repositories), then
-/// reconcile the repositories they affect.
-pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
-    // 1. Checks that need no store.
-    for d in &docs {
+/// The checks that need no store: schema, names, templates, Secret data.
+pub fn check_documents(docs: &[Document]) -> Result<()> {
+    for d in docs {
         match d {
             Document::BackupRepo(r) => {
                 if let Err(errs) = r.validate() {
@@ -72,37 +75,52 @@ pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The checks against the repositories that exist: the provider reference is immutable, and
+/// at most one repository is the default once the documents are applied.
+pub fn check_against(existing: &[BackupRepo], docs: &[Document]) -> Result<()> {
+    let mut after: BTreeMap<String, bool> = existing
+        .iter()
+        .map(|r| (r.name().to_string(), r.is_default()))
+        .collect();
+    for d in docs {
+        if let Document::BackupRepo(r) = d {
+            if let Some(old) = existing.iter().find(|o| o.name() == r.name()) {
+                if old.spec.storage_provider_ref != r.spec.storage_provider_ref {
+                    bail!(
+                        "BackupRepo {:?}: spec.storageProviderRef: {}; delete and re-create the repository to change its provider",
+                        r.name(),
+                        message::STORAGE_PROVIDER_REF_IMMUTABLE
+                    );
+                }
+            }
+            after.insert(r.name().to_string(), r.is_default());
+        }
+    }
+    let defaults: Vec<&String> = after.iter().filter(|(_, d)| **d).map(|(n, _)| n).collect();
+    if defaults.len() > 1 {
+        bail!(
+            "only one backup repository can be the default, these would be: {}; set the annotation {IS_DEFAULT_REPO_ANNOTATION}=\"false\" on all but one",
+            defaults.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Check every document, then write them all (Secrets, providers, repositories), then
+/// reconcile the repositories they affect.
+pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
+    // 1. Checks that need no store.
+    check_documents(&docs)?;
     let mut lines = Vec::new();
     let mut touched_repos = BTreeSet::new();
     {
         let lock = ctx.store().lock()?;
         // 2. Checks against the store, under the lock.
         let existing = ctx.store().repos()?;
-        let mut after: BTreeMap<String, bool> = existing
-            .iter()
-            .map(|r| (r.name().to_string(), r.is_default()))
-            .collect();
-        for d in &docs {
-            if let Document::BackupRepo(r) = d {
-                if let Some(old) = existing.iter().find(|o| o.name() == r.name()) {
-                    if old.spec.storage_provider_ref != r.spec.storage_provider_ref {
-                        bail!(
-                            "BackupRepo {:?}: spec.storageProviderRef: {}; delete and re-create the repository to change its provider",
-                            r.name(),
-                            message::STORAGE_PROVIDER_REF_IMMUTABLE
-                        );
-                    }
-                }
-                after.insert(r.name().to_string(), r.is_default());
-            }
-        }
-        let defaults: Vec<&String> = after.iter().filter(|(_, d)| **d).map(|(n, _)| n).collect();
-        if defaults.len() > 1 {
-            bail!(
-                "only one backup repository can be the default, these would be: {}; set the annotation {IS_DEFAULT_REPO_ANNOTATION}=\"false\" on all but one",
-                defaults.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-            );
-        }
+        check_against(&existing, &docs)?;
 
         // 3. Write.
         let now = now();
@@ -216,7 +234,7 @@ pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
     Ok(())
 }
 
-fn verb(existed: bool, same: bool) -> &'static str {
+pub fn verb(existed: bool, same: bool) -> &'static str {
     match (existed, same) {
         (false, _) => "created",
         (true, true) => "unchanged",
@@ -256,7 +274,7 @@ fn check_provider(p: &StorageProvider) -> Result<()> {
     Ok(())
 }
 
-fn kind_of(kind: &str) -> Result<&'static str> {
+pub fn kind_of(kind: &str) -> Result<&'static str> {
     match kind.to_ascii_lowercase().as_str() {
         "backuprepo"
         | "backuprepos"
@@ -297,47 +315,7 @@ pub fn get(ctx: &Ctx, kind: &str, name: Option<&str>, output: &str) -> Result<()
                 }
                 None => ctx.repos()?,
             };
-            if output != "table" && output != "wide" {
-                return print_objects(&repos, output, name.is_some());
-            }
-            if repos.is_empty() {
-                eprintln!("No resources found");
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = repos
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.name().to_string(),
-                        phase_str(r).to_string(),
-                        r.spec.storage_provider_ref.clone(),
-                        r.spec
-                            .access_method
-                            .map(|m| m.as_str().to_string())
-                            .unwrap_or_default(),
-                        r.status
-                            .as_ref()
-                            .and_then(|s| s.is_default)
-                            .map(|d| d.to_string())
-                            .unwrap_or_default(),
-                        age(r.metadata.creation_timestamp.as_ref()),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table(
-                    &[
-                        "NAME",
-                        "STATUS",
-                        "STORAGEPROVIDER",
-                        "ACCESSMETHOD",
-                        "DEFAULT",
-                        "AGE"
-                    ],
-                    &rows
-                )
-            );
+            print_get_repos(&repos, output, name.is_some())?;
         }
         _ => {
             let providers: Vec<StorageProvider> = match name {
@@ -346,27 +324,83 @@ pub fn get(ctx: &Ctx, kind: &str, name: Option<&str>, output: &str) -> Result<()
                 })?],
                 None => ctx.store().providers()?,
             };
-            if output != "table" && output != "wide" {
-                return print_objects(&providers, output, name.is_some());
-            }
-            let rows: Vec<Vec<String>> = providers
-                .iter()
-                .map(|p| {
-                    vec![
-                        p.name().to_string(),
-                        super::provider_phase(p),
-                        p.spec.csi_driver_name.clone().unwrap_or_default(),
-                        p.metadata
-                            .creation_timestamp
-                            .as_ref()
-                            .map(|_| age(p.metadata.creation_timestamp.as_ref()))
-                            .unwrap_or_else(|| "built-in".into()),
-                    ]
-                })
-                .collect();
-            print!("{}", table(&["NAME", "STATUS", "CSIDRIVER", "AGE"], &rows));
+            print_get_providers(&providers, output, name.is_some())?;
         }
     }
+    Ok(())
+}
+
+/// `kubectl get backuprepo` output (the CRD's printer columns).
+pub fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<()> {
+    if output != "table" && output != "wide" {
+        return print_objects(repos, output, single);
+    }
+    if repos.is_empty() {
+        eprintln!("No resources found");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = repos
+        .iter()
+        .map(|r| {
+            vec![
+                r.name().to_string(),
+                phase_str(r).to_string(),
+                r.spec.storage_provider_ref.clone(),
+                r.spec
+                    .access_method
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default(),
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.is_default)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                age(r.metadata.creation_timestamp.as_ref()),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "NAME",
+                "STATUS",
+                "STORAGEPROVIDER",
+                "ACCESSMETHOD",
+                "DEFAULT",
+                "AGE"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `kubectl get storageprovider` output.
+pub fn print_get_providers(
+    providers: &[StorageProvider],
+    output: &str,
+    single: bool,
+) -> Result<()> {
+    if output != "table" && output != "wide" {
+        return print_objects(providers, output, single);
+    }
+    let rows: Vec<Vec<String>> = providers
+        .iter()
+        .map(|p| {
+            vec![
+                p.name().to_string(),
+                super::provider_phase(p),
+                p.spec.csi_driver_name.clone().unwrap_or_default(),
+                p.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|_| age(p.metadata.creation_timestamp.as_ref()))
+                    .unwrap_or_else(|| "built-in".into()),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["NAME", "STATUS", "CSIDRIVER", "AGE"], &rows));
     Ok(())
 }
 
@@ -381,30 +415,12 @@ pub fn annotate(
     if kind_of(kind)? != "backuprepo" {
         bail!("annotate supports backuprepo objects only");
     }
-    if changes.is_empty() {
-        bail!("at least one annotation update is required, e.g. {IS_DEFAULT_REPO_ANNOTATION}=true");
-    }
     {
         let lock = ctx.store().lock()?;
         let mut repo = ctx.store().repo(name)?.ok_or_else(|| {
             anyhow!("backuprepos.dataprotection.kubeblocks.io {name:?} not found")
         })?;
-        let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
-        for c in changes {
-            if let Some(key) = c.strip_suffix('-').filter(|k| !k.contains('=')) {
-                ann.remove(key);
-                continue;
-            }
-            let (k, v) = c
-                .split_once('=')
-                .ok_or_else(|| anyhow!("invalid annotation {c:?}: expected key=value or key-"))?;
-            if let Some(old) = ann.get(k) {
-                if old != v && !overwrite {
-                    bail!("--overwrite is false but found the following declared annotation(s): '{k}' already has a value ({old})");
-                }
-            }
-            ann.insert(k.to_string(), v.to_string());
-        }
+        annotate_in_place(&mut repo, changes, overwrite)?;
         if repo.is_default() {
             let all = ctx.store().repos()?;
             backuprepo_core::defaults::check_single_default(&all, name).map_err(|e| anyhow!(e))?;
@@ -416,8 +432,40 @@ pub fn annotate(
     Ok(())
 }
 
-/// `secret create NAME -n NS --from-literal k=v ...` (kubectl create secret generic).
-pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]) -> Result<()> {
+/// Apply kubectl-style annotation changes (`key=value`, `key-`) to a repository; returns the
+/// changes as a merge-patch map (`null` for removals).
+pub fn annotate_in_place(
+    repo: &mut BackupRepo,
+    changes: &[String],
+    overwrite: bool,
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    if changes.is_empty() {
+        bail!("at least one annotation update is required, e.g. {IS_DEFAULT_REPO_ANNOTATION}=true");
+    }
+    let mut patch = serde_json::Map::new();
+    let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    for c in changes {
+        if let Some(key) = c.strip_suffix('-').filter(|k| !k.contains('=')) {
+            ann.remove(key);
+            patch.insert(key.to_string(), serde_json::Value::Null);
+            continue;
+        }
+        let (k, v) = c
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid annotation {c:?}: expected key=value or key-"))?;
+        if let Some(old) = ann.get(k) {
+            if old != v && !overwrite {
+                bail!("--overwrite is false but found the following declared annotation(s): '{k}' already has a value ({old})");
+            }
+        }
+        ann.insert(k.to_string(), v.to_string());
+        patch.insert(k.to_string(), serde_json::Value::String(v.to_string()));
+    }
+    Ok(patch)
+}
+
+/// The Secret of `secret create` (kubectl create secret generic).
+pub fn literal_secret(name: &str, namespace: &str, literals: &[String]) -> Result<Secret> {
     let data = super::literal_pairs(literals)?;
     if data.is_empty() {
         bail!("no data: pass --from-literal KEY=VALUE");
@@ -427,6 +475,12 @@ pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]
     s.metadata.namespace = Some(namespace.into());
     s.type_ = Some("Opaque".into());
     s.string_data = Some(data);
+    Ok(s)
+}
+
+/// `secret create NAME -n NS --from-literal k=v ...` (kubectl create secret generic).
+pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]) -> Result<()> {
+    let s = literal_secret(name, namespace, literals)?;
     {
         let lock = ctx.store().lock()?;
         if ctx.store().secret(namespace, name)?.is_some() {
@@ -441,35 +495,26 @@ pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]
 /// `install -f values.yaml`: the chart's `backupRepo:` block becomes a Secret and a
 /// BackupRepo (as KubeBlocks' Helm chart renders them), applied to the local store.
 pub fn install(ctx: &Ctx, file: &str) -> Result<()> {
+    match values_documents(file, super::SECRET_NAMESPACE)? {
+        None => Ok(()),
+        Some(docs) => apply(ctx, docs),
+    }
+}
+
+/// The Secret and BackupRepo of a values file's `backupRepo:` block (`None`, with a note,
+/// when it asks for none).
+pub fn values_documents(file: &str, namespace: &str) -> Result<Option<Vec<Document>>> {
     let text = read_input(file)?;
-    match backuprepo_deploy::backup_repo_from_values(&text, "kb-system")
+    match backuprepo_deploy::backup_repo_from_values(&text, namespace)
         .map_err(|e| anyhow!("{file}: {e}"))?
     {
         None => {
             println!("{file}: backupRepo.create is not true or backupRepo.storageProvider is empty: no backup repository to install");
-            Ok(())
+            Ok(None)
         }
-        Some((secret, repo)) => apply(
-            ctx,
-            vec![Document::Secret(secret), Document::BackupRepo(repo)],
-        ),
+        Some((secret, repo)) => Ok(Some(vec![
+            Document::Secret(secret),
+            Document::BackupRepo(repo),
+        ])),
     }
-}
-
-/// `install --print`: the Kubernetes install manifests (plus the values file's repository).
-pub fn print_install(
-    file: Option<&str>,
-    namespace: Option<String>,
-    image: Option<String>,
-) -> Result<()> {
-    let mut opts = backuprepo_deploy::InstallOptions::default();
-    if let Some(ns) = namespace {
-        opts.namespace = ns;
-    }
-    if let Some(img) = image {
-        opts.image = img;
-    }
-    opts.values = file.map(read_input).transpose()?;
-    print!("{}", backuprepo_deploy::install_yaml(&opts)?);
-    Ok(())
 }

@@ -2,6 +2,7 @@
 //! local store. Each command is a module; this one holds what they share: the store, the
 //! runtime, and output helpers.
 
+pub mod cluster;
 pub mod create;
 pub mod data;
 pub mod manifests;

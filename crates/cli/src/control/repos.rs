@@ -40,7 +40,15 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 pub fn list(ctx: &Ctx, output: &str) -> Result<()> {
-    let mut repos = ctx.repos()?;
+    print_list(ctx.repos()?, output, |r| usage(ctx, r))
+}
+
+/// kbcli's `backuprepo list` output; `usage` gives a repository's (backups, bytes).
+pub fn print_list(
+    mut repos: Vec<BackupRepo>,
+    output: &str,
+    usage: impl Fn(&BackupRepo) -> Option<(u64, u64)>,
+) -> Result<()> {
     match output {
         "json" | "yaml" => return print_objects(&repos, output, false),
         "table" | "wide" => {}
@@ -73,9 +81,7 @@ pub fn list(ctx: &Ctx, output: &str) -> Result<()> {
     let rows: Vec<Vec<String>> = repos
         .iter()
         .map(|r| {
-            let (files, bytes) = usage(ctx, r)
-                .map(|(f, b)| (f.to_string(), human_bytes(b)))
-                .unwrap_or_else(|| ("-".into(), "-".into()));
+            let (files, bytes) = usage_cells(usage(r));
             let mut row = vec![
                 r.name().to_string(),
                 phase_str(r).to_string(),
@@ -103,6 +109,11 @@ pub fn list(ctx: &Ctx, output: &str) -> Result<()> {
     Ok(())
 }
 
+fn usage_cells(u: Option<(u64, u64)>) -> (String, String) {
+    u.map(|(f, b)| (f.to_string(), human_bytes(b)))
+        .unwrap_or_else(|| ("-".into(), "-".into()))
+}
+
 /// The message of the first condition that is not True, if any.
 pub fn failure_message(r: &BackupRepo) -> String {
     r.status
@@ -122,92 +133,95 @@ pub fn describe(ctx: &Ctx, names: &[String]) -> Result<()> {
     }
     for name in names {
         if ctx.store().repo(name)?.is_none() {
-            bail!("backup repository {name:?} is not found");
+            return Err(super::create::repo_not_found(name));
         }
         let r = ctx.reconcile(name, false)?;
-        let mut out = String::new();
-        let (files, bytes) = usage(ctx, &r)
-            .map(|(f, b)| (f.to_string(), human_bytes(b)))
-            .unwrap_or_else(|| ("-".into(), "-".into()));
-        out.push_str("Summary:\n");
-        pair(&mut out, 2, "Name:", r.name());
-        pair(&mut out, 2, "Provider:", &r.spec.storage_provider_ref);
-        pair(&mut out, 2, "Backups:", &files);
-        pair(&mut out, 2, "Total Data Size:", &bytes);
-        out.push_str("\nSpec:\n");
-        pair(&mut out, 2, "AccessMethod:", r.access_method().as_str());
-        pair(
-            &mut out,
-            2,
-            "PvReclaimPolicy:",
-            r.spec.pv_reclaim_policy.as_str(),
-        );
-        pair(
-            &mut out,
-            2,
-            "StorageProviderRef:",
-            &r.spec.storage_provider_ref,
-        );
-        pair(
-            &mut out,
-            2,
-            "VolumeCapacity:",
-            &r.spec
-                .volume_capacity
-                .as_ref()
-                .map(|q| q.0.clone())
-                .unwrap_or_default(),
-        );
-        if let Some(p) = &r.spec.path_prefix {
-            pair(&mut out, 2, "PathPrefix:", p);
-        }
-        out.push_str("  Config:\n");
-        for (k, v) in &r.spec.config {
-            pair(&mut out, 4, &format!("{k}:"), v);
-        }
-        let status = r.status.clone().unwrap_or_default();
-        out.push_str("\nStatus:\n");
-        pair(&mut out, 2, "Phase:", phase_str(&r));
-        pair(&mut out, 2, "Default:", &r.is_default().to_string());
-        pair(
-            &mut out,
-            2,
-            "BackupPVCName:",
-            status.backup_pvc_name.as_deref().unwrap_or_default(),
-        );
-        pair(
-            &mut out,
-            2,
-            "ObservedGeneration:",
-            &status.observed_generation.unwrap_or_default().to_string(),
-        );
-        if let Some(t) = &status.last_check_time {
-            pair(&mut out, 2, "LastCheckTime:", &t.0.to_string());
-        }
-        out.push_str("  Conditions:\n");
-        for c in &status.conditions {
-            out.push_str(&format!("    {}:\n", c.type_));
-            pair(&mut out, 6, "Status:", &c.status);
-            pair(&mut out, 6, "Reason:", &c.reason);
-            if c.message.contains('\n') {
-                out.push_str("      Message:\n");
-                for l in c.message.lines() {
-                    out.push_str(&format!("        {l}\n"));
-                }
-            } else {
-                pair(&mut out, 6, "Message:", &c.message);
-            }
-        }
-        if !status.checks.is_empty() {
-            out.push_str("  Checks:\n");
-            out.push_str(&indent(&checks_table(&r), 4));
-        }
-        print!("{out}");
+        print!("{}", describe_text(&r, usage(ctx, &r)));
         if names.len() > 1 {
             println!();
         }
     }
     Ok(())
+}
+
+/// kbcli's `backuprepo describe` of one repository, with our checks table.
+pub fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
+    let mut out = String::new();
+    let (files, bytes) = usage_cells(usage);
+    out.push_str("Summary:\n");
+    pair(&mut out, 2, "Name:", r.name());
+    pair(&mut out, 2, "Provider:", &r.spec.storage_provider_ref);
+    pair(&mut out, 2, "Backups:", &files);
+    pair(&mut out, 2, "Total Data Size:", &bytes);
+    out.push_str("\nSpec:\n");
+    pair(&mut out, 2, "AccessMethod:", r.access_method().as_str());
+    pair(
+        &mut out,
+        2,
+        "PvReclaimPolicy:",
+        r.spec.pv_reclaim_policy.as_str(),
+    );
+    pair(
+        &mut out,
+        2,
+        "StorageProviderRef:",
+        &r.spec.storage_provider_ref,
+    );
+    pair(
+        &mut out,
+        2,
+        "VolumeCapacity:",
+        &r.spec
+            .volume_capacity
+            .as_ref()
+            .map(|q| q.0.clone())
+            .unwrap_or_default(),
+    );
+    if let Some(p) = &r.spec.path_prefix {
+        pair(&mut out, 2, "PathPrefix:", p);
+    }
+    out.push_str("  Config:\n");
+    for (k, v) in &r.spec.config {
+        pair(&mut out, 4, &format!("{k}:"), v);
+    }
+    let status = r.status.clone().unwrap_or_default();
+    out.push_str("\nStatus:\n");
+    pair(&mut out, 2, "Phase:", phase_str(r));
+    pair(&mut out, 2, "Default:", &r.is_default().to_string());
+    pair(
+        &mut out,
+        2,
+        "BackupPVCName:",
+        status.backup_pvc_name.as_deref().unwrap_or_default(),
+    );
+    pair(
+        &mut out,
+        2,
+        "ObservedGeneration:",
+        &status.observed_generation.unwrap_or_default().to_string(),
+    );
+    if let Some(t) = &status.last_check_time {
+        pair(&mut out, 2, "LastCheckTime:", &t.0.to_string());
+    }
+    out.push_str("  Conditions:\n");
+    for c in &status.conditions {
+        out.push_str(&format!("    {}:\n", c.type_));
+        pair(&mut out, 6, "Status:", &c.status);
+        pair(&mut out, 6, "Reason:", &c.reason);
+        if c.message.contains('\n') {
+            out.push_str("      Message:\n");
+            for l in c.message.lines() {
+                out.push_str(&format!("        {l}\n"));
+            }
+        } else {
+            pair(&mut out, 6, "Message:", &c.message);
+        }
+    }
+    if !status.checks.is_empty() {
+        out.push_str("  Checks:\n");
+        out.push_str(&indent(&checks_table(r), 4));
+    }
+    out
 }
 
 fn indent(s: &str, n: usize) -> String {
@@ -251,6 +265,17 @@ pub fn print_check(r: &BackupRepo) {
     let msg = failure_message(r);
     if !msg.is_empty() {
         println!("{msg}");
+    }
+}
+
+/// The verdict of `create --dry-run`: the diagnosis, and an error unless the check passed.
+pub fn dry_run_verdict(checked: &BackupRepo) -> Result<()> {
+    print_check(checked);
+    match checked.phase() {
+        Some(BackupRepoPhase::Ready) => Ok(()),
+        _ => Err(anyhow!(
+            "the storage check did not pass; nothing was stored"
+        )),
     }
 }
 
@@ -302,10 +327,19 @@ pub fn check_all(ctx: &Ctx) -> Result<()> {
 
 /// Reconcile every repository every `secs` seconds, printing phase changes, until Ctrl-C.
 pub fn watch(ctx: &Ctx, secs: u64) -> Result<()> {
+    watch_with(&ctx.rt, secs, || ctx.repos())
+}
+
+/// Print each repository's phase when it changes, fetching them every `secs` seconds.
+pub fn watch_with(
+    rt: &tokio::runtime::Runtime,
+    secs: u64,
+    mut fetch: impl FnMut() -> Result<Vec<BackupRepo>>,
+) -> Result<()> {
     let mut last: std::collections::BTreeMap<String, String> = Default::default();
     let every = std::time::Duration::from_secs(secs.max(1));
     loop {
-        for r in ctx.repos()? {
+        for r in fetch()? {
             let phase = phase_str(&r).to_string();
             if last.get(r.name()) != Some(&phase) {
                 let why = failure_message(&r);
@@ -323,7 +357,7 @@ pub fn watch(ctx: &Ctx, secs: u64) -> Result<()> {
                 last.insert(r.name().to_string(), phase);
             }
         }
-        let stop = ctx.rt.block_on(async {
+        let stop = rt.block_on(async {
             tokio::select! {
                 _ = tokio::time::sleep(every) => false,
                 _ = tokio::signal::ctrl_c() => true,
@@ -355,9 +389,7 @@ pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()>
         &now(),
     );
     if !decision.proceed && !force {
-        bail!(
-            "this backup repository cannot be deleted because it is still containing {files} backup file(s); remove them first, or pass --force to delete the repository and keep the data in the storage"
-        );
+        return Err(still_in_use(files, "backup file(s)"));
     }
     confirm_name(name, yes)?;
     let lock = ctx.store().lock()?;
@@ -383,8 +415,19 @@ pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()>
     Ok(())
 }
 
+/// kbcli's refusal to delete a repository that still holds backups.
+pub fn still_in_use(n: u64, what: &str) -> anyhow::Error {
+    anyhow!(
+        "this backup repository cannot be deleted because it is still containing {n} {what}; remove them first, or pass --force to delete the repository and keep the data in the storage"
+    )
+}
+
 pub fn list_providers(ctx: &Ctx, output: &str) -> Result<()> {
-    let providers: Vec<StorageProvider> = ctx.store().providers()?;
+    print_providers(ctx.store().providers()?, output)
+}
+
+/// kbcli's `list-storage-provider` output.
+pub fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> {
     match output {
         "json" | "yaml" => return print_objects(&providers, output, false),
         "table" | "wide" => {}
