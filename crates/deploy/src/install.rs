@@ -263,6 +263,8 @@ pub fn cluster_role() -> ClusterRole {
             rule(&[""], &["pods"], READ),
             rule(&[""], &["pods/log"], &["get"]),
             rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+            // Read: the pre-check diagnosis quotes the events of its pod, PVC and Job.
+            rule(&[""], &["events"], &["list"]),
             rule(
                 &["storage.k8s.io"],
                 &["storageclasses"],

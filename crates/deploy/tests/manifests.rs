@@ -389,7 +389,7 @@ fn rbac_is_least_privilege() {
         ),
         ("", "pods", &["get", "list", "watch"]),
         ("", "pods/log", &["get"]),
-        ("", "events", &["create", "patch"]),
+        ("", "events", &["create", "list", "patch"]),
         ("events.k8s.io", "events", &["create", "patch"]),
         (
             "storage.k8s.io",

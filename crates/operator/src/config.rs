@@ -1,9 +1,11 @@
 //! Operator settings, read from the environment KubeBlocks' chart already sets (spec §2.1).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use backuprepo_core::Settings;
+use k8s_openapi::api::core::v1::{Affinity, Toleration};
 
 #[derive(Debug, Clone)]
 pub struct OperatorConfig {
@@ -27,6 +29,25 @@ pub struct OperatorConfig {
     pub controller_name: String,
     /// Instance reported on events (`POD_NAME`).
     pub instance: Option<String>,
+    /// Placement of the pre-check pods (`CM_TOLERATIONS`, `CM_AFFINITY`, `CM_NODE_SELECTOR`,
+    /// JSON), e.g. to run them on the nodes that run backups.
+    pub tolerations: Option<Vec<Toleration>>,
+    pub affinity: Option<Affinity>,
+    pub node_selector: Option<BTreeMap<String, String>>,
+}
+
+/// A JSON setting; a malformed value is an error naming the variable and its expected shape.
+fn json_setting<T: serde::de::DeserializeOwned>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    shape: &str,
+) -> Result<Option<T>, String> {
+    match get(key).filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => serde_json::from_str(&v)
+            .map(Some)
+            .map_err(|e| format!("{key}: expected {shape} as JSON: {e}")),
+    }
 }
 
 impl Default for OperatorConfig {
@@ -47,6 +68,9 @@ impl Default for OperatorConfig {
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             controller_name: "backuprepo-controller".into(),
             instance: None,
+            tolerations: None,
+            affinity: None,
+            node_selector: None,
         }
     }
 }
@@ -94,6 +118,9 @@ impl OperatorConfig {
                 .map_err(|_| format!("BACKUPREPO_METRICS_ADDR: expected host:port, got {v:?}"))?;
         }
         c.instance = get("POD_NAME").filter(|v| !v.is_empty());
+        c.tolerations = json_setting(&get, "CM_TOLERATIONS", "a list of tolerations")?;
+        c.affinity = json_setting(&get, "CM_AFFINITY", "an affinity object")?;
+        c.node_selector = json_setting(&get, "CM_NODE_SELECTOR", "a map of node labels")?;
         Ok(c)
     }
 }

@@ -1,7 +1,8 @@
 //! Mount access (spec §2.5 step 6, §2.7): the CSI driver Secret (updated in place when the
 //! digest changes), the StorageClass (create-only), and the pre-check: a PVC and a Job in the
 //! controller's namespace that write, read and delete a file on the mounted volume. A failed
-//! Job's pod logs go into the condition message.
+//! Job's diagnosis goes into the condition message: the Job's failure, its pod's log, and the
+//! events of the pod, the PVC and the Job.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,9 @@ use backuprepo_api::{pre_check_resource_name, BackupRepo};
 use backuprepo_core::ProbeResult;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext,
-    PodSpec, PodTemplateSpec, Secret, SecretReference, SecurityContext, Volume, VolumeMount,
+    Container, Event as CoreEvent, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Secret, SecretReference, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -29,6 +31,9 @@ use crate::resources::owner_ref;
 /// Container name of the pre-check Job (KubeBlocks').
 pub const PRE_CHECK_CONTAINER: &str = "pre-check";
 const LOG_LIMIT: i64 = 4 * 1024;
+/// Bound of one object's events table, and of the whole message (KubeBlocks').
+const EVENTS_LIMIT: usize = 4 * 1024;
+const MESSAGE_LIMIT: usize = 32 * 1024;
 
 fn digest_of(meta: &ObjectMeta) -> Option<&str> {
     meta.annotations
@@ -157,6 +162,9 @@ fn pre_check_job(ctx: &Context, repo: &BackupRepo, name: &str, digest: &str) -> 
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    tolerations: ctx.config.tolerations.clone(),
+                    affinity: ctx.config.affinity.clone(),
+                    node_selector: ctx.config.node_selector.clone(),
                     service_account_name: ctx.config.worker_service_account.clone(),
                     security_context: Some(PodSecurityContext {
                         fs_group: Some(65532),
@@ -289,7 +297,7 @@ pub async fn pre_check(
         return Ok(None);
     };
     let message = if failed {
-        failure_message(ctx, &ns, &name, &text).await
+        failure_message(ctx, &ns, &job, &text).await
     } else {
         String::new()
     };
@@ -302,16 +310,19 @@ pub async fn pre_check(
     }))
 }
 
-/// KubeBlocks' diagnosis: header, the Job's failure, the logs of the newest failed pod.
-async fn failure_message(ctx: &Context, ns: &str, job: &str, text: &str) -> String {
+/// KubeBlocks' diagnosis: header, the Job's failure, the log of the newest failed pod, then
+/// the events of the newest pod, the PVC and the Job; at most 32 KiB.
+async fn failure_message(ctx: &Context, ns: &str, job: &Job, text: &str) -> String {
+    let job_name = job.metadata.name.clone().unwrap_or_default();
     let mut msg = format!(
         "{}\n\nJob failure message: {text}\n\n",
         message::PRE_CHECK_FAILED_HEADER
     );
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut logs = None;
+    let mut newest = None;
     if let Ok(list) = pods
-        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .list(&ListParams::default().labels(&format!("job-name={job_name}")))
         .await
     {
         let mut items = list.items;
@@ -333,6 +344,7 @@ async fn failure_message(ctx: &Context, ns: &str, job: &str, text: &str) -> Stri
             };
             logs = pods.logs(pod, &lp).await.ok().filter(|l| !l.is_empty());
         }
+        newest = items.into_iter().next().map(|p| p.metadata);
     }
     match logs {
         Some(l) => {
@@ -345,7 +357,131 @@ async fn failure_message(ctx: &Context, ns: &str, job: &str, text: &str) -> Stri
         }
         None => msg.push_str("No logs are available.\n"),
     }
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let pvc = pvcs
+        .get_opt(&job_name)
+        .await
+        .ok()
+        .flatten()
+        .map(|p| p.metadata);
+    let mut objects = Vec::new();
+    if let Some(pod) = newest {
+        objects.push(("Pod", pod));
+    }
+    if let Some(pvc) = pvc {
+        objects.push(("PersistentVolumeClaim", pvc));
+    }
+    objects.push(("Job", job.metadata.clone()));
+    for (kind, meta) in objects {
+        msg.push('\n');
+        msg.push_str(&events_block(ctx, ns, kind, &meta).await);
+    }
+    truncate(&mut msg, MESSAGE_LIMIT);
     msg
+}
+
+/// `Events from <Kind>/<ns>/<name>:` and a kubectl-describe style table, or a line saying
+/// there are none (also when they cannot be read: the diagnosis is best effort).
+async fn events_block(ctx: &Context, ns: &str, kind: &str, meta: &ObjectMeta) -> String {
+    let what = format!("{kind}/{ns}/{}", meta.name.as_deref().unwrap_or_default());
+    let none = format!("No events are available for {what}.\n");
+    let Some(uid) = meta.uid.as_deref() else {
+        return none;
+    };
+    let api: Api<CoreEvent> = Api::namespaced(ctx.client.clone(), ns);
+    let lp = ListParams::default().fields(&format!("involvedObject.uid={uid}"));
+    let Ok(list) = api.list(&lp).await else {
+        return none;
+    };
+    if list.items.is_empty() {
+        return none;
+    }
+    let mut table = events_table(&list.items, ctx.now().0.as_second());
+    truncate(&mut table, EVENTS_LIMIT);
+    format!("Events from {what}:\n{table}")
+}
+
+/// The events as `kubectl describe` prints them (Type, Reason, Age, From, Message), oldest first.
+pub fn events_table(events: &[CoreEvent], now: i64) -> String {
+    let when = |e: &CoreEvent| {
+        e.last_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
+            .or_else(|| {
+                e.metadata
+                    .creation_timestamp
+                    .as_ref()
+                    .map(|t| t.0.as_second())
+            })
+    };
+    let mut sorted: Vec<&CoreEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| when(e));
+    let mut rows = vec![
+        ["Type", "Reason", "Age", "From", "Message"].map(String::from),
+        ["----", "------", "----", "----", "-------"].map(String::from),
+    ];
+    for e in sorted {
+        let age = when(e)
+            .map(|t| short_duration(now - t))
+            .unwrap_or_else(|| "<unknown>".into());
+        let from = e
+            .source
+            .as_ref()
+            .and_then(|s| s.component.clone())
+            .or_else(|| e.reporting_component.clone())
+            .unwrap_or_default();
+        rows.push([
+            e.type_.clone().unwrap_or_default(),
+            e.reason.clone().unwrap_or_default(),
+            age,
+            from,
+            e.message.clone().unwrap_or_default().trim().to_string(),
+        ]);
+    }
+    let mut widths = [0usize; 5];
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in &rows {
+        let mut line = String::from(" ");
+        for (i, c) in r.iter().enumerate() {
+            line.push(' ');
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 1));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn short_duration(secs: i64) -> String {
+    match secs.max(0) {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+/// Cut to at most `limit` bytes at a character boundary, marking the cut.
+fn truncate(s: &mut String, limit: usize) {
+    const MARK: &str = "[truncated]\n";
+    if s.len() <= limit {
+        return;
+    }
+    let mut cut = limit.saturating_sub(MARK.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    s.truncate(cut);
+    s.push_str(MARK);
 }
 
 /// Delete the pre-check Job and PVC (background propagation; NotFound is done).
@@ -364,5 +500,98 @@ pub async fn delete_pre_check(ctx: &Context, repo: &BackupRepo) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
         Err(e) => Err(Error::kube(format!("delete pre-check PVC {ns}/{name}"))(e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_table_is_kubectl_describe_style() {
+        let ev = |reason: &str, t: &str, msg: &str| -> CoreEvent {
+            serde_json::from_value(json!({
+                "metadata": {"name": reason, "namespace": "kb-system"},
+                "involvedObject": {"kind": "Pod", "name": "p"},
+                "type": "Warning", "reason": reason, "message": msg,
+                "lastTimestamp": t, "source": {"component": "kubelet"}
+            }))
+            .unwrap()
+        };
+        let now = 1_700_000_000; // 2023-11-14T22:13:20Z
+        let t = table_of(
+            &[
+                ev(
+                    "FailedMount",
+                    "2023-11-14T22:12:20Z",
+                    "MountVolume.SetUp failed\n",
+                ),
+                ev("Scheduled", "2023-11-14T20:13:20Z", "assigned"),
+            ],
+            now,
+        );
+        assert_eq!(
+            t,
+            "  Type     Reason       Age   From     Message\n  \
+             ----     ------       ----  ----     -------\n  \
+             Warning  Scheduled    2h    kubelet  assigned\n  \
+             Warning  FailedMount  60s   kubelet  MountVolume.SetUp failed\n"
+        );
+    }
+
+    fn table_of(events: &[CoreEvent], now: i64) -> String {
+        events_table(events, now)
+    }
+
+    #[test]
+    fn truncation_keeps_char_boundaries_and_says_so() {
+        let err = crate::OperatorConfig::from_lookup(|k| {
+            (k == "CM_TOLERATIONS").then(|| "{not json".to_string())
+        })
+        .unwrap_err();
+        assert!(
+            err.starts_with("CM_TOLERATIONS: expected a list of tolerations as JSON"),
+            "{err}"
+        );
+
+        let mut s = "é".repeat(100);
+        truncate(&mut s, 50);
+        assert!(s.len() <= 50 && s.ends_with("[truncated]\n"), "{s}");
+        let mut short = "ok".to_string();
+        truncate(&mut short, 50);
+        assert_eq!(short, "ok");
+    }
+
+    #[tokio::test]
+    async fn pre_check_pods_follow_the_placement_settings() {
+        let cfg = crate::OperatorConfig::from_lookup(|k| match k {
+            "CM_TOLERATIONS" => Some(r#"[{"key":"dedicated","operator":"Equal","value":"backup","effect":"NoSchedule"}]"#.into()),
+            "CM_NODE_SELECTOR" => Some(r#"{"role":"backup"}"#.into()),
+            "CM_AFFINITY" => Some(r#"{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"zone","operator":"In","values":["a"]}]}]}}}"#.into()),
+            _ => None,
+        })
+        .unwrap();
+        let (svc, _handle) = tower_test::mock::pair::<
+            http::Request<kube::client::Body>,
+            http::Response<kube::client::Body>,
+        >();
+        let ctx = Context::new(kube::Client::new(svc, "default"), cfg);
+        let repo: BackupRepo = serde_json::from_value(json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupRepo",
+            "metadata": {"name": "r1", "uid": "u1"},
+            "spec": {"storageProviderRef": "nfs", "pvReclaimPolicy": "Retain"}
+        }))
+        .unwrap();
+        let job = pre_check_job(&ctx, &repo, "pre", "d");
+        let pod = serde_json::to_value(job.spec.unwrap().template.spec.unwrap()).unwrap();
+        assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+        assert_eq!(pod["nodeSelector"], json!({"role": "backup"}));
+        assert_eq!(
+            pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+                ["nodeSelectorTerms"][0]["matchExpressions"][0]["key"],
+            "zone"
+        );
     }
 }

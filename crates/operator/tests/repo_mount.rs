@@ -195,13 +195,14 @@ async fn mount_repo_prepares_storage_runs_pre_check_and_reports_job_logs() {
     let mut failed_job = job_with_digest(&digest);
     failed_job["status"] = json!({"conditions": [{"type": "Failed", "status": "True",
         "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
+    failed_job["metadata"]["uid"] = json!("uid-job");
     let csi_existing = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"secret-r1-abcdef","namespace":NS,
         "annotations":{BACKUP_REPO_DIGEST_ANNOTATION: digest}}});
     let pods = list(
         "PodList",
         vec![
             json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p-old","namespace":NS,"creationTimestamp":"2023-11-14T22:00:00Z"},"status":{"phase":"Failed"}}),
-            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p-new","namespace":NS,"creationTimestamp":"2023-11-14T22:05:00Z"},"status":{"phase":"Failed"}}),
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"p-new","namespace":NS,"uid":"uid-p-new","creationTimestamp":"2023-11-14T22:05:00Z"},"status":{"phase":"Failed"}}),
         ],
     );
     let script = vec![
@@ -237,6 +238,28 @@ async fn mount_repo_prepares_storage_runs_pre_check_and_reports_job_logs() {
         )
         .query("container=pre-check")
         .query("limitBytes=4096"),
+        // Then the events of the newest pod, the PVC and the Job.
+        step(
+            "GET",
+            format!("/api/v1/namespaces/{NS}/persistentvolumeclaims/{PRE}"),
+            200,
+            json!({"apiVersion":"v1","kind":"PersistentVolumeClaim",
+                   "metadata":{"name":PRE,"namespace":NS,"uid":"uid-pvc"}}),
+        ),
+        step("GET", format!("/api/v1/namespaces/{NS}/events"), 200, list("EventList", vec![
+            json!({"metadata":{"name":"e1","namespace":NS},"involvedObject":{"kind":"Pod","name":"p-new"},
+                   "type":"Warning","reason":"FailedMount","message":"MountVolume.SetUp failed for volume \"pvc\"",
+                   "lastTimestamp":"2023-11-14T22:12:20Z","source":{"component":"kubelet"}}),
+        ]))
+        .query("fieldSelector=involvedObject.uid=uid-p-new"),
+        step("GET", format!("/api/v1/namespaces/{NS}/events"), 200, list("EventList", vec![]))
+            .query("fieldSelector=involvedObject.uid=uid-pvc"),
+        step("GET", format!("/api/v1/namespaces/{NS}/events"), 200, list("EventList", vec![
+            json!({"metadata":{"name":"e2","namespace":NS},"involvedObject":{"kind":"Job","name":PRE},
+                   "type":"Normal","reason":"SuccessfulCreate","message":"Created pod: p-new",
+                   "lastTimestamp":"2023-11-14T22:05:00Z","source":{"component":"job-controller"}}),
+        ]))
+        .query("fieldSelector=involvedObject.uid=uid-job"),
         step(
             "PATCH",
             format!("{REPO_PATH}/r1/status"),
@@ -259,7 +282,7 @@ async fn mount_repo_prepares_storage_runs_pre_check_and_reports_job_logs() {
     ];
     let (res, seen2) = run(&checking, script).await;
     assert_eq!(res.unwrap(), Action::requeue(Duration::from_secs(60)));
-    let status = &seen2[6].body["status"];
+    let status = &seen2[10].body["status"];
     assert_eq!(status["phase"], "Failed");
     let c = condition(status, "PreCheckPassed");
     assert_eq!(
@@ -270,10 +293,19 @@ async fn mount_repo_prepares_storage_runs_pre_check_and_reports_job_logs() {
         c["message"],
         "Pre-check job failed, information collected for diagnosis.\n\n\
          Job failure message: BackoffLimitExceeded:Job has reached the specified backoff limit\n\n\
-         Logs from the pre-check job:\n  + echo pre-check\n  sh: can't create /backup/precheck.txt: Permission denied\n"
+         Logs from the pre-check job:\n  + echo pre-check\n  sh: can't create /backup/precheck.txt: Permission denied\n\n\
+         Events from Pod/kb-system/p-new:\n  \
+         Type     Reason       Age   From     Message\n  \
+         ----     ------       ----  ----     -------\n  \
+         Warning  FailedMount  60s   kubelet  MountVolume.SetUp failed for volume \"pvc\"\n\n\
+         No events are available for PersistentVolumeClaim/kb-system/pre-check-01234567-r1.\n\n\
+         Events from Job/kb-system/pre-check-01234567-r1:\n  \
+         Type    Reason            Age   From            Message\n  \
+         ----    ------            ----  ----            -------\n  \
+         Normal  SuccessfulCreate  8m    job-controller  Created pod: p-new\n"
     );
-    assert_eq!(seen2[7].body["reason"], "PreCheckFailed");
-    assert_eq!(seen2[8].body["propagationPolicy"], "Background");
+    assert_eq!(seen2[11].body["reason"], "PreCheckFailed");
+    assert_eq!(seen2[12].body["propagationPolicy"], "Background");
 }
 
 fn job_with_digest(digest: &str) -> Value {
