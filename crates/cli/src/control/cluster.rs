@@ -453,18 +453,13 @@ fn request_checks(cl: &Cluster, names: &[String]) -> Result<Vec<BackupRepo>> {
 
 pub fn check(cl: &Cluster, name: &str) -> Result<()> {
     cl.block(cl.repo(name))?;
-    let checked = request_checks(cl, &[name.to_string()])?;
-    let mut bad = Vec::new();
-    for r in &checked {
-        repos::print_check(r);
+    for r in request_checks(cl, &[name.to_string()])? {
+        repos::print_check(&r);
         if r.phase() != Some(BackupRepoPhase::Ready) {
-            bad.push(r.name().to_string());
+            bail!("backup repository {name:?} did not pass its check");
         }
     }
-    match bad.as_slice() {
-        [] => Ok(()),
-        _ => Err(anyhow!("backup repository {name:?} did not pass its check")),
-    }
+    Ok(())
 }
 
 pub fn check_all(cl: &Cluster) -> Result<()> {
@@ -473,18 +468,7 @@ pub fn check_all(cl: &Cluster) -> Result<()> {
         .iter()
         .map(|r| r.name().to_string())
         .collect();
-    let mut bad = Vec::new();
-    for r in request_checks(cl, &names)? {
-        repos::print_check(&r);
-        if r.phase() != Some(BackupRepoPhase::Ready) {
-            bad.push(r.name().to_string());
-        }
-    }
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(anyhow!("not Ready: {}", bad.join(", ")))
-    }
+    repos::report_checks(&request_checks(cl, &names)?)
 }
 
 pub fn watch(cl: &Cluster, secs: u64) -> Result<()> {

@@ -298,7 +298,7 @@ pub fn report_phase(r: &BackupRepo) -> Result<()> {
 
 pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
     if ctx.store().repo(name)?.is_none() {
-        bail!("backup repository {name:?} is not found");
+        return Err(super::create::repo_not_found(name));
     }
     let r = ctx.reconcile(name, true)?;
     print_check(&r);
@@ -310,10 +310,18 @@ pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
 
 /// Probe every repository now; fails when any is not Ready.
 pub fn check_all(ctx: &Ctx) -> Result<()> {
-    let mut bad = Vec::new();
+    let mut checked = Vec::new();
     for r in ctx.store().repos()? {
-        let r = ctx.reconcile(r.name(), true)?;
-        print_check(&r);
+        checked.push(ctx.reconcile(r.name(), true)?);
+    }
+    report_checks(&checked)
+}
+
+/// Print each repository's check; an error naming those that are not Ready.
+pub fn report_checks(checked: &[BackupRepo]) -> Result<()> {
+    let mut bad = Vec::new();
+    for r in checked {
+        print_check(r);
         if r.phase() != Some(BackupRepoPhase::Ready) {
             bad.push(r.name().to_string());
         }

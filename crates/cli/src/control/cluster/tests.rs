@@ -532,6 +532,44 @@ fn check_asks_the_controller_and_waits_for_its_answer() {
 }
 
 #[test]
+fn check_all_requests_every_check_then_reports_each() {
+    let pending = |n: &str| repo(n, "s3", "Ready", json!({CHECK_REQUESTED_ANNOTATION: "t"}));
+    let (cl, task) = cluster(vec![
+        step(
+            "GET",
+            REPOS,
+            200,
+            list(
+                "BackupRepoList",
+                vec![
+                    repo("a", "s3", "Ready", json!({})),
+                    repo("b", "s3", "Ready", json!({})),
+                ],
+            ),
+        ),
+        step("PATCH", format!("{REPOS}/a"), 200, pending("a")),
+        step("PATCH", format!("{REPOS}/b"), 200, pending("b")),
+        // a answers at once, b on the second look.
+        step(
+            "GET",
+            format!("{REPOS}/a"),
+            200,
+            repo("a", "s3", "Ready", json!({})),
+        ),
+        step("GET", format!("{REPOS}/b"), 200, pending("b")),
+        step(
+            "GET",
+            format!("{REPOS}/b"),
+            200,
+            repo("b", "s3", "Failed", json!({})),
+        ),
+    ]);
+    let err = check_all(&cl).unwrap_err().to_string();
+    finish(cl, task);
+    assert_eq!(err, "not Ready: b");
+}
+
+#[test]
 fn apply_dry_runs_everything_then_applies() {
     let docs = backuprepo_api::parse_documents(
         r#"
