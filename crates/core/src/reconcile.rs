@@ -33,6 +33,8 @@ pub mod extra_reason {
     pub const INVALID_PARAMETERS: &str = "InvalidParameters";
     /// The store cannot provide the access method (the local store has no CSI or PVCs).
     pub const ACCESS_METHOD_NOT_SUPPORTED: &str = "AccessMethodNotSupported";
+    /// The credential Secret is in a namespace the controller does not read credentials from.
+    pub const CREDENTIAL_NAMESPACE_NOT_ALLOWED: &str = "CredentialNamespaceNotAllowed";
 }
 
 /// Store-wide settings.
@@ -70,6 +72,13 @@ pub enum SecretState {
         namespace: String,
         name: String,
     },
+    /// The store refuses to read it: its namespace is not one credentials may come from.
+    NotAllowed {
+        namespace: String,
+        name: String,
+        /// What to do about it (which namespaces are allowed, which setting widens them).
+        fix: String,
+    },
     /// Reading it failed for another reason (message without secret data).
     Error(String),
 }
@@ -80,6 +89,11 @@ impl std::fmt::Debug for SecretState {
             SecretState::NotReferenced => f.write_str("NotReferenced"),
             SecretState::Found(m) => write!(f, "Found({:?})", m.keys().collect::<Vec<_>>()),
             SecretState::NotFound { namespace, name } => write!(f, "NotFound({namespace}/{name})"),
+            SecretState::NotAllowed {
+                namespace, name, ..
+            } => {
+                write!(f, "NotAllowed({namespace}/{name})")
+            }
             SecretState::Error(e) => write!(f, "Error({e})"),
         }
     }
@@ -335,6 +349,19 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
             );
             return None;
         }
+        SecretState::NotAllowed {
+            namespace,
+            name,
+            fix,
+        } => {
+            step.set(
+                ct::PARAMETERS_CHECKED,
+                FALSE,
+                extra_reason::CREDENTIAL_NAMESPACE_NOT_ALLOWED,
+                format!("credential secret \"{namespace}/{name}\" was not read: credentials are not read from namespace {namespace:?}; {fix}"),
+            );
+            return None;
+        }
         SecretState::Error(e) => {
             step.set(
                 ct::PARAMETERS_CHECKED,
@@ -365,10 +392,11 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
     };
     step.set(ct::PARAMETERS_CHECKED, TRUE, reason::PARAMETERS_CHECKED, "");
 
-    // 3. CSI secret and StorageClass (Kubernetes only; KubeBlocks makes them for every access
-    //    method).
+    // 3. CSI secret and StorageClass (Kubernetes, Mount only). KubeBlocks makes them for every
+    //    access method; a Tool repository never mounts, and its CSI secret would only be one
+    //    more copy of the credentials in the cluster.
     let settings = input.settings;
-    if settings.mount_supported {
+    if settings.mount_supported && method == AccessMethod::Mount {
         let secret_ref = if spec.csi_driver_secret_template.is_some() {
             let r = step
                 .status
@@ -445,7 +473,11 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
             ct::STORAGE_CLASS_CREATED,
             TRUE,
             reason::SKIPPED,
-            "this store does not create StorageClasses or CSI secrets",
+            if settings.mount_supported {
+                "Tool access needs no StorageClass or CSI secret"
+            } else {
+                "this store does not create StorageClasses or CSI secrets"
+            },
         );
     }
 

@@ -258,6 +258,10 @@ fn mount_needs_the_csi_driver_on_kubernetes() {
         TRUE,
         reason::STORAGE_PROVIDER_READY,
     );
+    // ...nor a CSI secret (one more copy of the credentials) or a StorageClass.
+    assert!(o.csi_secret.is_none() && o.storage_class.is_none());
+    assert!(o.status.generated_csi_driver_secret.is_none());
+    assert_cond(&o, ct::STORAGE_CLASS_CREATED, TRUE, reason::SKIPPED);
 
     // With the driver installed: CSI secret, StorageClass and a Mount pre-check.
     p.status = Some(StorageProviderStatus {

@@ -11,18 +11,20 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccount, Volume,
-    VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, ServiceAccount,
+    Volume, VolumeMount,
 };
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::crd::crds;
+use crate::security::{container_security_context, pod_security_context};
 use crate::values::backup_repo_from_values;
 use crate::yaml::{to_sorted_value, to_yaml_documents};
 use crate::DeployError;
@@ -39,8 +41,6 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
 const METRICS_PORT: i32 = 8080;
-/// UID/GID of the distroless `nonroot` user the image runs as.
-const NONROOT_ID: i64 = 65532;
 
 /// The validation of the single-default policy, evaluated once per existing BackupRepo
 /// (`params`) for the BackupRepo being created or updated (`object`): allowed unless the object
@@ -122,7 +122,8 @@ impl InstallOptions {
 /// 2. the CRDs of `backuprepos` and `storageproviders`;
 /// 3. the built-in StorageProviders except `local` (a directory of one machine, meaningless in
 ///    a cluster), without status;
-/// 4. the ServiceAccount, ClusterRole and ClusterRoleBinding of the controller;
+/// 4. the ServiceAccount, ClusterRole and ClusterRoleBinding of the controller, and its Role
+///    and RoleBinding in its namespace;
 /// 5. the controller Deployment;
 /// 6. the single-default ValidatingAdmissionPolicy and its binding;
 /// 7. with `values` whose `backupRepo:` block asks for it, that block's Secret and BackupRepo.
@@ -151,6 +152,11 @@ pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployErro
     out.push(to_sorted_value(
         &cluster_role_binding(ns),
         "ClusterRoleBinding",
+    )?);
+    out.push(to_sorted_value(&controller_role(ns), "Role")?);
+    out.push(to_sorted_value(
+        &controller_role_binding(ns),
+        "RoleBinding",
     )?);
     out.push(to_sorted_value(&deployment(ns, &opts.image), "Deployment")?);
     out.push(to_sorted_value(
@@ -221,63 +227,100 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-/// The controller's ClusterRole: exactly what it reads and writes, no wildcard.
+/// The controller's ClusterRole: what it reads and writes across the cluster, no wildcard,
+/// no verb it does not call (a test compares these rules with the requests of its scripted
+/// reconciles, both ways).
 ///
-/// - its own kinds (and their `status`), and `backuprepos/finalizers` so derived objects may
-///   carry a blocking owner reference to their repository;
-/// - the objects it derives: CSI and tool-config Secrets, StorageClasses, backup PVCs,
-///   pre-check Jobs, whose Pods, logs and Events it reads for the failure message;
-/// - CSIDrivers, to tell whether a provider's driver is installed;
-/// - KubeBlocks Backups and Restores, to prepare their namespaces and guard deletion.
+/// - its own kinds and their `status`; `backuprepos/finalizers` (`update`) is what the API
+///   server asks of whoever creates an object with a blocking owner reference to a repository;
+/// - consumer namespaces: tool-config Secrets (created, re-rendered and revoked by `patch`; the
+///   garbage collector deletes revoked ones, so there is no `delete` on Secrets) and backup
+///   PVCs (deleted with the repository); the metadata watch on Secrets notices credential
+///   changes;
+/// - StorageClasses (created once, never changed; removed by the garbage collector with their
+///   repository) and CSIDrivers (read);
+/// - KubeBlocks Backups and Restores: their wait label is removed once prepared;
+/// - events about repositories and consumers.
+///
+/// What happens only in the controller's namespace (pre-check Jobs, their Pods, logs and
+/// Events) is in [`controller_role`].
 pub fn cluster_role() -> ClusterRole {
     const READ: &[&str] = &["get", "list", "watch"];
     ClusterRole {
         metadata: meta(CONTROLLER_NAME, None, Some("controller")),
         rules: Some(vec![
+            rule(&[GROUP], &["backuprepos"], &["list", "watch", "patch"]),
             rule(
                 &[GROUP],
-                &["backuprepos", "storageproviders"],
-                &["get", "list", "watch", "patch", "update"],
+                &["storageproviders"],
+                &["get", "list", "watch", "patch"],
             ),
             rule(
                 &[GROUP],
                 &["backuprepos/status", "storageproviders/status"],
-                &["patch", "update"],
+                &["patch"],
             ),
             rule(&[GROUP], &["backuprepos/finalizers"], &["update"]),
             rule(
                 &[GROUP],
                 &["backups", "restores"],
-                &["get", "list", "watch", "patch"],
+                &["list", "watch", "patch"],
             ),
             rule(
                 &[""],
                 &["secrets"],
-                &["get", "list", "watch", "create", "patch", "delete"],
+                &["get", "list", "watch", "create", "patch"],
             ),
             rule(
                 &[""],
                 &["persistentvolumeclaims"],
                 &["get", "list", "watch", "create", "delete"],
             ),
-            rule(&[""], &["pods"], READ),
-            rule(&[""], &["pods/log"], &["get"]),
-            rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
-            // Read: the pre-check diagnosis quotes the events of its pod, PVC and Job.
-            rule(&[""], &["events"], &["list"]),
+            rule(&["events.k8s.io"], &["events"], &["create", "patch"]),
             rule(
                 &["storage.k8s.io"],
                 &["storageclasses"],
-                &["get", "list", "watch", "create", "delete"],
+                &["get", "list", "watch", "create"],
             ),
             rule(&["storage.k8s.io"], &["csidrivers"], READ),
+        ]),
+        ..ClusterRole::default()
+    }
+}
+
+/// The controller's Role in its own namespace: the Mount pre-check's Jobs, and the Pods, logs
+/// and Events its failure diagnosis quotes. Nothing here reaches another namespace, so a
+/// stolen controller token cannot start a Job elsewhere (with another service account).
+pub fn controller_role(namespace: &str) -> Role {
+    Role {
+        metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
+        rules: Some(vec![
             rule(
                 &["batch"],
                 &["jobs"],
                 &["get", "list", "watch", "create", "delete"],
             ),
+            rule(&[""], &["pods"], &["list"]),
+            rule(&[""], &["pods/log"], &["get"]),
+            rule(&[""], &["events"], &["list"]),
         ]),
-        ..ClusterRole::default()
+    }
+}
+
+fn controller_subjects(namespace: &str) -> Option<Vec<Subject>> {
+    Some(vec![Subject {
+        kind: "ServiceAccount".to_owned(),
+        name: CONTROLLER_NAME.to_owned(),
+        namespace: Some(namespace.to_owned()),
+        ..Subject::default()
+    }])
+}
+
+fn role_ref(kind: &str) -> RoleRef {
+    RoleRef {
+        api_group: "rbac.authorization.k8s.io".to_owned(),
+        kind: kind.to_owned(),
+        name: CONTROLLER_NAME.to_owned(),
     }
 }
 
@@ -285,17 +328,17 @@ pub fn cluster_role() -> ClusterRole {
 pub fn cluster_role_binding(namespace: &str) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(CONTROLLER_NAME, None, Some("controller")),
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".to_owned(),
-            kind: "ClusterRole".to_owned(),
-            name: CONTROLLER_NAME.to_owned(),
-        },
-        subjects: Some(vec![Subject {
-            kind: "ServiceAccount".to_owned(),
-            name: CONTROLLER_NAME.to_owned(),
-            namespace: Some(namespace.to_owned()),
-            ..Subject::default()
-        }]),
+        role_ref: role_ref("ClusterRole"),
+        subjects: controller_subjects(namespace),
+    }
+}
+
+/// Binds [`controller_role`] to the controller's ServiceAccount in `namespace`.
+pub fn controller_role_binding(namespace: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
+        role_ref: role_ref("Role"),
+        subjects: controller_subjects(namespace),
     }
 }
 
@@ -340,16 +383,7 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(CONTROLLER_NAME.to_owned()),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(NONROOT_ID),
-                        run_as_group: Some(NONROOT_ID),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".to_owned(),
-                            ..SeccompProfile::default()
-                        }),
-                        ..PodSecurityContext::default()
-                    }),
+                    security_context: Some(pod_security_context(None)),
                     containers: vec![Container {
                         name: "controller".to_owned(),
                         image: Some(image.to_owned()),
@@ -378,20 +412,7 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                             limits: Some(quantities("500m", "256Mi")),
                             ..ResourceRequirements::default()
                         }),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            read_only_root_filesystem: Some(true),
-                            run_as_non_root: Some(true),
-                            capabilities: Some(Capabilities {
-                                drop: Some(strings(&["ALL"])),
-                                ..Capabilities::default()
-                            }),
-                            seccomp_profile: Some(SeccompProfile {
-                                type_: "RuntimeDefault".to_owned(),
-                                ..SeccompProfile::default()
-                            }),
-                            ..SecurityContext::default()
-                        }),
+                        security_context: Some(container_security_context()),
                         volume_mounts: Some(vec![VolumeMount {
                             name: "tmp".to_owned(),
                             mount_path: "/tmp".to_owned(),

@@ -147,3 +147,33 @@ fn the_refusal_names_the_existing_default_and_the_annotation() {
         "{msg}"
     );
 }
+
+/// The root rule of the BackupRepo CRD, as the API server evaluates it with `self` bound to
+/// the object: names of up to 63 characters are accepted, longer ones refused.
+#[test]
+fn backup_repo_names_longer_than_a_label_value_are_refused() {
+    let crd = backuprepo_deploy::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "BackupRepo")
+        .unwrap();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .unwrap()
+        .open_api_v3_schema
+        .as_ref()
+        .unwrap();
+    let rules = schema.x_kubernetes_validations.as_ref().unwrap();
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    assert!(rule.message.as_deref().unwrap().contains("63"));
+    let check = |name: &str| {
+        let program = Program::compile(&rule.rule).unwrap();
+        let mut ctx = Context::default();
+        ctx.add_variable("self", repo(name, None)).unwrap();
+        program.execute(&ctx).unwrap()
+    };
+    assert_eq!(check(&"a".repeat(63)), Cel::Bool(true));
+    assert_eq!(check("r1"), Cel::Bool(true));
+    assert_eq!(check(&"a".repeat(64)), Cel::Bool(false));
+}

@@ -45,9 +45,13 @@ pub struct Lock {
 }
 
 impl Store {
-    /// Open (creating if needed) the store at `home`. Directories are private to the user.
+    /// Open (creating if needed) the store at `home`. Directories are private to the user; a
+    /// home created here is too (0700), an existing one keeps its mode.
     pub fn open(home: impl Into<PathBuf>) -> Result<Store> {
         let home = home.into();
+        if !home.exists() {
+            create_private_dir(&home)?;
+        }
         for d in [REPOS, PROVIDERS, SECRETS, TOOL_CONFIGS] {
             create_private_dir(&home.join(d))?;
         }
@@ -301,8 +305,7 @@ fn stamp(
 }
 
 fn new_uid() -> String {
-    let b: [u8; 16] = rand_bytes();
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let h = hex_of(&rand_bytes());
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -367,6 +370,11 @@ fn write_yaml<T: Serialize>(path: &Path, v: &T, private: bool) -> Result<()> {
 }
 
 /// Write to a temporary file beside `path`, sync it, rename it over `path`, sync the directory.
+///
+/// The temporary file has a random name and is created exclusively (`O_EXCL`), without
+/// following a symlink (`O_NOFOLLOW`), readable by the owner only: another local user cannot
+/// predict it, plant a link there, or read a secret while it is being written. A public object
+/// is made world-readable (0644) only once complete.
 fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -374,18 +382,23 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
         path.file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object"),
-        std::process::id()
+        hex_of(&rand_bytes())
     ));
     let result = (|| -> io::Result<()> {
         let mut opts = OpenOptions::new();
-        opts.create(true).truncate(true).write(true);
+        opts.create_new(true).write(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if private { 0o600 } else { 0o644 });
+            opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
         let mut f = opts.open(&tmp)?;
         f.write_all(data)?;
+        #[cfg(unix)]
+        if !private {
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(fs::Permissions::from_mode(0o644))?;
+        }
         f.sync_all()?;
         fs::rename(&tmp, path)?;
         if let Ok(d) = File::open(dir) {
@@ -397,6 +410,10 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
         fs::remove_file(&tmp).ok();
     }
     result.map_err(|e| Error::io(path, e))
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn remove(path: &Path) -> Result<bool> {

@@ -28,6 +28,13 @@ fn open_creates_private_directories_and_fixes_their_modes() {
         assert!(p.is_dir(), "{} not created", p.display());
         assert_eq!(mode(&p), 0o700, "{}", p.display());
     }
+    assert_eq!(mode(&home), 0o700, "a home created by the store is private");
+    // A home that already exists keeps its mode (it may be shared on purpose).
+    let existing = tmp.path().join("existing");
+    std::fs::create_dir(&existing).unwrap();
+    std::fs::set_permissions(&existing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    Store::open(&existing).unwrap();
+    assert_eq!(mode(&existing), 0o755);
     // Opening again repairs a directory someone opened up.
     std::fs::set_permissions(home.join("secrets"), std::fs::Permissions::from_mode(0o755)).unwrap();
     Store::open(&home).unwrap();
@@ -376,6 +383,31 @@ fn stale_resource_version_is_a_conflict() {
     let err = store.put_provider(&lock, p_copy, &now()).unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err:?}");
     drop(lock);
+}
+
+/// Temporary files have unpredictable names and are created exclusively, without following
+/// links: a link planted where the previous scheme (`.<file>.tmp-<pid>`) wrote is never
+/// written through, and a secret is never world-readable, even while being written.
+#[test]
+#[cfg(unix)]
+fn temporary_files_cannot_be_planted() {
+    let tmp = TempDir::new("planted");
+    let store = Store::open(tmp.path()).unwrap();
+    let victim = tmp.path().join("victim");
+    std::fs::write(&victim, "untouched").unwrap();
+    let planted = tmp.path().join(format!(
+        "backuprepos/.my-repo.yaml.tmp-{}",
+        std::process::id()
+    ));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let lock = store.lock().unwrap();
+    store
+        .put_repo(&lock, repo("my-repo", "local", &[("path", "/x")]), &now())
+        .unwrap();
+    drop(lock);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert!(store.repo("my-repo").unwrap().is_some());
+    assert_eq!(mode(&tmp.path().join("backuprepos/my-repo.yaml")), 0o644);
 }
 
 #[test]

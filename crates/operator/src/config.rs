@@ -11,8 +11,30 @@ use k8s_openapi::api::core::v1::{Affinity, Toleration};
 pub struct OperatorConfig {
     /// The core's settings (re-check intervals, Mount support, the CSI secret namespace).
     pub settings: Settings,
-    /// Namespace of the CSI secrets and pre-check resources (`CM_NAMESPACE`).
+    /// The controller's own namespace: CSI secrets and pre-check resources go there
+    /// (`CM_NAMESPACE`, else `POD_NAMESPACE` as the Deployment sets it, else `kb-system`).
     pub namespace: String,
+    /// Namespaces the controller reads credential Secrets from (`BACKUPREPO_CREDENTIAL_NAMESPACES`,
+    /// comma-separated; `*` for any). Default: its own namespace and `kb-system`, where the
+    /// seed's examples put them. A repository naming a Secret elsewhere gets a condition,
+    /// so creating a BackupRepo cannot make the controller read (and send) any Secret.
+    pub credential_namespaces: Option<Vec<String>>,
+    /// Whether a repository without `spec.allowedNamespaces` may hand its tool config to every
+    /// namespace (KubeBlocks' behaviour, the default) or to none
+    /// (`BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES=true`).
+    pub open_namespaces: bool,
+    /// Whether probes may contact link-local and cloud-metadata addresses and the cluster's API
+    /// server (`BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true`); refused by default.
+    pub allow_internal_endpoints: bool,
+    /// Hosts refused as probe endpoints besides the metadata ranges: the API server
+    /// (`KUBERNETES_SERVICE_HOST`).
+    pub refused_hosts: Vec<String>,
+    /// At most this many repositories are reconciled at once
+    /// (`BACKUPREPO_MAX_CONCURRENT_RECONCILES`).
+    pub max_concurrent_reconciles: u16,
+    /// At most this many storage probes run at once (`BACKUPREPO_MAX_CONCURRENT_PROBES`); a
+    /// probe holds a multipart part in memory.
+    pub max_concurrent_probes: usize,
     /// Upper bound of one in-process Tool probe (`BACKUPREPO_PROBE_TIMEOUT`, seconds).
     pub probe_timeout: Duration,
     /// Image of the Mount pre-check Job (`KUBEBLOCKS_TOOLS_IMAGE`).
@@ -50,18 +72,73 @@ fn json_setting<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The pre-check image when `KUBEBLOCKS_TOOLS_IMAGE` is not set: the pre-check needs only a
+/// POSIX shell, so a small pinned image does.
+pub const DEFAULT_TOOLS_IMAGE: &str = "docker.io/library/busybox:1.36.1";
+
+/// Namespace KubeBlocks installs into; the seed's credential Secrets live there.
+pub const KUBEBLOCKS_NAMESPACE: &str = "kb-system";
+
+/// Refuse an image that is not pinned: no tag, or `latest`. A digest always pins.
+fn check_pinned_image(image: &str) -> Result<(), String> {
+    if image.contains("@sha256:") {
+        return Ok(());
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) if !tag.is_empty() && tag != "latest" => Ok(()),
+        _ => Err(format!(
+            "KUBEBLOCKS_TOOLS_IMAGE: {image:?} is not pinned; give a version tag or a digest \
+             (e.g. {DEFAULT_TOOLS_IMAGE}), never `latest`"
+        )),
+    }
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>, String> {
+    match get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => match v.as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(format!("{key}: expected true or false, got {v:?}")),
+        },
+    }
+}
+
+fn count<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+) -> Result<Option<T>, String> {
+    match get(key) {
+        None => Ok(None),
+        Some(v) => match v.trim().parse::<T>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(format!(
+                "{key}: expected a positive whole number, got {v:?}"
+            )),
+        },
+    }
+}
+
 impl Default for OperatorConfig {
     fn default() -> Self {
-        let namespace = "kb-system".to_string();
+        let namespace = KUBEBLOCKS_NAMESPACE.to_string();
         OperatorConfig {
             settings: Settings {
                 mount_supported: true,
                 namespace: namespace.clone(),
                 ..Settings::default()
             },
+            credential_namespaces: Some(vec![namespace.clone()]),
             namespace,
+            open_namespaces: true,
+            allow_internal_endpoints: false,
+            refused_hosts: Vec::new(),
+            max_concurrent_reconciles: 16,
+            max_concurrent_probes: 4,
             probe_timeout: backuprepo_transfer::probe::DEFAULT_TIMEOUT,
-            tools_image: "apecloud/kubeblocks-tools:latest".into(),
+            tools_image: DEFAULT_TOOLS_IMAGE.into(),
             image_pull_policy: None,
             worker_service_account: None,
             pre_check_timeout: Duration::from_secs(15 * 60),
@@ -94,9 +171,45 @@ impl OperatorConfig {
                     .map_err(|_| format!("{k}: expected a number of seconds, got {v:?}")),
             }
         };
-        if let Some(ns) = get("CM_NAMESPACE").filter(|v| !v.is_empty()) {
-            c.namespace = ns.clone();
-            c.settings.namespace = ns;
+        if let Some(ns) = ["CM_NAMESPACE", "POD_NAMESPACE"]
+            .iter()
+            .find_map(|k| get(k).filter(|v| !v.trim().is_empty()))
+        {
+            c.namespace = ns.trim().to_string();
+            c.settings.namespace = c.namespace.clone();
+        }
+        c.credential_namespaces = match get("BACKUPREPO_CREDENTIAL_NAMESPACES") {
+            Some(v) if v.trim() == "*" => None,
+            Some(v) if !v.trim().is_empty() => Some(
+                v.split(',')
+                    .map(|n| n.trim().to_string())
+                    .filter(|n| !n.is_empty())
+                    .collect(),
+            ),
+            _ => {
+                let mut list = vec![c.namespace.clone()];
+                if c.namespace != KUBEBLOCKS_NAMESPACE {
+                    list.push(KUBEBLOCKS_NAMESPACE.to_string());
+                }
+                Some(list)
+            }
+        };
+        if let Some(closed) = flag(&get, "BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES")? {
+            c.open_namespaces = !closed;
+        }
+        if let Some(allow) = flag(&get, "BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS")? {
+            c.allow_internal_endpoints = allow;
+        }
+        c.refused_hosts = get("KUBERNETES_SERVICE_HOST")
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .into_iter()
+            .collect();
+        if let Some(n) = count::<u16>(&get, "BACKUPREPO_MAX_CONCURRENT_RECONCILES")? {
+            c.max_concurrent_reconciles = n.max(1);
+        }
+        if let Some(n) = count::<usize>(&get, "BACKUPREPO_MAX_CONCURRENT_PROBES")? {
+            c.max_concurrent_probes = n.max(1);
         }
         if let Some(d) = secs("BACKUPREPO_PROBE_TIMEOUT")? {
             c.probe_timeout = d;
@@ -108,6 +221,7 @@ impl OperatorConfig {
             c.settings.retry_failed_interval = (!d.is_zero()).then_some(d);
         }
         if let Some(v) = get("KUBEBLOCKS_TOOLS_IMAGE").filter(|v| !v.is_empty()) {
+            check_pinned_image(&v)?;
             c.tools_image = v;
         }
         c.image_pull_policy = get("KUBEBLOCKS_IMAGE_PULL_POLICY").filter(|v| !v.is_empty());
@@ -122,5 +236,18 @@ impl OperatorConfig {
         c.affinity = json_setting(&get, "CM_AFFINITY", "an affinity object")?;
         c.node_selector = json_setting(&get, "CM_NODE_SELECTOR", "a map of node labels")?;
         Ok(c)
+    }
+
+    /// Whether credential Secrets may be read from `namespace`.
+    pub fn reads_credentials_from(&self, namespace: &str) -> bool {
+        self.credential_namespaces
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|n| n == namespace))
+    }
+
+    /// Whether `repo` may hand its tool config or PVC to `namespace` under this setting of
+    /// [`OperatorConfig::open_namespaces`].
+    pub fn allows_namespace(&self, repo: &backuprepo_api::BackupRepo, namespace: &str) -> bool {
+        repo.allows_namespace_when_unset(namespace, self.open_namespaces)
     }
 }

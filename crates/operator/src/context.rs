@@ -24,6 +24,8 @@ pub struct Context {
     clock: Clock,
     suffixes: Suffixes,
     failures: Mutex<HashMap<String, u32>>,
+    /// Bounds the storage probes running at once (`max_concurrent_probes`).
+    pub probes: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for Context {
@@ -45,6 +47,7 @@ impl Context {
             instance: config.instance.clone(),
         };
         Context {
+            probes: tokio::sync::Semaphore::new(config.max_concurrent_probes.max(1)),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,

@@ -3,7 +3,8 @@
 //!
 //! Each watched kind is read through `DeserializeGuard`, so one malformed object is reported
 //! (a Warning event, an `invalid` error) instead of failing the watch for every other one.
-//! Reconciles of different objects run concurrently, so one slow probe never delays the rest.
+//! Reconciles of different objects run concurrently, so one slow probe never delays the rest,
+//! up to a bound (`BACKUPREPO_MAX_CONCURRENT_RECONCILES`); probes have their own bound.
 
 use std::sync::Arc;
 
@@ -133,15 +134,9 @@ pub fn repos_for_secret(
     let ns = secret.namespace.as_deref().unwrap_or_default();
     let name = secret.name.as_deref().unwrap_or_default();
     for r in store.state().iter().filter_map(|g| g.0.as_ref().ok()) {
-        let Some(c) = &r.spec.credential else {
-            continue;
-        };
-        let cns = c
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("default");
-        if c.name.as_deref() == Some(name) && cns == ns {
+        if r.credential_key()
+            .is_some_and(|(cns, cname)| cname == name && cns == ns)
+        {
             out.push(ObjectRef::new(r.name()));
         }
     }
@@ -159,6 +154,12 @@ pub fn repo_for_consumer(
     (is_active_consumer(o) && (waits_for_preparation(o) || deleting)).then(|| ObjectRef::new(repo))
 }
 
+/// At most `max_concurrent_reconciles` objects of one kind are reconciled at once, so a
+/// restart with hundreds of repositories queues them instead of holding every one in flight.
+fn bounded(ctx: &Context) -> kube::runtime::controller::Config {
+    kube::runtime::controller::Config::default().concurrency(ctx.config.max_concurrent_reconciles)
+}
+
 async fn crd_installed(client: &Client, ar: &kube::api::ApiResource) -> bool {
     let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
     api.list(&ListParams::default().limit(1)).await.is_ok()
@@ -169,7 +170,8 @@ pub async fn repo_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
     let client = ctx.client.clone();
     let wc = watcher::Config::default();
     let derived = watcher::Config::default().labels(BACKUP_REPO_NAME_LABEL);
-    let ctrl = Controller::new(Api::<Guarded<BackupRepo>>::all(client.clone()), wc.clone());
+    let ctrl = Controller::new(Api::<Guarded<BackupRepo>>::all(client.clone()), wc.clone())
+        .with_config(bounded(&ctx));
     let store = ctrl.store();
     let s = store.clone();
     let mut ctrl = ctrl
@@ -191,7 +193,11 @@ pub async fn repo_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
             Api::<PersistentVolumeClaim>::all(client.clone()),
             derived.clone(),
         )
-        .owns(Api::<Job>::all(client.clone()), derived.clone());
+        // Pre-check Jobs live only in the controller's namespace.
+        .owns(
+            Api::<Job>::namespaced(client.clone(), &ctx.config.namespace),
+            derived.clone(),
+        );
     // KubeBlocks' consumers are watched only when their CRDs are installed (a watch on a
     // missing kind would fail forever).
     for (ar, backup) in [(backup_resource(), true), (restore_resource(), false)] {
@@ -232,7 +238,8 @@ pub fn provider_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
     let ctrl = Controller::new(
         Api::<Guarded<StorageProvider>>::all(client.clone()),
         wc.clone(),
-    );
+    )
+    .with_config(bounded(&ctx));
     let store = ctrl.store();
     ctrl.watches(
         Api::<PartialObjectMeta<CSIDriver>>::all(client),
@@ -274,9 +281,14 @@ pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics and /healthz");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(listener, ctx.metrics.clone(), async {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        ctx.metrics.clone(),
+        crate::server::Limits::default(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
     let repos = repo_controller(ctx.clone()).await;
     let providers = provider_controller(ctx);
     futures::future::join(

@@ -9,13 +9,15 @@ use std::collections::BTreeMap;
 use backuprepo_api::constants::{message, BACKUP_REPO_DIGEST_ANNOTATION};
 use backuprepo_api::{pre_check_resource_name, BackupRepo};
 use backuprepo_core::ProbeResult;
+use backuprepo_deploy::security::{container_security_context, pod_security_context, NONROOT_ID};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, Event as CoreEvent, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Secret, SecretReference, SecurityContext, Volume,
-    VolumeMount,
+    Container, EnvVar, EnvVarSource, Event as CoreEvent, ObjectFieldSelector,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
+    ResourceRequirements, Secret, SecretReference, Volume, VolumeMount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -148,13 +150,44 @@ fn pre_check_name(repo: &BackupRepo) -> String {
     )
 }
 
+/// The pre-check writes, reads and removes a file under a directory of its own (named after
+/// its pod), so it never meets backup data or another pre-check on a shared volume.
+const PRE_CHECK_SCRIPT: &str = r#"set -ex
+dir="/backup/.backuprepo-precheck/${POD_NAME}"
+mkdir -p "$dir"
+echo "pre-check" > "$dir/precheck.txt"
+sync
+cat "$dir/precheck.txt"
+rm "$dir/precheck.txt"
+rmdir "$dir"
+rmdir /backup/.backuprepo-precheck 2>/dev/null || true
+sync
+"#;
+
+/// A finished pre-check Job is removed by the TTL controller after this long if the
+/// controller has not removed it (its failure message is already in the status).
+const PRE_CHECK_TTL_SECONDS: i32 = 600;
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_string(), Quantity(cpu.to_string())),
+        ("memory".to_string(), Quantity(memory.to_string())),
+    ])
+}
+
+/// The pre-check Job: the Pod Security "restricted" profile (non-root with a fixed uid, no
+/// capabilities, RuntimeDefault seccomp, read-only root filesystem), no service-account token,
+/// bounded resources and run time, and a volume whose ownership is changed only when its root
+/// does not match (existing backup data is not re-chowned).
 fn pre_check_job(ctx: &Context, repo: &BackupRepo, name: &str, digest: &str) -> Job {
     let ns = &ctx.config.namespace;
-    let script = "set -ex\necho \"pre-check\" > /backup/precheck.txt\nsync\ncat /backup/precheck.txt\nrm /backup/precheck.txt\nsync\n";
+    let deadline = i64::try_from(ctx.config.pre_check_timeout.as_secs()).unwrap_or(i64::MAX);
     Job {
         metadata: derived_meta(repo, name, Some(ns), digest),
         spec: Some(JobSpec {
             backoff_limit: Some(2),
+            active_deadline_seconds: Some(deadline.max(1)),
+            ttl_seconds_after_finished: Some(PRE_CHECK_TTL_SECONDS),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(derived_labels(repo)),
@@ -166,20 +199,31 @@ fn pre_check_job(ctx: &Context, repo: &BackupRepo, name: &str, digest: &str) -> 
                     affinity: ctx.config.affinity.clone(),
                     node_selector: ctx.config.node_selector.clone(),
                     service_account_name: ctx.config.worker_service_account.clone(),
-                    security_context: Some(PodSecurityContext {
-                        fs_group: Some(65532),
-                        ..PodSecurityContext::default()
-                    }),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(pod_security_context(Some(NONROOT_ID))),
                     containers: vec![Container {
                         name: PRE_CHECK_CONTAINER.into(),
                         image: Some(ctx.config.tools_image.clone()),
                         image_pull_policy: ctx.config.image_pull_policy.clone(),
                         command: Some(vec!["sh".into(), "-c".into()]),
-                        args: Some(vec![script.into()]),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            ..SecurityContext::default()
+                        args: Some(vec![PRE_CHECK_SCRIPT.into()]),
+                        env: Some(vec![EnvVar {
+                            name: "POD_NAME".into(),
+                            value_from: Some(EnvVarSource {
+                                field_ref: Some(ObjectFieldSelector {
+                                    field_path: "metadata.name".into(),
+                                    ..ObjectFieldSelector::default()
+                                }),
+                                ..EnvVarSource::default()
+                            }),
+                            ..EnvVar::default()
+                        }]),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(quantities("10m", "16Mi")),
+                            limits: Some(quantities("100m", "64Mi")),
+                            ..ResourceRequirements::default()
                         }),
+                        security_context: Some(container_security_context()),
                         volume_mounts: Some(vec![VolumeMount {
                             name: "backup-pvc".into(),
                             mount_path: "/backup".into(),

@@ -28,11 +28,15 @@ use crate::context::Context;
 use crate::error::{is_conflict, is_not_found, Error, Result};
 use crate::repo::derived_labels;
 use crate::resources::{
-    backup_resource, is_active_consumer, list_consumers, owner_ref, repo_selector, restore_resource,
+    backup_resource, is_active_consumer, list_consumers, owned_by, owner_ref, repo_selector,
+    restore_resource,
 };
 
 /// Reason of the event explaining that a namespace is not in the allow-list.
 pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
+/// Reason of the event explaining that a consumer namespace holds an object of the name the
+/// repository would create, which the repository does not own.
+pub const NOT_OWNED: &str = "ObjectNotOwned";
 
 fn tool_config_labels(repo: &BackupRepo) -> BTreeMap<String, String> {
     let mut l = derived_labels(repo);
@@ -68,13 +72,30 @@ pub fn tool_config_secret(
     }
 }
 
-/// Re-render every tool-config Secret of the repository whose digest is not the current one
-/// (`updateToolConfigSecrets`): the new config passed its check, consumers get it now.
-pub async fn update_tool_config_secrets(
+/// Annotation on a tool-config Secret whose credentials were withdrawn, saying why.
+pub const REVOKED_ANNOTATION: &str = "backuprepo.io/revoked";
+
+/// Whether the repository has tool-config Secrets to keep in line: it hands them out (Tool),
+/// and either a new config must reach them or some namespace may have lost its permission.
+pub fn needs_tool_config_sync(ctx: &Context, repo: &BackupRepo, update: bool) -> bool {
+    repo.access_method() == AccessMethod::Tool
+        && (update || repo.spec.allowed_namespaces.is_some() || !ctx.config.open_namespaces)
+}
+
+/// Keep the tool-config Secrets this repository owns in line with it (KubeBlocks'
+/// `updateToolConfigSecrets`, restricted):
+///
+/// - only Secrets whose ownerReference carries this repository's UID are touched; a Secret
+///   someone else labelled like ours is never patched, so it never receives credentials;
+/// - in a namespace that is no longer allowed, the Secret is revoked: its data is removed at
+///   once, and its ownerReference is pointed at a repository UID that cannot exist, so the
+///   garbage collector deletes it (the controller holds no `delete` on Secrets);
+/// - with `update` (a new config passed its check), allowed Secrets with another digest get
+///   the new config.
+pub async fn sync_tool_config_secrets(
     ctx: &Context,
     repo: &BackupRepo,
-    cfg: &RenderedToolConfig,
-    digest: &str,
+    update: Option<(&RenderedToolConfig, &str)>,
 ) -> Result<()> {
     let all: Api<Secret> = Api::all(ctx.client.clone());
     let selector = format!("{},{IS_TOOL_CONFIG_LABEL}=true", repo_selector(repo.name()));
@@ -83,21 +104,30 @@ pub async fn update_tool_config_secrets(
         .await
         .map_err(Error::kube("list tool-config secrets"))?;
     for s in list.items {
-        let current = s
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION));
-        if current.map(String::as_str) == Some(digest) {
+        if !owned_by(s.metadata.owner_references.as_ref(), repo) {
             continue;
         }
         let (Some(ns), Some(n)) = (&s.metadata.namespace, &s.metadata.name) else {
             continue;
         };
-        let patch = json!({
-            "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
-            "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
-        });
+        let patch = if !ctx.config.allows_namespace(repo, ns) {
+            revoke_patch(repo, ns)
+        } else if let Some((cfg, digest)) = update {
+            let current = s
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION));
+            if current.map(String::as_str) == Some(digest) {
+                continue;
+            }
+            json!({
+                "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
+                "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
+            })
+        } else {
+            continue;
+        };
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
         match api
             .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
@@ -113,6 +143,29 @@ pub async fn update_tool_config_secrets(
         }
     }
     Ok(())
+}
+
+/// The merge patch that withdraws a tool-config Secret from `ns`: no data, a note saying why,
+/// and a sole owner that does not exist, which the garbage collector acts on by deleting it.
+fn revoke_patch(repo: &BackupRepo, ns: &str) -> serde_json::Value {
+    let uid = repo.metadata.uid.as_deref().unwrap_or_default();
+    json!({
+        "metadata": {
+            "annotations": {
+                REVOKED_ANNOTATION: format!(
+                    "namespace {ns} is no longer allowed by backup repository {}", repo.name()
+                ),
+                BACKUP_REPO_DIGEST_ANNOTATION: null,
+            },
+            "ownerReferences": [{
+                "apiVersion": BackupRepo::api_version(&()),
+                "kind": BackupRepo::kind(&()),
+                "name": repo.name(),
+                "uid": format!("revoked-{uid}"),
+            }],
+        },
+        "data": null,
+    })
 }
 
 fn consumer_ref(o: &DynamicObject, ar: &ApiResource) -> ObjectReference {
@@ -147,7 +200,7 @@ pub async fn prepare_consumers(
             let (Some(ns), Some(n)) = (&item.metadata.namespace, &item.metadata.name) else {
                 continue;
             };
-            if !repo.allows_namespace(ns) {
+            if !ctx.config.allows_namespace(repo, ns) {
                 let note = format!(
                     "namespace {ns} is not in spec.allowedNamespaces of backup repository {}; {} {ns}/{n} keeps waiting until the repository allows it",
                     repo.name(),
@@ -175,9 +228,10 @@ pub async fn prepare_consumers(
             }
             if !prepared.contains(ns) {
                 match prepare_namespace(ctx, repo, out, ns, digest).await {
-                    Ok(()) => {
+                    Ok(true) => {
                         prepared.insert(ns.clone());
                     }
+                    Ok(false) => continue,
                     Err(e) => {
                         first_error.get_or_insert(e);
                         continue;
@@ -208,62 +262,78 @@ pub async fn prepare_consumers(
 }
 
 /// Create-if-absent of the namespace's tool-config Secret (Tool) or backup PVC (Mount).
+/// `Ok(false)`: an object of that name exists and is not this repository's (someone planted
+/// it, or it is being revoked); the consumer keeps waiting and an event says why.
 async fn prepare_namespace(
     ctx: &Context,
     repo: &BackupRepo,
     out: &Output,
     ns: &str,
     digest: &str,
-) -> Result<()> {
+) -> Result<bool> {
     match repo.access_method() {
         AccessMethod::Tool => {
             let (Some(name), Some(cfg)) = (&out.status.tool_config_secret_name, &out.tool_config)
             else {
-                return Ok(());
+                return Ok(true);
             };
-            let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-            if api
-                .get_opt(name)
-                .await
-                .map_err(Error::kube(format!("get secret {ns}/{name}")))?
-                .is_some()
-            {
-                return Ok(());
-            }
             let secret = tool_config_secret(repo, name, ns, cfg, digest);
-            match api.create(&PostParams::default(), &secret).await {
-                Ok(_) => Ok(()),
-                Err(e) if is_conflict(&e) => Ok(()),
-                Err(e) => Err(Error::kube(format!(
-                    "create tool-config secret {ns}/{name}"
-                ))(e)),
-            }
+            ensure_owned(ctx, repo, ns, name, "tool-config secret", secret).await
         }
         AccessMethod::Mount => {
             let Some(name) = &out.status.backup_pvc_name else {
-                return Ok(());
+                return Ok(true);
             };
-            let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-            if api
-                .get_opt(name)
-                .await
-                .map_err(Error::kube(format!("get PVC {ns}/{name}")))?
-                .is_some()
-            {
-                return Ok(());
-            }
             let sc = out
                 .status
                 .generated_storage_class_name
                 .clone()
                 .unwrap_or_default();
             let pvc = repo_pvc(repo, out.pvc.as_ref(), name, ns, &sc, digest);
-            match api.create(&PostParams::default(), &pvc).await {
-                Ok(_) => Ok(()),
-                Err(e) if is_conflict(&e) => Ok(()),
-                Err(e) => Err(Error::kube(format!("create PVC {ns}/{name}"))(e)),
-            }
+            ensure_owned(ctx, repo, ns, name, "PVC", pvc).await
         }
+    }
+}
+
+/// Create `object` unless `ns/name` exists. An existing object counts only when this
+/// repository owns it (by UID).
+async fn ensure_owned<K>(
+    ctx: &Context,
+    repo: &BackupRepo,
+    ns: &str,
+    name: &str,
+    what: &str,
+    object: K,
+) -> Result<bool>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), ns);
+    let existing = api
+        .get_opt(name)
+        .await
+        .map_err(Error::kube(format!("get {what} {ns}/{name}")))?;
+    if let Some(e) = existing {
+        if owned_by(e.meta().owner_references.as_ref(), repo) {
+            return Ok(true);
+        }
+        let note = format!(
+            "{what} {ns}/{name} exists and is not owned by backup repository {}; the controller \
+             does not use or overwrite it. Delete it so the controller can create its own",
+            repo.name()
+        );
+        ctx.event(&repo.object_ref(&()), true, NOT_OWNED, "Prepare", &note)
+            .await;
+        return Ok(false);
+    }
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => Ok(true),
+        Err(e) if is_conflict(&e) => Ok(true),
+        Err(e) => Err(Error::kube(format!("create {what} {ns}/{name}"))(e)),
     }
 }
 

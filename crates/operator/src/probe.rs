@@ -1,13 +1,21 @@
 //! The Tool pre-check, run in-process: the transfer crate's probe against the rendered tool
 //! config (real traffic: put/get/list/multipart/delete), timed per operation into the metrics.
+//! The controller probes on behalf of whoever created the repository, so the endpoint is
+//! checked first: metadata, link-local and API-server addresses are refused unless the
+//! operator allows them (`BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS`). At most
+//! `max_concurrent_probes` run at once.
 
 use backuprepo_api::constants::probe_result;
 use backuprepo_api::ProbeCheck;
 use backuprepo_catalog::render::RenderedToolConfig;
 use backuprepo_core::ProbeResult;
+use backuprepo_transfer::endpoint;
 use backuprepo_transfer::probe::{self, Outcome, ProbeOptions};
 
 use crate::context::Context;
+
+/// The operation named in `status.checks` when the endpoint itself is refused.
+pub const ENDPOINT_CHECK: &str = "endpoint";
 
 pub async fn run_tool(
     ctx: &Context,
@@ -15,6 +23,29 @@ pub async fn run_tool(
     config: &RenderedToolConfig,
     path_prefix: &str,
 ) -> ProbeResult {
+    // The semaphore is never closed; a closed one would only lift the bound.
+    let _permit = ctx.probes.acquire().await.ok();
+    if !ctx.config.allow_internal_endpoints {
+        if let Err(why) = endpoint::check(&config.config.backend, &ctx.config.refused_hosts).await {
+            let message = format!(
+                "{why}; the controller does not contact metadata, link-local or API-server \
+                 addresses for a repository. Point the endpoint at the storage service, or start \
+                 the controller with BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true"
+            );
+            return ProbeResult {
+                digest: digest.to_string(),
+                passed: false,
+                checks: vec![ProbeCheck {
+                    operation: ENDPOINT_CHECK.to_string(),
+                    result: probe_result::FAILED.to_string(),
+                    message: Some(message.clone()),
+                    duration_ms: Some(0),
+                }],
+                message,
+                finished_at: ctx.now(),
+            };
+        }
+    }
     let opts = ProbeOptions {
         path_prefix: path_prefix.to_string(),
         timeout: ctx.config.probe_timeout,

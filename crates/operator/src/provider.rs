@@ -54,10 +54,15 @@ pub async fn reconcile_provider(
         None => Ok(()),
         Some(d) => {
             let drivers: Api<CSIDriver> = Api::all(ctx.client.clone());
-            match drivers.get_opt(d).await {
-                Ok(Some(_)) => Ok(()),
-                Ok(None) => Err(format!("CSIDriver {d:?} not found")),
-                Err(e) => Err(format!("failed to get CSIDriver {d:?}: {e}")),
+            // A lookup that fails (network, throttling, server errors) says nothing about the
+            // driver: it is retried with backoff rather than written as NotReady.
+            match drivers
+                .get_opt(d)
+                .await
+                .map_err(Error::kube(format!("get CSIDriver {d}")))?
+            {
+                Some(_) => Ok(()),
+                None => Err(format!("CSIDriver {d:?} not found")),
             }
         }
     };

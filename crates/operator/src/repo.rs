@@ -15,7 +15,7 @@ use backuprepo_api::constants::{
     BACKUP_REPO_DIGEST_ANNOTATION, CHECK_REQUESTED_ANNOTATION, FINALIZER,
     NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
 };
-use backuprepo_api::{secret_data, AccessMethod, BackupRepo, BackupRepoPhase, StorageProvider};
+use backuprepo_api::{secret_data, BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion::{self, Observed};
 use backuprepo_core::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
@@ -91,20 +91,30 @@ async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvide
         .map_err(Error::kube(format!("get storage provider {name}")))
 }
 
-/// The credential Secret as the core wants it. NotFound and refusals (403) become part of the
-/// status; server and transport errors are retried.
+/// The credential Secret as the core wants it. A namespace credentials may not come from, a
+/// NotFound and refusals (403) become part of the status; server and transport errors are
+/// retried.
 async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
-    let Some(cred) = repo.spec.credential.as_ref() else {
+    let Some((namespace, name)) = repo.credential_key() else {
         return Ok(SecretState::NotReferenced);
     };
-    let Some(name) = cred.name.as_deref().filter(|n| !n.is_empty()) else {
-        return Ok(SecretState::NotReferenced);
-    };
-    let namespace = cred
-        .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
+    let name = name.as_str();
+    if !ctx.config.reads_credentials_from(&namespace) {
+        let allowed = ctx
+            .config
+            .credential_namespaces
+            .as_deref()
+            .unwrap_or_default()
+            .join(", ");
+        return Ok(SecretState::NotAllowed {
+            fix: format!(
+                "move the Secret to one of: {allowed}, or add {namespace} to \
+                 BACKUPREPO_CREDENTIAL_NAMESPACES on the controller"
+            ),
+            namespace,
+            name: name.to_string(),
+        });
+    }
     let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     match api.get_opt(name).await {
         Ok(None) => Ok(SecretState::NotFound {
@@ -210,18 +220,24 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     let ready = out.status.phase == Some(BackupRepoPhase::Ready);
     let mut annotations = out.annotations.clone();
     let mut result = Ok(());
-    if ready && repo.access_method() == AccessMethod::Tool {
-        let need_update = annotations
-            .get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION)
-            .or_else(|| {
-                repo.metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION))
-            })
-            .is_some_and(|v| v == "true");
-        if let (true, Some(cfg), Some(d)) = (need_update, &out.tool_config, &digest) {
-            namespaces::update_tool_config_secrets(ctx, repo, cfg, d).await?;
+    let need_update = annotations
+        .get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION)
+        .or_else(|| {
+            repo.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION))
+        })
+        .is_some_and(|v| v == "true");
+    // A new config reaches consumers once it passed its check; a withdrawn namespace loses
+    // its copy whatever the phase.
+    let update = match (ready && need_update, &out.tool_config, &digest) {
+        (true, Some(cfg), Some(d)) => Some((cfg, d.as_str())),
+        _ => None,
+    };
+    if namespaces::needs_tool_config_sync(ctx, repo, update.is_some()) {
+        namespaces::sync_tool_config_secrets(ctx, repo, update).await?;
+        if update.is_some() {
             annotations.insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "false".into());
         }
     }

@@ -173,7 +173,9 @@ async fn existing_secret_is_kept_and_failed_backups_are_skipped() {
             "GET",
             "/api/v1/namespaces/ns1/secrets/tool-config-r1-abcdef",
             200,
-            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"tool-config-r1-abcdef","namespace":"ns1"}}),
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"tool-config-r1-abcdef","namespace":"ns1",
+                "ownerReferences": [{"apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupRepo",
+                    "name": "r1", "uid": "0123456789-uid-r1", "controller": true}]}}),
         ),
         step(
             "PATCH",
@@ -186,6 +188,44 @@ async fn existing_secret_is_kept_and_failed_backups_are_skipped() {
     res.unwrap();
 }
 
+/// A Secret of the tool config's name that the repository does not own (planted by someone
+/// who can write Secrets in the consumer's namespace) is not taken for the tool config: the
+/// consumer keeps waiting, the Secret is neither used nor overwritten, and an event says why.
+#[tokio::test]
+async fn planted_secret_of_the_same_name_is_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = ready_repo(dir.path().to_str().unwrap(), |_| {}).await;
+    let script = vec![
+        provider_get(),
+        step(
+            "GET",
+            BACKUPS,
+            200,
+            list("BackupList", vec![waiting("ns1", "b1")]),
+        ),
+        step(
+            "GET",
+            "/api/v1/namespaces/ns1/secrets/tool-config-r1-abcdef",
+            200,
+            json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"tool-config-r1-abcdef","namespace":"ns1",
+                "labels": {"dataprotection.kubeblocks.io/backup-repo-name": "r1"}},
+                "data": {"datasafed.conf": "W3N0b3JhZ2VdCnR5cGUgPSBzMwo="}}),
+        ),
+        step("POST", EVENTS_DEFAULT, 201, Value::Null),
+        step("GET", RESTORES, 200, list("RestoreList", vec![])),
+    ];
+    let (res, seen) = run(&repo, script).await;
+    res.unwrap();
+    let ev = &seen[3].body;
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["reason"], "ObjectNotOwned");
+    let note = ev["note"].as_str().unwrap();
+    assert!(
+        note.contains("tool-config secret ns1/tool-config-r1-abcdef exists and is not owned by backup repository r1"),
+        "{note}"
+    );
+}
+
 #[tokio::test]
 async fn namespace_outside_allow_list_gets_nothing_and_an_explanation() {
     let dir = tempfile::tempdir().unwrap();
@@ -195,6 +235,9 @@ async fn namespace_outside_allow_list_gets_nothing_and_an_explanation() {
     .await;
     let script = vec![
         provider_get(),
+        // With an allow-list, the owned tool-config Secrets are listed on every pass, so
+        // those of a namespace taken off the list are withdrawn.
+        step("GET", "/api/v1/secrets", 200, list("SecretList", vec![])),
         step(
             "GET",
             BACKUPS,
@@ -213,7 +256,7 @@ async fn namespace_outside_allow_list_gets_nothing_and_an_explanation() {
     ];
     let (res, seen) = run(&repo, script).await;
     res.unwrap();
-    for ev in [&seen[2].body, &seen[3].body] {
+    for ev in [&seen[3].body, &seen[4].body] {
         assert_eq!(ev["type"], "Warning");
         assert_eq!(ev["reason"], "NamespaceNotAllowed");
         let note = ev["note"].as_str().unwrap();
@@ -223,9 +266,9 @@ async fn namespace_outside_allow_list_gets_nothing_and_an_explanation() {
         );
         assert!(note.contains("Backup ns2/b2 keeps waiting"), "{note}");
     }
-    assert_eq!(seen[2].body["regarding"]["kind"], "Backup");
-    assert_eq!(seen[2].body["regarding"]["name"], "b2");
-    assert_eq!(seen[3].body["regarding"]["kind"], "BackupRepo");
+    assert_eq!(seen[3].body["regarding"]["kind"], "Backup");
+    assert_eq!(seen[3].body["regarding"]["name"], "b2");
+    assert_eq!(seen[4].body["regarding"]["kind"], "BackupRepo");
 }
 
 #[tokio::test]

@@ -59,6 +59,26 @@ async fn provider_without_driver_is_ready() {
     assert_eq!(seen[1].body["reason"], "CSIDriverObjectFound");
 }
 
+/// Finding 8: a CSIDriver lookup that fails (here a 503) says nothing about the driver: no
+/// status is written, and the error is transient, so the controller retries with backoff
+/// instead of waiting for a change that may never come.
+#[tokio::test]
+async fn failed_driver_lookup_is_retried_not_written() {
+    let p = sp(Some("csi.example.com"), None, None);
+    let unavailable = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+        "message": "etcd leader changed", "reason": "ServiceUnavailable", "code": 503});
+    let (client, task) = scripted(vec![step("GET", CSI, 503, unavailable)]);
+    let err = reconcile_provider(context(client), Arc::new(p))
+        .await
+        .unwrap_err();
+    task.await.unwrap();
+    assert_eq!(err.class(), backuprepo_operator::ErrorClass::Transient);
+    assert!(
+        err.to_string().contains("get CSIDriver csi.example.com"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn missing_driver_makes_it_not_ready_and_its_arrival_ready() {
     let p = sp(Some("csi.example.com"), None, None);
@@ -151,6 +171,7 @@ async fn metrics_and_healthz_are_served() {
     let server = tokio::spawn(backuprepo_operator::server::serve(
         listener,
         metrics,
+        backuprepo_operator::server::Limits::default(),
         async {
             let _ = rx.await;
         },
@@ -181,6 +202,65 @@ async fn metrics_and_healthz_are_served() {
         "{body}"
     );
     assert!(http_get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
+    tx.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+/// Finding 7: a client that never finishes its headers is cut off, and while the connection
+/// limit is reached, the next client waits for a free slot.
+#[tokio::test]
+async fn metrics_server_bounds_slow_and_many_clients() {
+    use backuprepo_operator::server::{serve, Limits};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = Limits {
+        max_connections: 1,
+        header_read_timeout: std::time::Duration::from_millis(300),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        listener,
+        Arc::new(Metrics::default()),
+        limits,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    // A slow client holds the only slot until its header time runs out...
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let early =
+        tokio::time::timeout(std::time::Duration::from_millis(100), next.read(&mut buf)).await;
+    assert!(early.is_err(), "served beyond the connection limit");
+    // ...then it is cut off, and the waiting client is served.
+    let mut rest = Vec::new();
+    let cut = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        slow.read_to_end(&mut rest),
+    )
+    .await
+    .expect("a client without headers was never cut off");
+    assert!(cut.is_ok());
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "served a partial request"
+    );
+    let mut out = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        next.read_to_string(&mut out),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

@@ -121,7 +121,8 @@ async fn new_tool_repo_gets_finalizer_probe_status_and_digest() {
     for (t, r) in [
         ("StorageProviderReady", "StorageProviderReady"),
         ("ParametersChecked", "ParametersChecked"),
-        ("StorageClassCreated", "StorageClassCreated"),
+        // Tool access makes no StorageClass or CSI secret.
+        ("StorageClassCreated", "Skipped"),
         ("PVCTemplateChecked", "Skipped"),
         ("PreCheckPassed", "PreCheckPassed"),
     ] {
@@ -419,7 +420,11 @@ async fn probe_failure_then_recovery() {
     let old_secret = json!({
         "apiVersion": "v1", "kind": "Secret",
         "metadata": {"name": "tool-config-r1-abcdef", "namespace": "ns1",
-                     "annotations": {BACKUP_REPO_DIGEST_ANNOTATION: "stale"}},
+                     "annotations": {BACKUP_REPO_DIGEST_ANNOTATION: "stale"},
+                     // Made by the controller: owned by the repository.
+                     "ownerReferences": [{"apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+                         "kind": "BackupRepo", "name": "r1", "uid": "0123456789-uid-r1",
+                         "controller": true}]},
         "data": {"datasafed.conf": "b2xk"}
     });
     let mut script = vec![

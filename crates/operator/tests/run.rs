@@ -8,35 +8,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backuprepo_operator::{run, OperatorConfig};
 use common::*;
-use http::{Request, Response};
-use kube::client::Body;
-use kube::Client;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-#[derive(Debug, Clone)]
-struct Req {
-    method: String,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-fn respond(status: u16, body: &Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(body).unwrap()))
-        .unwrap()
-}
-
 /// The answer to one request, by rule.
-fn answer(r: &Req, repo: &Value, bad: &Value, provider: &Value) -> (u16, Value) {
+fn answer(r: &Seen, repo: &Value, bad: &Value, provider: &Value) -> (u16, Value) {
     let p = r.path.as_str();
     match r.method.as_str() {
         "GET" if p == REPO_PATH => (200, list("BackupRepoList", vec![bad.clone(), repo.clone()])),
@@ -75,35 +55,7 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
         "spec": {"storageProviderRef": 5}});
     let provider = to_value(&local_provider());
 
-    let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let seen: Arc<Mutex<Vec<Req>>> = Arc::default();
-    let server = {
-        let seen = seen.clone();
-        tokio::spawn(async move {
-            // Watches are held open: their senders are kept, never answered.
-            let mut open_watches = Vec::new();
-            while let Some((req, send)) = handle.next_request().await {
-                let method = req.method().to_string();
-                let path = req.uri().path().to_string();
-                let query = req.uri().query().unwrap_or_default().to_string();
-                let bytes = req.into_body().collect_bytes().await.unwrap();
-                let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                let r = Req {
-                    method,
-                    path,
-                    query,
-                    body,
-                };
-                seen.lock().unwrap().push(r.clone());
-                if r.query.contains("watch=true") {
-                    open_watches.push(send);
-                    continue;
-                }
-                let (status, body) = answer(&r, &repo, &bad, &provider);
-                send.send_response(respond(status, &body));
-            }
-        })
-    };
+    let (client, seen, server) = by_rule(move |r| answer(r, &repo, &bad, &provider));
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -112,10 +64,10 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
         metrics_addr: ([127, 0, 0, 1], port).into(),
         ..OperatorConfig::default()
     };
-    let operator = tokio::spawn(run(Client::new(svc, "default"), cfg));
+    let operator = tokio::spawn(run(client, cfg));
 
     // Wait for the repository's status to be written.
-    let status_patch = |seen: &[Req]| {
+    let status_patch = |seen: &[Seen]| {
         seen.iter()
             .find(|r| r.method == "PATCH" && r.path == format!("{REPO_PATH}/r1/status"))
             .cloned()
@@ -149,7 +101,8 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
         "/api/v1/secrets",
         "/apis/storage.k8s.io/v1/storageclasses",
         "/api/v1/persistentvolumeclaims",
-        "/apis/batch/v1/jobs",
+        // Pre-check Jobs are watched in the controller's namespace only.
+        "/apis/batch/v1/namespaces/kb-system/jobs",
         "/apis/storage.k8s.io/v1/csidrivers",
     ] {
         assert!(

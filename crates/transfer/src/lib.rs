@@ -10,6 +10,7 @@ pub mod backend;
 pub mod compress;
 pub mod config;
 pub mod crypto;
+pub mod endpoint;
 mod error;
 mod ftp;
 pub mod list;

@@ -27,17 +27,61 @@ pub fn at(secs: i64) -> Time {
     Time(Timestamp::from_second(secs).unwrap())
 }
 
-/// The defaults: namespace `kb-system`, re-checks every 30 min (Ready) and 1 min (Failed).
+/// The defaults: namespace `kb-system`, re-checks every 30 min (Ready) and 1 min (Failed);
+/// credentials may come from any namespace (the scenarios keep them in `ns0`; `hardening.rs`
+/// tests the default restriction).
 pub fn config() -> OperatorConfig {
-    OperatorConfig::default()
+    OperatorConfig {
+        credential_namespaces: None,
+        ..OperatorConfig::default()
+    }
 }
 
 pub fn context(client: Client) -> Arc<Context> {
+    context_with(client, config())
+}
+
+/// As [`context`], with the given settings.
+pub fn context_with(client: Client, config: OperatorConfig) -> Arc<Context> {
     Arc::new(
-        Context::new(client, config())
+        Context::new(client, config)
             .with_clock(Arc::new(now))
             .with_suffixes(Arc::new(|| SUFFIX.to_string())),
     )
+}
+
+/// The operator's settings as the install's Deployment (`backuprepo install --print`) gives
+/// them in `namespace`: its env, with the downward-API fields resolved as the kubelet would,
+/// plus `extra`.
+pub fn install_config(namespace: &str, extra: &[(&str, &str)]) -> OperatorConfig {
+    let deployment = backuprepo_deploy::deployment(namespace, "backuprepo:test");
+    let pod = deployment.spec.unwrap().template.spec.unwrap();
+    let mut env: Vec<(String, String)> = Vec::new();
+    for e in pod.containers[0].env.clone().unwrap_or_default() {
+        let value = match (e.value, e.value_from) {
+            (Some(v), _) => v,
+            (None, Some(from)) => match from.field_ref.map(|f| f.field_path).as_deref() {
+                Some("metadata.namespace") => namespace.to_string(),
+                Some("metadata.name") => "backuprepo-controller-0".to_string(),
+                other => panic!("the Deployment sets {} from {other:?}", e.name),
+            },
+            (None, None) => String::new(),
+        };
+        env.push((e.name, value));
+    }
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    OperatorConfig::from_lookup(move |k| {
+        env.iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    })
+    .unwrap()
+}
+
+/// A built-in provider of the catalogue.
+pub fn builtin_provider(name: &str) -> StorageProvider {
+    backuprepo_catalog::builtin::get(name).unwrap()
 }
 
 pub fn local_provider() -> StorageProvider {
@@ -85,3 +129,119 @@ pub fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 }
 
 pub type Shared<T> = Arc<Mutex<T>>;
+
+/// The plural and scope of the kinds the controller reads and writes.
+fn plural(kind: &str) -> (&'static str, bool) {
+    match kind {
+        "Secret" => ("secrets", true),
+        "PersistentVolumeClaim" => ("persistentvolumeclaims", true),
+        "Job" => ("jobs", true),
+        "Pod" => ("pods", true),
+        "Event" => ("events", true),
+        "Backup" => ("backups", true),
+        "Restore" => ("restores", true),
+        "BackupRepo" => ("backuprepos", false),
+        "StorageProvider" => ("storageproviders", false),
+        "CSIDriver" => ("csidrivers", false),
+        "StorageClass" => ("storageclasses", false),
+        other => panic!("the world holds no {other}"),
+    }
+}
+
+/// `(collection in its namespace, collection across namespaces, object path)` of an object.
+fn paths_of(o: &Value) -> (String, String, String) {
+    let api = o["apiVersion"].as_str().unwrap();
+    let base = if api.contains('/') {
+        format!("/apis/{api}")
+    } else {
+        format!("/api/{api}")
+    };
+    let (plural, namespaced) = plural(o["kind"].as_str().unwrap());
+    let name = o["metadata"]["name"].as_str().unwrap();
+    let all = format!("{base}/{plural}");
+    let own = match o["metadata"]["namespace"].as_str() {
+        Some(ns) if namespaced => format!("{base}/namespaces/{ns}/{plural}"),
+        _ => all.clone(),
+    };
+    let path = format!("{own}/{name}");
+    (own, all, path)
+}
+
+/// Whether the object's labels match an equality selector (`k=v,k2`).
+fn selected(o: &Value, query: &str) -> bool {
+    let Some(sel) = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("labelSelector="))
+    else {
+        return true;
+    };
+    let labels = &o["metadata"]["labels"];
+    sel.split(',')
+        .filter(|t| !t.is_empty())
+        .all(|term| match term.split_once('=') {
+            Some((k, v)) => labels[k].as_str() == Some(v),
+            None => !labels[term].is_null(),
+        })
+}
+
+/// An API server holding `objects` (each with apiVersion, kind, metadata), answering by rule
+/// (for [`by_rule`]): a GET of an object gives it or 404; a GET of a collection lists the
+/// objects in it matching the label selector; a POST is created as sent; a PATCH of an
+/// existing object (or its status) answers with it; a DELETE succeeds; pod logs are
+/// `logs`. The world does not change: each answer is from the objects given.
+pub fn world(objects: Vec<Value>, logs: &str) -> impl Fn(&Seen) -> (u16, Value) + Send + 'static {
+    let logs = logs.to_string();
+    move |r: &Seen| {
+        let p = r.path.as_str();
+        let object = |path: &str| objects.iter().find(|o| paths_of(o).2 == path).cloned();
+        match r.method.as_str() {
+            "GET" if p.ends_with("/log") => (200, Value::String(logs.clone())),
+            "GET" => {
+                if let Some(o) = object(p) {
+                    return (200, o);
+                }
+                let items: Vec<Value> = objects
+                    .iter()
+                    .filter(|o| {
+                        let (own, all, _) = paths_of(o);
+                        (own == p || all == p) && selected(o, &r.query)
+                    })
+                    .cloned()
+                    .collect();
+                let last = p.rsplit('/').next().unwrap_or_default();
+                let is_collection = [
+                    "secrets",
+                    "persistentvolumeclaims",
+                    "jobs",
+                    "pods",
+                    "events",
+                    "backups",
+                    "restores",
+                    "backuprepos",
+                    "storageproviders",
+                    "csidrivers",
+                    "storageclasses",
+                ]
+                .contains(&last);
+                if is_collection {
+                    (200, list("List", items))
+                } else {
+                    (404, not_found(p))
+                }
+            }
+            "POST" => (201, r.body.clone()),
+            "PATCH" => {
+                let target = p.strip_suffix("/status").unwrap_or(p);
+                match object(target) {
+                    Some(o) => (200, o),
+                    None => (404, not_found(p)),
+                }
+            }
+            "DELETE" => (
+                200,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Success"}),
+            ),
+            _ => (404, not_found(p)),
+        }
+    }
+}

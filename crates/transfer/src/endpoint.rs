@@ -1,0 +1,204 @@
+//! Which network endpoint a tool config talks to, and whether a shared service (the operator)
+//! may contact it on a user's behalf.
+//!
+//! Whoever can create a BackupRepo chooses the endpoint the controller's probe connects to. Left
+//! open, that lets them reach what only the controller's pod can reach: the cloud's instance
+//! metadata service (credentials of the node) and the cluster's API server. [`check`] refuses
+//! those by address, after resolving names, so `metadata.internal`-style names are caught too.
+//!
+//! Limit: the probe resolves the name again when it connects; a name whose answer changes
+//! between the two lookups (DNS rebinding) is not caught here.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::config::Backend;
+
+/// `host` and `port` the backend connects to; `None` for local directories and for the
+/// provider's default endpoint (a public service address).
+pub fn host_port(backend: &Backend) -> Option<(String, u16)> {
+    match backend {
+        Backend::S3(c) => parse(&c.endpoint),
+        Backend::Azblob(c) => parse(&c.endpoint),
+        Backend::Ftp(c) => Some((c.host.trim_matches(['[', ']']).to_string(), c.port)),
+        Backend::Local(_) => None,
+    }
+}
+
+/// `scheme://host:port/path`, `host:port`, `[v6]:port` or `host` → host and port (https's
+/// 443 when none is given and the scheme is not http).
+fn parse(endpoint: &str) -> Option<(String, u16)> {
+    let e = endpoint.trim();
+    if e.is_empty() {
+        return None;
+    }
+    let (scheme, rest) = match e.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => ("https".to_string(), e),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let default_port = if scheme == "http" { 80 } else { 443 };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
+        return Some((host.to_string(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => {
+            Some((h.to_string(), p.parse().unwrap_or(default_port)))
+        }
+        _ => Some((authority.to_string(), default_port)),
+    }
+}
+
+/// Why an address may not be contacted on a user's behalf, if it may not.
+pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4 == Ipv4Addr::new(169, 254, 169, 254) => {
+            Some("the cloud instance metadata service")
+        }
+        IpAddr::V4(v4) if v4.is_link_local() => Some("a link-local address (169.254.0.0/16)"),
+        // Alibaba Cloud's metadata service (oss is one of our providers).
+        IpAddr::V4(v4) if v4 == Ipv4Addr::new(100, 100, 100, 200) => {
+            Some("the cloud instance metadata service")
+        }
+        IpAddr::V6(v6) if v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) => {
+            Some("the cloud instance metadata service")
+        }
+        IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => {
+            Some("a link-local address (fe80::/10)")
+        }
+        _ => None,
+    }
+}
+
+/// Resolve `host:port` (a literal address resolves to itself). A name that does not resolve
+/// gives no addresses: the probe reports that failure itself.
+async fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return vec![ip];
+    }
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `Err(why)` when the backend's endpoint is, or resolves to, a link-local or metadata
+/// address, or one of the `refused_hosts` (the API server), by name or by address.
+pub async fn check(backend: &Backend, refused_hosts: &[String]) -> Result<(), String> {
+    let Some((host, port)) = host_port(backend) else {
+        return Ok(());
+    };
+    let addrs = resolve(&host, port).await;
+    for ip in &addrs {
+        if let Some(why) = refused_reason(*ip) {
+            return Err(endpoint_refused(&host, *ip, why));
+        }
+    }
+    for refused in refused_hosts {
+        let same_name = refused.eq_ignore_ascii_case(&host);
+        let refused_ips = resolve(refused, port).await;
+        if let Some(ip) = addrs.iter().find(|ip| refused_ips.contains(ip)) {
+            return Err(endpoint_refused(&host, *ip, "the cluster's API server"));
+        }
+        if same_name {
+            return Err(format!(
+                "endpoint host {host} is the cluster's API server, which is never a storage endpoint"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn endpoint_refused(host: &str, ip: IpAddr, why: &str) -> String {
+    if host == ip.to_string() {
+        format!("endpoint {host} is {why}, which is never a storage endpoint")
+    } else {
+        format!("endpoint host {host} resolves to {ip}, {why}, which is never a storage endpoint")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::config::ToolConfig;
+
+    fn backend(text: &str) -> Backend {
+        ToolConfig::parse(text).unwrap().backend
+    }
+
+    #[test]
+    fn endpoints_are_parsed_with_their_default_ports() {
+        assert_eq!(
+            parse("http://10.0.0.1:9000"),
+            Some(("10.0.0.1".into(), 9000))
+        );
+        assert_eq!(
+            parse("https://s3.example/x"),
+            Some(("s3.example".into(), 443))
+        );
+        assert_eq!(parse("http://s3.example"), Some(("s3.example".into(), 80)));
+        assert_eq!(parse("minio:9000"), Some(("minio".into(), 9000)));
+        assert_eq!(
+            parse("[fd00:ec2::254]:80"),
+            Some(("fd00:ec2::254".into(), 80))
+        );
+        assert_eq!(parse("http://[::1]"), Some(("::1".into(), 80)));
+        assert_eq!(parse(""), None);
+    }
+
+    #[test]
+    fn metadata_and_link_local_addresses_are_refused() {
+        for ip in [
+            "169.254.169.254",
+            "169.254.1.2",
+            "100.100.100.200",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(refused_reason(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        for ip in ["127.0.0.1", "10.0.0.1", "8.8.8.8", "fd00::1", "::1"] {
+            assert!(refused_reason(ip.parse().unwrap()).is_none(), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn probe_targets_are_checked_by_address_and_by_name() {
+        let s3 = |ep: &str| {
+            backend(&format!(
+                "[storage]\ntype = s3\nprovider = Minio\naccess_key_id = a\nsecret_access_key = b\nendpoint = {ep}\nroot = bucket\n"
+            ))
+        };
+        let err = check(&s3("http://169.254.169.254/latest"), &[])
+            .await
+            .unwrap_err();
+        assert!(err.contains("metadata service"), "{err}");
+        // `localhost` resolves to a loopback address: allowed (the tests' own servers).
+        check(&s3("http://localhost:9000"), &[]).await.unwrap();
+        // The API server, by address and by name.
+        let api = vec!["10.96.0.1".to_string()];
+        let err = check(&s3("https://10.96.0.1"), &api).await.unwrap_err();
+        assert!(err.contains("API server"), "{err}");
+        let api = vec!["localhost".to_string()];
+        let err = check(&s3("http://127.0.0.1:9000"), &api).await.unwrap_err();
+        assert!(
+            err.contains("resolves to 127.0.0.1") || err.contains("API server"),
+            "{err}"
+        );
+        let ftp = backend("[storage]\ntype = ftp\nhost = 169.254.10.10\nport = 21\nuser = u\npass.need_obscure = p\n");
+        assert!(check(&ftp, &[]).await.is_err());
+        let local = backend("[storage]\ntype = local\nroot = /tmp\n");
+        check(&local, &api).await.unwrap();
+    }
+}
