@@ -12,10 +12,6 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value as Json;
 
-const SEED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/seed/configure-backuprepo.md"
-);
 const SECRET: &str = "Sup3r-Secret-Value-9f8e";
 
 fn var(name: &str) -> Option<String> {
@@ -201,9 +197,9 @@ fn base64_of(s: &str) -> String {
     out
 }
 
-/// The seed's tabs: (label, text of the fenced bash block).
-fn seed_blocks() -> Vec<String> {
-    let text = std::fs::read_to_string(SEED).expect("the seed document must be present");
+/// The seed's fenced blocks (`None` when `../shared` is absent).
+fn seed_blocks() -> Option<Vec<String>> {
+    let text = backuprepo_fixtures::read_shared("seed/configure-backuprepo.md")?;
     let mut blocks = Vec::new();
     let mut cur: Option<Vec<String>> = None;
     for line in text.lines() {
@@ -219,13 +215,13 @@ fn seed_blocks() -> Vec<String> {
             b.push(line.to_string());
         }
     }
-    blocks
+    Some(blocks)
 }
 
 /// The BackupRepo manifests of the seed's kubectl tabs.
-fn seed_manifests() -> Vec<String> {
+fn seed_manifests() -> Option<Vec<String>> {
     let mut out = Vec::new();
-    for b in seed_blocks() {
+    for b in seed_blocks()? {
         if let Some(start) = b.find("<<-'EOF'") {
             let rest = &b[start + 8..];
             let end = rest.find("\n   EOF").or_else(|| rest.find("EOF")).unwrap();
@@ -237,13 +233,13 @@ fn seed_manifests() -> Vec<String> {
             out.push(yaml);
         }
     }
-    out
+    Some(out)
 }
 
 /// The seed's `kbcli backuprepo create` commands as argument lists.
-fn seed_kbcli_creates() -> Vec<Vec<String>> {
+fn seed_kbcli_creates() -> Option<Vec<Vec<String>>> {
     let mut out = Vec::new();
-    for b in seed_blocks() {
+    for b in seed_blocks()? {
         let joined = b
             .lines()
             .map(|l| l.trim_end())
@@ -261,7 +257,7 @@ fn seed_kbcli_creates() -> Vec<Vec<String>> {
             }
         }
     }
-    out
+    Some(out)
 }
 
 /// Replace (or add) `--flag value` in an argument list.
@@ -305,7 +301,9 @@ fn seed_kubectl_tabs_on_seaweedfs() {
     let Some((endpoint, bucket, key, secret)) = s3() else {
         return;
     };
-    let manifests = seed_manifests();
+    let Some(manifests) = seed_manifests() else {
+        return;
+    };
     assert_eq!(
         manifests.len(),
         7,
@@ -393,7 +391,9 @@ fn seed_kbcli_tabs_on_seaweedfs() {
     let Some((endpoint, bucket, key, secret)) = s3() else {
         return;
     };
-    let creates = seed_kbcli_creates();
+    let Some(creates) = seed_kbcli_creates() else {
+        return;
+    };
     assert!(creates.len() >= 7, "{creates:?}");
     let h = Home::new();
     let mut seen = Vec::new();
@@ -456,7 +456,10 @@ fn automatic_configuration_from_values_file() {
     let Some((endpoint, bucket, key, secret)) = s3() else {
         return;
     };
-    let values = seed_blocks()
+    let Some(blocks) = seed_blocks() else {
+        return;
+    };
+    let values = blocks
         .into_iter()
         .find(|b| b.contains("backupRepo:"))
         .expect("the seed's values file");

@@ -4,7 +4,6 @@
 //! single-default admission policy.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use backuprepo_api::constants::IS_DEFAULT_REPO_ANNOTATION;
 use backuprepo_api::{AccessMethod, BackupRepo, PvReclaimPolicy, StorageProvider};
@@ -24,12 +23,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The ```yaml block of the seed's "Automatic BackupRepo configuration", read at run time.
-fn seed_values() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seed/configure-backuprepo.md");
-    let md = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+/// The ```yaml block of the seed's "Automatic BackupRepo configuration", read at run time
+/// (`None` when `../shared` is absent).
+fn seed_values() -> Option<String> {
+    let md = backuprepo_fixtures::read_shared("seed/configure-backuprepo.md")?;
     let lines: Vec<&str> = md.lines().collect();
     let mut i = 0;
     while i < lines.len() {
@@ -45,20 +42,20 @@ fn seed_values() -> String {
                 j += 1;
             }
             if body.contains("backupRepo:") {
-                return body;
+                return Some(body);
             }
             i = j;
         }
         i += 1;
     }
-    panic!("no ```yaml block with `backupRepo:` in {}", path.display());
+    panic!("no ```yaml block with `backupRepo:` in the seed");
 }
 
-fn with_seed() -> InstallOptions {
-    InstallOptions {
-        values: Some(seed_values()),
+fn with_seed() -> Option<InstallOptions> {
+    Some(InstallOptions {
+        values: Some(seed_values()?),
         ..InstallOptions::default()
-    }
+    })
 }
 
 /// Deserialises `v` into `T` and checks that serialising it again gives `v` back: no unknown
@@ -173,7 +170,10 @@ fn every_object_deserialises_into_its_typed_struct() {
     let objects = install_manifests(&InstallOptions::default()).unwrap();
     assert_eq!(check_typed(&objects), BASE_ORDER);
 
-    let seeded = install_manifests(&with_seed()).unwrap();
+    let Some(seed) = with_seed() else {
+        return;
+    };
+    let seeded = install_manifests(&seed).unwrap();
     let mut order: Vec<&str> = BASE_ORDER.to_vec();
     order.extend(["Secret", "BackupRepo"]);
     assert_eq!(check_typed(&seeded), order);
@@ -182,7 +182,10 @@ fn every_object_deserialises_into_its_typed_struct() {
 
 #[test]
 fn printed_yaml_parses_back_to_the_same_objects() {
-    for opts in [InstallOptions::default(), with_seed()] {
+    for opts in [Some(InstallOptions::default()), with_seed()]
+        .into_iter()
+        .flatten()
+    {
         let text = install_yaml(&opts).unwrap();
         let parsed = parse_stream(&text);
         assert_eq!(parsed, install_manifests(&opts).unwrap());
@@ -596,7 +599,10 @@ fn admission_policy_uses_every_backup_repo_as_a_parameter() {
 
 #[test]
 fn seed_values_add_the_charts_secret_and_default_repo() {
-    let objects = install_manifests(&with_seed()).unwrap();
+    let (Some(values), Some(seed)) = (seed_values(), with_seed()) else {
+        return;
+    };
+    let objects = install_manifests(&seed).unwrap();
     let secret: Secret =
         serde_json::from_value(find(&objects, "Secret", VALUES_SECRET_NAME).clone()).unwrap();
     assert_eq!(
@@ -624,7 +630,7 @@ fn seed_values_add_the_charts_secret_and_default_repo() {
 
     // create: false adds nothing.
     let off = InstallOptions {
-        values: Some(seed_values().replace("create: true", "create: false")),
+        values: Some(values.replace("create: true", "create: false")),
         ..InstallOptions::default()
     };
     assert_eq!(
@@ -638,7 +644,7 @@ fn options_reach_every_object() {
     let opts = InstallOptions {
         namespace: "kb-system".into(),
         image: "registry.example/backuprepo:9.9.9".into(),
-        values: Some(seed_values()),
+        values: seed_values(),
     };
     let objects = install_manifests(&opts).unwrap();
     assert_eq!(objects[0]["metadata"]["name"], "kb-system");
@@ -656,10 +662,12 @@ fn options_reach_every_object() {
         find(&objects, "ClusterRoleBinding", CONTROLLER_NAME)["subjects"][0]["namespace"],
         "kb-system"
     );
-    assert_eq!(
-        find(&objects, "BackupRepo", VALUES_REPO_NAME)["spec"]["credential"]["namespace"],
-        "kb-system"
-    );
+    if opts.values.is_some() {
+        assert_eq!(
+            find(&objects, "BackupRepo", VALUES_REPO_NAME)["spec"]["credential"]["namespace"],
+            "kb-system"
+        );
+    }
 }
 
 #[test]
@@ -683,8 +691,11 @@ fn bad_options_and_values_are_refused_with_the_field_named() {
         install_yaml(&bad_image),
         Err(DeployError::Option { field: "image", .. })
     ));
+    let Some(values) = seed_values() else {
+        return;
+    };
     let bad_values = InstallOptions {
-        values: Some(seed_values().replace(
+        values: Some(values.replace(
             "storageProvider: s3",
             "storageProvider: s3\n  accessMethod: Both",
         )),
@@ -699,7 +710,9 @@ fn bad_options_and_values_are_refused_with_the_field_named() {
 /// kind passes (our own kinds have no schema there; their CRDs are tested above).
 #[test]
 fn install_manifests_pass_kubernetes_validate_strict() {
-    let text = backuprepo_deploy::install_yaml(&with_seed()).unwrap();
+    let opts = with_seed().unwrap_or_default();
+    let seeded = opts.values.is_some();
+    let text = backuprepo_deploy::install_yaml(&opts).unwrap();
     let Some(out) = backuprepo_kube_mock::kubernetes_validate(&text) else {
         return;
     };
@@ -712,7 +725,7 @@ fn install_manifests_pass_kubernetes_validate_strict() {
         "rolebinding/backuprepo-controller",
         "deployment/backuprepo-controller",
         "validatingadmissionpolicy/backuprepo-single-default",
-        "secret/",
+        if seeded { "secret/" } else { "namespace/" },
     ] {
         assert!(
             out.contains(&format!("passed for resource {object}")),

@@ -1,17 +1,8 @@
 //! Helpers shared by the integration tests (included with `mod common;`).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
-/// `shared/` beside the project root.
-pub fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
-pub fn read_shared(rel: &str) -> String {
-    let path = shared_dir().join(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
-}
+#[allow(unused_imports)] // each test binary uses a part
+pub use backuprepo_fixtures::{read_shared, shared_path};
 
 /// A YAML text found in a markdown file and where it starts (1-based line).
 #[derive(Debug)]
