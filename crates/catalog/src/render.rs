@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use backuprepo_api::StorageProviderSpec;
-use backuprepo_transfer::config::ToolConfig;
+use backuprepo_toolconfig::config::ToolConfig;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::Value as Json;

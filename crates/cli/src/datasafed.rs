@@ -207,9 +207,9 @@ fn env(name: &str) -> String {
 fn load_config(conf: &std::path::Path) -> Result<ToolConfig, Error> {
     let local = env("DATASAFED_LOCAL_BACKEND_PATH");
     if !local.is_empty() {
-        return ToolConfig::local_backend(&local);
+        return Ok(ToolConfig::local_backend(&local)?);
     }
-    ToolConfig::load(conf)
+    Ok(ToolConfig::load(conf)?)
 }
 
 fn open_storage(conf: &std::path::Path) -> Result<(ToolConfig, Storage), Error> {

@@ -254,9 +254,8 @@ enum SecretCommand {
 }
 
 fn main() -> ExitCode {
-    // Two TLS crypto backends are linked (the storage clients' and kube's): name one, or the
-    // Kubernetes client panics on its first connection. An error means one is already set.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // One TLS crypto provider (ring) for every client of the process, the Kubernetes one too.
+    backuprepo_transfer::backend::install_crypto_provider();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()

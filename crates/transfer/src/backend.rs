@@ -16,6 +16,7 @@ use crate::{Error, Result};
 pub const LOCAL_TMP_DIR: &str = ".backuprepo-tmp";
 
 pub fn build(cfg: &ToolConfig) -> Result<Operator> {
+    install_crypto_provider();
     let target = cfg.backend.target();
     let op = match &cfg.backend {
         Backend::S3(c) => {
@@ -115,6 +116,13 @@ pub fn build(cfg: &ToolConfig) -> Result<Operator> {
                 .with_max_delay(Duration::from_secs(5))
                 .with_jitter(),
         ))
+}
+
+/// Make ring the process's TLS crypto provider: it is the only one linked (storage, FTP and
+/// Kubernetes clients all use it), and reqwest needs it installed before it builds a client.
+/// Installing twice is harmless (the first stays).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 fn with_http_client(op: Operator, cfg: &ToolConfig) -> Result<Operator> {

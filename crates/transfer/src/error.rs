@@ -48,6 +48,15 @@ pub enum Error {
     },
 }
 
+impl From<backuprepo_toolconfig::Error> for Error {
+    fn from(e: backuprepo_toolconfig::Error) -> Self {
+        match e {
+            backuprepo_toolconfig::Error::Config(m) => Error::Config(m),
+            backuprepo_toolconfig::Error::Unsupported(m) => Error::Unsupported(m),
+        }
+    }
+}
+
 impl Error {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         // Errors raised inside our own io::Read/Write adapters travel through std::io as

@@ -8,7 +8,6 @@
 
 pub mod backend;
 pub mod compress;
-pub mod config;
 pub mod crypto;
 pub mod endpoint;
 mod error;
@@ -19,8 +18,8 @@ pub mod obscure;
 pub mod paths;
 pub mod pipeline;
 pub mod probe;
-pub mod size;
 pub mod storage;
 
+pub use backuprepo_toolconfig::{config, size};
 pub use error::{Error, Result};
 pub use storage::Storage;

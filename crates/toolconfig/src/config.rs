@@ -1,12 +1,13 @@
 //! The datasafed tool config: an INI file whose `[storage]` section names an rclone backend
 //! (`type`) and its options, as KubeBlocks' StorageProvider templates render it.
 //!
-//! Parsing follows datasafed: keys ending in `.need_obscure` are replaced by the key without the
-//! suffix holding the rclone-obscured value; `DATASAFED_LOCAL_BACKEND_PATH` replaces the whole
-//! file with a local backend. Unknown types and keys are errors that name them: a typo must fail
+//! Parsing follows datasafed: a key ending in `.need_obscure` gives the clear value of the key
+//! without the suffix (datasafed obscures it for rclone, which reveals it again; we take the
+//! clear value as it is, so parsing draws no random IV); `DATASAFED_LOCAL_BACKEND_PATH`
+//! replaces the whole file with a local backend. Unknown types and keys are errors that name them: a typo must fail
 //! when the config is read, not halfway through a backup.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -278,7 +279,8 @@ impl ToolConfig {
 
     /// datasafed's `DATASAFED_LOCAL_BACKEND_PATH`: a local backend rooted at an existing directory.
     pub fn local_backend(path: &str) -> Result<Self> {
-        let p = std::path::absolute(path).map_err(|e| Error::io(format!("resolve {path:?}"), e))?;
+        let p = std::path::absolute(path)
+            .map_err(|e| Error::Config(format!("cannot resolve the path {path:?}: {e}")))?;
         let meta = std::fs::metadata(&p).map_err(|_| {
             Error::Config(format!(
                 "the path {:?} specified by DATASAFED_LOCAL_BACKEND_PATH does not exist",
@@ -299,23 +301,28 @@ impl ToolConfig {
     /// Parse INI text.
     pub fn parse(text: &str) -> Result<Self> {
         let mut sections = parse_ini(text)?;
-        for kv in sections.values_mut() {
-            let obscured: Vec<String> = kv
+        // Keys of [storage] whose value came clear from `<key>.need_obscure`.
+        let mut clear = BTreeSet::new();
+        for (name, kv) in sections.iter_mut() {
+            let given: Vec<String> = kv
                 .keys()
                 .filter(|k| k.ends_with(".need_obscure"))
                 .cloned()
                 .collect();
-            for k in obscured {
+            for k in given {
                 if let Some(v) = kv.remove(&k) {
                     let base = k.trim_end_matches(".need_obscure").to_string();
-                    kv.insert(base, obscure::obscure(&v));
+                    if name == "storage" {
+                        clear.insert(base.clone());
+                    }
+                    kv.insert(base, v);
                 }
             }
         }
         let storage = sections.get("storage").ok_or_else(|| {
             Error::Config("the config has no [storage] section; it must start with [storage] and a `type = ...` line".into())
         })?;
-        let (backend, tuning) = build_backend(storage)?;
+        let (backend, tuning) = build_backend(storage, &clear)?;
         Ok(ToolConfig {
             backend,
             tuning,
@@ -508,7 +515,11 @@ fn split_root(root: &str) -> (String, String) {
     }
 }
 
-fn build_backend(kv: &BTreeMap<String, String>) -> Result<(Backend, Tuning)> {
+/// `clear`: keys whose value is already clear (from `.need_obscure`), not to be revealed.
+fn build_backend(
+    kv: &BTreeMap<String, String>,
+    clear: &BTreeSet<String>,
+) -> Result<(Backend, Tuning)> {
     let ty = kv.get("type").map(|s| s.trim()).unwrap_or_default();
     let s = Section { kv, ty };
     let tuning = Tuning {
@@ -585,6 +596,7 @@ fn build_backend(kv: &BTreeMap<String, String>) -> Result<(Backend, Tuning)> {
                 ));
             }
             let pass = match s.opt("pass") {
+                Some(p) if clear.contains("pass") => Secret::new(p),
                 Some(p) => Secret::new(obscure::reveal(&p)?),
                 None => Secret::default(),
             };
