@@ -252,6 +252,10 @@ pub struct BackupRepoStatus {
     pub checks: Vec<ProbeCheck>,
 }
 
+/// Why a credential reference without a namespace is refused (field `spec.credential.namespace`).
+pub const CREDENTIAL_NAMESPACE_MISSING: &str = "must be set when spec.credential is given (the \
+namespace of the Secret holding the credentials, e.g. \"kb-system\")";
+
 impl BackupRepo {
     /// The repository's name (`metadata.name`), "" when unset.
     pub fn name(&self) -> &str {
@@ -281,17 +285,22 @@ impl BackupRepo {
             .is_some_and(|n| !n.is_empty())
     }
 
-    /// The credential Secret as `(namespace, name)`, when `spec.credential` names one. An
-    /// empty or absent namespace means `default`, as the API server reads an unqualified name.
-    pub fn credential_key(&self) -> Option<(String, String)> {
-        let c = self.spec.credential.as_ref()?;
-        let name = c.name.as_deref().filter(|n| !n.is_empty())?;
-        let ns = c
-            .namespace
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .unwrap_or("default");
-        Some((ns.to_string(), name.to_string()))
+    /// The credential Secret as `(namespace, name)`, when `spec.credential` names one
+    /// (`Ok(None)`: no credential). The one rule for both stores: a name without a namespace
+    /// is an error ([`CREDENTIAL_NAMESPACE_MISSING`]). KubeBlocks' CRD admits it, but its
+    /// controller then looks for a cluster-scoped Secret and never finds one; guessing
+    /// `default` would read a Secret the author may not have meant.
+    pub fn credential_key(&self) -> Result<Option<(String, String)>, &'static str> {
+        let Some(c) = self.spec.credential.as_ref() else {
+            return Ok(None);
+        };
+        let Some(name) = c.name.as_deref().filter(|n| !n.is_empty()) else {
+            return Ok(None);
+        };
+        match c.namespace.as_deref().filter(|n| !n.is_empty()) {
+            Some(ns) => Ok(Some((ns.to_string(), name.to_string()))),
+            None => Err(CREDENTIAL_NAMESPACE_MISSING),
+        }
     }
 
     /// Whether `namespace` may receive this repository's tool-config secret

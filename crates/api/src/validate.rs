@@ -123,8 +123,7 @@ impl BackupRepo {
             if cred.namespace.as_deref().unwrap_or_default().is_empty() {
                 errs.push(FieldError::new(
                     "spec.credential.namespace",
-                    "must be set when spec.credential is given (the namespace of the \
-                     Secret holding the credentials, e.g. \"kb-system\")",
+                    crate::backup_repo::CREDENTIAL_NAMESPACE_MISSING,
                 ));
             }
         }

@@ -5,10 +5,12 @@
 //! of `backuprepo` and the Kubernetes operator — call the same functions and only differ in how
 //! they read inputs, run probes and write results.
 
+pub mod check;
 pub mod conditions;
 pub mod defaults;
 pub mod deletion;
 pub mod digest;
 pub mod reconcile;
 
+pub use check::{reconcile_with_probe, Probed};
 pub use reconcile::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState, Settings};

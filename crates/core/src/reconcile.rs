@@ -83,6 +83,21 @@ pub enum SecretState {
     Error(String),
 }
 
+impl SecretState {
+    /// The credential Secret a store must read for `repo`, as `(namespace, name)`; or, when
+    /// there is none to read, the state to report (not referenced, or a reference without a
+    /// namespace: the one rule of [`BackupRepo::credential_key`]).
+    pub fn to_read(repo: &BackupRepo) -> Result<(String, String), SecretState> {
+        match repo.credential_key() {
+            Ok(Some(key)) => Ok(key),
+            Ok(None) => Err(SecretState::NotReferenced),
+            Err(why) => Err(SecretState::Error(format!(
+                "spec.credential.namespace {why}"
+            ))),
+        }
+    }
+}
+
 impl std::fmt::Debug for SecretState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -111,7 +126,7 @@ pub struct ProbeResult {
 }
 
 /// Everything one reconcile looks at.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Input<'a> {
     pub repo: &'a BackupRepo,
     pub provider: Option<&'a StorageProvider>,
@@ -473,7 +488,7 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
             ct::STORAGE_CLASS_CREATED,
             TRUE,
             reason::SKIPPED,
-            if settings.mount_supported {
+            if method == AccessMethod::Tool {
                 "Tool access needs no StorageClass or CSI secret"
             } else {
                 "this store does not create StorageClasses or CSI secrets"

@@ -11,20 +11,18 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, ServiceAccount,
-    Volume, VolumeMount,
+    Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PodSpec,
+    PodTemplateSpec, Probe, ServiceAccount, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::crd::crds;
-use crate::security::{container_security_context, pod_security_context};
+use crate::security::{container_security_context, field_env, pod_security_context, resources};
 use crate::values::backup_repo_from_values;
 use crate::yaml::{to_sorted_value, to_yaml_documents};
 use crate::DeployError;
@@ -342,13 +340,6 @@ pub fn controller_role_binding(namespace: &str) -> RoleBinding {
     }
 }
 
-fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
-    BTreeMap::from([
-        ("cpu".to_owned(), Quantity(cpu.to_owned())),
-        ("memory".to_owned(), Quantity(memory.to_owned())),
-    ])
-}
-
 fn health_probe(initial_delay: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -388,17 +379,7 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                         name: "controller".to_owned(),
                         image: Some(image.to_owned()),
                         args: Some(strings(&["controller"])),
-                        env: Some(vec![EnvVar {
-                            name: "POD_NAMESPACE".to_owned(),
-                            value_from: Some(EnvVarSource {
-                                field_ref: Some(ObjectFieldSelector {
-                                    field_path: "metadata.namespace".to_owned(),
-                                    ..ObjectFieldSelector::default()
-                                }),
-                                ..EnvVarSource::default()
-                            }),
-                            ..EnvVar::default()
-                        }]),
+                        env: Some(vec![field_env("POD_NAMESPACE", "metadata.namespace")]),
                         ports: Some(vec![ContainerPort {
                             name: Some("metrics".to_owned()),
                             container_port: METRICS_PORT,
@@ -407,11 +388,7 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                         }]),
                         liveness_probe: Some(health_probe(15)),
                         readiness_probe: Some(health_probe(5)),
-                        resources: Some(ResourceRequirements {
-                            requests: Some(quantities("50m", "64Mi")),
-                            limits: Some(quantities("500m", "256Mi")),
-                            ..ResourceRequirements::default()
-                        }),
+                        resources: Some(resources(("50m", "64Mi"), ("500m", "256Mi"))),
                         security_context: Some(container_security_context()),
                         volume_mounts: Some(vec![VolumeMount {
                             name: "tmp".to_owned(),

@@ -1,11 +1,15 @@
 //! The security context every pod backuprepo runs (the controller, the Mount pre-check) is
 //! given: the Pod Security "restricted" profile, as a non-root user with a fixed uid, no
 //! capabilities, no privilege escalation, the runtime's default seccomp profile and a
-//! read-only root filesystem.
+//! read-only root filesystem. Also the other pieces both pod specs share.
+
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, SeccompProfile, SecurityContext,
+    Capabilities, EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext,
+    ResourceRequirements, SeccompProfile, SecurityContext,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// UID/GID of the distroless `nonroot` user; the pre-check runs as the same user.
 pub const NONROOT_ID: i64 = 65532;
@@ -45,5 +49,38 @@ pub fn container_security_context() -> SecurityContext {
         }),
         seccomp_profile: runtime_default(),
         ..SecurityContext::default()
+    }
+}
+
+/// An environment variable set from the pod's own metadata by the downward API
+/// (`metadata.name`, `metadata.namespace`).
+pub fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.to_owned(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+/// Requests (or limits) of `cpu` and `memory`.
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".to_owned(), Quantity(cpu.to_owned())),
+        ("memory".to_owned(), Quantity(memory.to_owned())),
+    ])
+}
+
+/// Resource requests and limits, each as (cpu, memory).
+pub fn resources(requests: (&str, &str), limits: (&str, &str)) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(quantities(requests.0, requests.1)),
+        limits: Some(quantities(limits.0, limits.1)),
+        ..ResourceRequirements::default()
     }
 }

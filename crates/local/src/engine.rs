@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use backuprepo_api::constants::{probe_result, NEED_UPDATE_TOOL_CONFIG_ANNOTATION};
-use backuprepo_api::{
-    random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase, ProbeCheck,
+use backuprepo_api::constants::NEED_UPDATE_TOOL_CONFIG_ANNOTATION;
+use backuprepo_api::{random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase};
+use backuprepo_core::{
+    reconcile_with_probe, Input, ProbeRequest, ProbeResult, SecretState, Settings,
 };
-use backuprepo_core::{reconcile, Input, ProbeRequest, ProbeResult, SecretState, Settings};
-use backuprepo_transfer::probe::{self, Outcome, ProbeOptions};
+use backuprepo_transfer::probe::{self, ProbeOptions};
 
 use crate::store::is_valid_name;
 use crate::{now, Error, Result, Store};
@@ -149,13 +149,11 @@ impl Engine {
     }
 
     fn secret_state(&self, repo: &BackupRepo) -> Result<SecretState> {
-        let Some(cred) = repo.spec.credential.as_ref() else {
-            return Ok(SecretState::NotReferenced);
+        let (namespace, name) = match SecretState::to_read(repo) {
+            Ok(key) => key,
+            Err(state) => return Ok(state),
         };
-        let Some(name) = cred.name.as_deref().filter(|n| !n.is_empty()) else {
-            return Ok(SecretState::NotReferenced);
-        };
-        let namespace = cred.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = name.as_str();
         // A name no stored Secret can have is not found (not an error), as in Kubernetes.
         if !is_valid_name(&namespace) || !is_valid_name(name) {
             return Ok(SecretState::NotFound {
@@ -209,26 +207,33 @@ async fn evaluate(
     force_check: bool,
 ) -> backuprepo_core::Output {
     let suffix = random_suffix();
-    let input = |probe: Option<ProbeResult>| Input {
+    let input = Input {
         repo,
         provider,
-        secret: secret.clone(),
-        probe,
+        secret,
+        probe: None,
         force_check,
         now: now(),
         name_suffix: &suffix,
         settings,
     };
-    let mut out = reconcile(input(None));
-    if let Some(ProbeRequest::Tool {
-        digest,
-        config,
-        path_prefix,
-    }) = &out.probe
-    {
-        let result = probe(probe_timeout, digest, config, path_prefix).await;
-        out = reconcile(input(Some(result)));
-    }
+    // The local store probes in-process; Mount never reaches a probe (the core refuses it).
+    let checked = reconcile_with_probe(input, |first| async move {
+        let result = match &first.probe {
+            Some(ProbeRequest::Tool {
+                digest,
+                config,
+                path_prefix,
+            }) => Some(probe(probe_timeout, digest, config, path_prefix).await),
+            _ => None,
+        };
+        Ok::<_, std::convert::Infallible>((first, result))
+    })
+    .await;
+    let out = match checked {
+        Ok((out, _)) => out,
+        Err(never) => match never {},
+    };
     for e in &out.events {
         if e.warning {
             tracing::warn!(repo = repo.name(), reason = %e.reason, "{}", e.message);
@@ -257,21 +262,7 @@ async fn probe(
         digest: digest.to_string(),
         passed: report.passed(),
         message: report.failure().unwrap_or_default(),
-        checks: report
-            .checks
-            .iter()
-            .map(|c| ProbeCheck {
-                operation: c.operation.to_string(),
-                result: match c.outcome {
-                    Outcome::Passed => probe_result::PASSED,
-                    Outcome::Failed => probe_result::FAILED,
-                    Outcome::Skipped => probe_result::SKIPPED,
-                }
-                .to_string(),
-                message: c.message.clone(),
-                duration_ms: Some(c.duration.as_millis() as u64),
-            })
-            .collect(),
+        checks: report.status_checks(),
         finished_at: now(),
     }
 }

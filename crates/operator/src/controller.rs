@@ -135,6 +135,8 @@ pub fn repos_for_secret(
     let name = secret.name.as_deref().unwrap_or_default();
     for r in store.state().iter().filter_map(|g| g.0.as_ref().ok()) {
         if r.credential_key()
+            .ok()
+            .flatten()
             .is_some_and(|(cns, cname)| cname == name && cns == ns)
         {
             out.push(ObjectRef::new(r.name()));

@@ -9,15 +9,15 @@ use std::collections::BTreeMap;
 use backuprepo_api::constants::{message, BACKUP_REPO_DIGEST_ANNOTATION};
 use backuprepo_api::{pre_check_resource_name, BackupRepo};
 use backuprepo_core::ProbeResult;
-use backuprepo_deploy::security::{container_security_context, pod_security_context, NONROOT_ID};
+use backuprepo_deploy::security::{
+    container_security_context, field_env, pod_security_context, resources, NONROOT_ID,
+};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EnvVarSource, Event as CoreEvent, ObjectFieldSelector,
-    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
-    ResourceRequirements, Secret, SecretReference, Volume, VolumeMount,
+    Container, Event as CoreEvent, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
+    PodSpec, PodTemplateSpec, Secret, SecretReference, Volume, VolumeMount,
 };
 use k8s_openapi::api::storage::v1::StorageClass;
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::ByteString;
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
@@ -168,13 +168,6 @@ sync
 /// controller has not removed it (its failure message is already in the status).
 const PRE_CHECK_TTL_SECONDS: i32 = 600;
 
-fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
-    BTreeMap::from([
-        ("cpu".to_string(), Quantity(cpu.to_string())),
-        ("memory".to_string(), Quantity(memory.to_string())),
-    ])
-}
-
 /// The pre-check Job: the Pod Security "restricted" profile (non-root with a fixed uid, no
 /// capabilities, RuntimeDefault seccomp, read-only root filesystem), no service-account token,
 /// bounded resources and run time, and a volume whose ownership is changed only when its root
@@ -207,22 +200,8 @@ fn pre_check_job(ctx: &Context, repo: &BackupRepo, name: &str, digest: &str) -> 
                         image_pull_policy: ctx.config.image_pull_policy.clone(),
                         command: Some(vec!["sh".into(), "-c".into()]),
                         args: Some(vec![PRE_CHECK_SCRIPT.into()]),
-                        env: Some(vec![EnvVar {
-                            name: "POD_NAME".into(),
-                            value_from: Some(EnvVarSource {
-                                field_ref: Some(ObjectFieldSelector {
-                                    field_path: "metadata.name".into(),
-                                    ..ObjectFieldSelector::default()
-                                }),
-                                ..EnvVarSource::default()
-                            }),
-                            ..EnvVar::default()
-                        }]),
-                        resources: Some(ResourceRequirements {
-                            requests: Some(quantities("10m", "16Mi")),
-                            limits: Some(quantities("100m", "64Mi")),
-                            ..ResourceRequirements::default()
-                        }),
+                        env: Some(vec![field_env("POD_NAME", "metadata.name")]),
+                        resources: Some(resources(("10m", "16Mi"), ("100m", "64Mi"))),
                         security_context: Some(container_security_context()),
                         volume_mounts: Some(vec![VolumeMount {
                             name: "backup-pvc".into(),

@@ -10,7 +10,7 @@ use backuprepo_api::ProbeCheck;
 use backuprepo_catalog::render::RenderedToolConfig;
 use backuprepo_core::ProbeResult;
 use backuprepo_transfer::endpoint;
-use backuprepo_transfer::probe::{self, Outcome, ProbeOptions};
+use backuprepo_transfer::probe::{self, ProbeOptions};
 
 use crate::context::Context;
 
@@ -52,25 +52,11 @@ pub async fn run_tool(
         ..ProbeOptions::default()
     };
     let report = probe::run(&config.config, &opts).await;
-    let checks: Vec<ProbeCheck> = report
-        .checks
-        .iter()
-        .map(|c| {
-            let result = match c.outcome {
-                Outcome::Passed => probe_result::PASSED,
-                Outcome::Failed => probe_result::FAILED,
-                Outcome::Skipped => probe_result::SKIPPED,
-            };
-            ctx.metrics
-                .observe_probe(c.operation.as_str(), result, c.duration.as_secs_f64());
-            ProbeCheck {
-                operation: c.operation.to_string(),
-                result: result.to_string(),
-                message: c.message.clone(),
-                duration_ms: Some(c.duration.as_millis() as u64),
-            }
-        })
-        .collect();
+    let checks = report.status_checks();
+    for c in &checks {
+        let seconds = c.duration_ms.unwrap_or_default() as f64 / 1000.0;
+        ctx.metrics.observe_probe(&c.operation, &c.result, seconds);
+    }
     tracing::debug!(elapsed = ?report.duration, passed = report.passed(), "tool probe finished");
     ProbeResult {
         digest: digest.to_string(),

@@ -15,9 +15,9 @@ use backuprepo_api::constants::{
     BACKUP_REPO_DIGEST_ANNOTATION, CHECK_REQUESTED_ANNOTATION, FINALIZER,
     NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
 };
-use backuprepo_api::{secret_data, BackupRepo, BackupRepoPhase, StorageProvider};
+use backuprepo_api::{secret_data, AccessMethod, BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion::{self, Observed};
-use backuprepo_core::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState};
+use backuprepo_core::{reconcile_with_probe, Input, Output, ProbeRequest, Probed, SecretState};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -95,8 +95,9 @@ async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvide
 /// NotFound and refusals (403) become part of the status; server and transport errors are
 /// retried.
 async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
-    let Some((namespace, name)) = repo.credential_key() else {
-        return Ok(SecretState::NotReferenced);
+    let (namespace, name) = match SecretState::to_read(repo) {
+        Ok(key) => key,
+        Err(state) => return Ok(state),
     };
     let name = name.as_str();
     if !ctx.config.reads_credentials_from(&namespace) {
@@ -152,57 +153,50 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     let suffix = ctx.suffix();
     let now = ctx.now();
     let check_requested = repo.annotations().contains_key(CHECK_REQUESTED_ANNOTATION);
-    let input = |probe: Option<ProbeResult>| Input {
+    let input = Input {
         repo,
         provider: provider.as_ref(),
-        secret: secret.clone(),
-        probe,
+        secret,
+        probe: None,
         force_check: check_requested,
         now: now.clone(),
         name_suffix: &suffix,
         settings: &ctx.config.settings,
     };
-    let mut out = reconcile(input(None));
-    let digest = current_digest(repo, &out);
-
-    // The CSI secret and StorageClass exist before anything mounts them (KubeBlocks step 6).
-    if let (Some((sref, data)), Some(d)) = (&out.csi_secret, &digest) {
-        mount::apply_csi_secret(ctx, repo, sref, data, d).await?;
-    }
-    if let Some(sc) = &out.storage_class {
-        mount::apply_storage_class(ctx, repo, sc).await?;
-    }
-
-    let mut waiting_for_job = false;
-    let mut pre_check_finished = false;
-    let mut checked = false;
-    match out.probe.clone() {
-        Some(ProbeRequest::Tool {
-            digest,
-            config,
-            path_prefix,
-        }) => {
-            let result = probe::run_tool(ctx, &digest, &config, &path_prefix).await;
-            checked = true;
-            out = reconcile(input(Some(result)));
+    // The digest the repository is checked with, as the first reconcile sees it.
+    let mut digest = None;
+    let digest_seen = &mut digest;
+    let (out, probed) = reconcile_with_probe(input, |first| async move {
+        *digest_seen = current_digest(repo, &first);
+        // The CSI secret and StorageClass exist before anything mounts them (KubeBlocks step 6).
+        if let (Some((sref, data)), Some(d)) = (&first.csi_secret, digest_seen.as_ref()) {
+            mount::apply_csi_secret(ctx, repo, sref, data, d).await?;
         }
-        Some(ProbeRequest::Mount { digest }) => {
-            let sc = out
-                .status
-                .generated_storage_class_name
-                .clone()
-                .unwrap_or_default();
-            match mount::pre_check(ctx, repo, &digest, out.pvc.as_ref(), &sc).await? {
-                Some(result) => {
-                    pre_check_finished = true;
-                    checked = true;
-                    out = reconcile(input(Some(result)));
-                }
-                None => waiting_for_job = true,
+        if let Some(sc) = &first.storage_class {
+            mount::apply_storage_class(ctx, repo, sc).await?;
+        }
+        let result = match first.probe.clone() {
+            Some(ProbeRequest::Tool {
+                digest,
+                config,
+                path_prefix,
+            }) => Some(probe::run_tool(ctx, &digest, &config, &path_prefix).await),
+            Some(ProbeRequest::Mount { digest }) => {
+                let sc = first
+                    .status
+                    .generated_storage_class_name
+                    .clone()
+                    .unwrap_or_default();
+                mount::pre_check(ctx, repo, &digest, first.pvc.as_ref(), &sc).await?
             }
-        }
-        None => {}
-    }
+            None => None,
+        };
+        Ok::<_, Error>((first, result))
+    })
+    .await?;
+    let checked = probed == Probed::Ran;
+    let waiting_for_job = probed == Probed::Pending;
+    let pre_check_finished = checked && repo.access_method() == AccessMethod::Mount;
 
     if out.status_changed(repo) {
         let patch = status_merge_patch(repo.status.as_ref(), &out.status);

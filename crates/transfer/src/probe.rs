@@ -166,6 +166,25 @@ pub struct ProbeReport {
 }
 
 impl ProbeReport {
+    /// The checks as a BackupRepo's `status.checks` records them (both stores write these).
+    pub fn status_checks(&self) -> Vec<backuprepo_api::ProbeCheck> {
+        use backuprepo_api::constants::probe_result;
+        self.checks
+            .iter()
+            .map(|c| backuprepo_api::ProbeCheck {
+                operation: c.operation.to_string(),
+                result: match c.outcome {
+                    Outcome::Passed => probe_result::PASSED,
+                    Outcome::Failed => probe_result::FAILED,
+                    Outcome::Skipped => probe_result::SKIPPED,
+                }
+                .to_string(),
+                message: c.message.clone(),
+                duration_ms: Some(u64::try_from(c.duration.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect()
+    }
+
     /// No check failed (skipped checks do not count as failures).
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.outcome != Outcome::Failed)

@@ -636,17 +636,10 @@ pub fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Optio
 impl UpdatePlan {
     /// Where the repository's credential Secret is: (namespace, name).
     pub fn secret_ref(&self, repo: &BackupRepo) -> Result<(String, String)> {
-        match repo
-            .spec
-            .credential
-            .as_ref()
-            .filter(|_| repo.uses_credential())
-        {
-            Some(c) => Ok((
-                c.namespace.clone().unwrap_or_else(|| "default".into()),
-                c.name.clone().unwrap_or_default(),
-            )),
-            None => bail!(
+        match repo.credential_key() {
+            Ok(Some(key)) => Ok(key),
+            Err(why) => bail!("spec.credential.namespace {why}"),
+            Ok(None) => bail!(
                 "backup repository {:?} has no credential secret to update",
                 repo.name()
             ),

@@ -145,12 +145,10 @@ pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
                 }
                 lines.push(format!("secret/{name} {}", verb(old.is_some(), same)));
                 for r in &existing {
-                    let cred = r.spec.credential.as_ref();
-                    if cred.and_then(|c| c.name.as_deref()) == Some(name.as_str())
-                        && cred
-                            .and_then(|c| c.namespace.as_deref())
-                            .unwrap_or("default")
-                            == ns
+                    if r.credential_key()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|(cns, cname)| cname == *name && cns == *ns)
                     {
                         touched_repos.insert(r.name().to_string());
                     }

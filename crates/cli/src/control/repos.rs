@@ -403,18 +403,15 @@ pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()>
     let lock = ctx.store().lock()?;
     // Owned secrets (created by `create`) go with it.
     let uid = repo.metadata.uid.clone().unwrap_or_default();
-    if let Some(cred) = repo.spec.credential.as_ref() {
-        let ns = cred.namespace.clone().unwrap_or_else(|| "default".into());
-        if let Some(sname) = cred.name.as_deref() {
-            if let Some(s) = ctx.store().secret(&ns, sname)? {
-                let owned = s
-                    .metadata
-                    .owner_references
-                    .as_ref()
-                    .is_some_and(|o| o.iter().any(|o| o.uid == uid && !uid.is_empty()));
-                if owned {
-                    ctx.store().delete_secret(&lock, &ns, sname)?;
-                }
+    if let Ok(Some((ns, sname))) = repo.credential_key() {
+        if let Some(s) = ctx.store().secret(&ns, &sname)? {
+            let owned = s
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_some_and(|o| o.iter().any(|o| o.uid == uid && !uid.is_empty()));
+            if owned {
+                ctx.store().delete_secret(&lock, &ns, &sname)?;
             }
         }
     }
