@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use backuprepo_deploy::{crds_yaml, generated_files, install_yaml, InstallOptions};
 
+/// Read at run time (`cargo test` sets it): a compiled-in path could name another checkout
+/// sharing the build directory.
 fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("run by cargo test")).join("../..")
 }
 
 fn update() -> bool {

@@ -4,9 +4,11 @@
 //! change; keep the rendered tool config of a Ready Tool repository in a 0600 file.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backuprepo_api::constants::NEED_UPDATE_TOOL_CONFIG_ANNOTATION;
+use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use backuprepo_api::{random_suffix, secret_data, AccessMethod, BackupRepo, BackupRepoPhase};
 use backuprepo_core::{
     reconcile_with_probe, Input, ProbeRequest, ProbeResult, SecretState, Settings,
@@ -19,12 +21,28 @@ use crate::{now, Error, Result, Store};
 /// How often a write is retried when another invocation changed the repository meanwhile.
 const MAX_ATTEMPTS: usize = 5;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Engine {
     pub store: Store,
     pub settings: Settings,
     /// Upper bound of one probe.
     pub probe_timeout: Duration,
+    /// Where the engine reads the time (check times, metadata stamps); the wall clock unless a
+    /// test sets another ([`Engine::with_clock`]).
+    clock: Clock,
+}
+
+/// A source of the current time.
+pub type Clock = Arc<dyn Fn() -> Time + Send + Sync>;
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("store", &self.store)
+            .field("settings", &self.settings)
+            .field("probe_timeout", &self.probe_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Engine {
@@ -33,7 +51,14 @@ impl Engine {
             store,
             settings: Settings::default(),
             probe_timeout: Duration::from_secs(60),
+            clock: Arc::new(now),
         }
+    }
+
+    /// Read the time from `clock` instead of the wall clock (tests make time pass with it).
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.clock = clock;
+        self
     }
 
     /// Reconcile one repository (probing the storage when the core asks) and store the result.
@@ -88,6 +113,7 @@ impl Engine {
         evaluate(
             &self.settings,
             self.probe_timeout,
+            &*self.clock,
             repo,
             provider,
             secret,
@@ -125,7 +151,7 @@ impl Engine {
                 .insert(NEED_UPDATE_TOOL_CONFIG_ANNOTATION.into(), "false".into());
         }
         let stored = if updated != repo {
-            self.store.put_repo(&lock, updated, &now())?
+            self.store.put_repo(&lock, updated, &(self.clock)())?
         } else {
             repo
         };
@@ -187,6 +213,7 @@ pub async fn check_unstored(
     let out = evaluate(
         settings,
         probe_timeout,
+        &now,
         &repo,
         provider,
         SecretState::Found(secret),
@@ -201,6 +228,7 @@ pub async fn check_unstored(
 async fn evaluate(
     settings: &Settings,
     probe_timeout: Duration,
+    clock: &(dyn Fn() -> Time + Send + Sync),
     repo: &BackupRepo,
     provider: Option<&backuprepo_api::StorageProvider>,
     secret: SecretState,
@@ -213,7 +241,7 @@ async fn evaluate(
         secret,
         probe: None,
         force_check,
-        now: now(),
+        now: clock(),
         name_suffix: &suffix,
         settings,
     };
@@ -224,7 +252,7 @@ async fn evaluate(
                 digest,
                 config,
                 path_prefix,
-            }) => Some(probe(probe_timeout, digest, config, path_prefix).await),
+            }) => Some(probe(probe_timeout, digest, config, path_prefix, clock).await),
             _ => None,
         };
         Ok::<_, std::convert::Infallible>((first, result))
@@ -249,6 +277,7 @@ async fn probe(
     digest: &str,
     config: &backuprepo_catalog::render::RenderedToolConfig,
     path_prefix: &str,
+    clock: &(dyn Fn() -> Time + Send + Sync),
 ) -> ProbeResult {
     let started = Instant::now();
     let opts = ProbeOptions {
@@ -263,6 +292,6 @@ async fn probe(
         passed: report.passed(),
         message: report.failure().unwrap_or_default(),
         checks: report.status_checks(),
-        finished_at: now(),
+        finished_at: clock(),
     }
 }

@@ -5,7 +5,7 @@
 pub mod engine;
 pub mod store;
 
-pub use engine::{check_unstored, Engine};
+pub use engine::{check_unstored, Clock, Engine};
 pub use store::Store;
 
 use std::path::Path;

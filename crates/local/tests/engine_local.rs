@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use backuprepo_api::constants::{condition_type as ct, reason, BACKUP_REPO_DIGEST_ANNOTATION};
@@ -80,7 +82,19 @@ async fn local_repo_becomes_ready_and_is_not_rewritten_when_nothing_changed() {
     std::fs::create_dir(&data).unwrap();
     let store = Store::open(tmp.path().join("home")).unwrap();
     put(&store, local_repo("r", &data));
-    let engine = Engine::new(store.clone());
+    // A clock the test moves: time passes without sleeping.
+    let seconds = Arc::new(AtomicI64::new(now().0.as_second()));
+    let engine = Engine::new(store.clone()).with_clock({
+        let seconds = seconds.clone();
+        Arc::new(move || {
+            backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                backuprepo_api::k8s_openapi::jiff::Timestamp::from_second(
+                    seconds.load(Ordering::SeqCst),
+                )
+                .unwrap(),
+            )
+        })
+    });
 
     let r = engine.reconcile("r", false).await.unwrap();
     assert_ready_local(&r);
@@ -134,8 +148,8 @@ async fn local_repo_becomes_ready_and_is_not_rewritten_when_nothing_changed() {
     assert_eq!(all.len(), 1);
     assert_eq!(rv(&all[0]), rv(&stored));
 
-    // A forced check probes again (timestamps have one-second resolution).
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A forced check probes again (timestamps have one-second resolution), two seconds later.
+    seconds.fetch_add(2, Ordering::SeqCst);
     let forced = engine.reconcile("r", true).await.unwrap();
     assert_ready_local(&forced);
     let second_check = forced

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use backuprepo_api::k8s_openapi::ByteString;
 use backuprepo_api::{secret_data, BackupRepoPhase, BackupRepoStatus, StorageProviderPhase};
@@ -252,18 +251,20 @@ fn metadata_is_stamped_on_create_and_kept_after() {
     assert_eq!(on_disk.metadata.uid.as_deref(), Some(uid.as_str()));
 
     // Status-only change: same generation, next resourceVersion, same uid and creation time,
-    // even when the caller sends other values for them.
-    std::thread::sleep(Duration::from_millis(1100));
+    // even when the caller sends other values for them (five seconds later).
+    let later = backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        backuprepo_api::k8s_openapi::jiff::Timestamp::from_second(t0.0.as_second() + 5).unwrap(),
+    );
     let mut r = on_disk.clone();
     r.status = Some(BackupRepoStatus {
         phase: Some(BackupRepoPhase::Failed),
         ..BackupRepoStatus::default()
     });
     r.metadata.uid = Some("forged-uid".into());
-    r.metadata.creation_timestamp = Some(now());
+    r.metadata.creation_timestamp = Some(later.clone());
     r.metadata.generation = Some(42);
     let lock = store.lock().unwrap();
-    let s1 = store.put_repo(&lock, r, &now()).unwrap();
+    let s1 = store.put_repo(&lock, r, &later).unwrap();
     drop(lock);
     assert_eq!(s1.metadata.generation, Some(1), "status-only change");
     assert_eq!(rv(&s1), 2);
