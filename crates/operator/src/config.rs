@@ -106,17 +106,17 @@ fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>
     }
 }
 
-fn count<T: std::str::FromStr>(
+/// A numeric setting; a malformed value is an error naming the variable and `what` it holds.
+fn number<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     key: &str,
+    what: &str,
 ) -> Result<Option<T>, String> {
     match get(key) {
         None => Ok(None),
         Some(v) => match v.trim().parse::<T>() {
             Ok(n) => Ok(Some(n)),
-            Err(_) => Err(format!(
-                "{key}: expected a positive whole number, got {v:?}"
-            )),
+            Err(_) => Err(format!("{key}: expected {what}, got {v:?}")),
         },
     }
 }
@@ -162,14 +162,7 @@ impl OperatorConfig {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<OperatorConfig, String> {
         let mut c = OperatorConfig::default();
         let secs = |k: &str| -> Result<Option<Duration>, String> {
-            match get(k) {
-                None => Ok(None),
-                Some(v) => v
-                    .trim()
-                    .parse::<u64>()
-                    .map(|s| Some(Duration::from_secs(s)))
-                    .map_err(|_| format!("{k}: expected a number of seconds, got {v:?}")),
-            }
+            Ok(number::<u64>(&get, k, "a number of seconds")?.map(Duration::from_secs))
         };
         if let Some(ns) = ["CM_NAMESPACE", "POD_NAMESPACE"]
             .iter()
@@ -205,10 +198,18 @@ impl OperatorConfig {
             .filter(|h| !h.is_empty())
             .into_iter()
             .collect();
-        if let Some(n) = count::<u16>(&get, "BACKUPREPO_MAX_CONCURRENT_RECONCILES")? {
+        if let Some(n) = number::<u16>(
+            &get,
+            "BACKUPREPO_MAX_CONCURRENT_RECONCILES",
+            "a positive whole number",
+        )? {
             c.max_concurrent_reconciles = n.max(1);
         }
-        if let Some(n) = count::<usize>(&get, "BACKUPREPO_MAX_CONCURRENT_PROBES")? {
+        if let Some(n) = number::<usize>(
+            &get,
+            "BACKUPREPO_MAX_CONCURRENT_PROBES",
+            "a positive whole number",
+        )? {
             c.max_concurrent_probes = n.max(1);
         }
         if let Some(d) = secs("BACKUPREPO_PROBE_TIMEOUT")? {
