@@ -17,10 +17,11 @@ mod progress;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
+use backuprepo_core::store::{InstallRequest, RepoStore};
+use backuprepo_operator::KubeStore;
 use clap::{Args, Parser, Subcommand};
 
-use control::Ctx;
 use datasafed::Verb;
 
 /// backuprepo: where database backups go. Create repositories on S3-family storage, FTP,
@@ -270,36 +271,30 @@ fn main() -> ExitCode {
         return datasafed::main(args);
     }
     datasafed::init_logging(&cli.log_level);
-    if let Command::Controller = cli.command {
-        return match controller() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if cli.store == "kube" {
-        let result = control::cluster::Cluster::connect(cli.install_namespace.clone())
-            .and_then(|cl| run_cluster(&cl, cli.command));
-        return match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("Error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let ctx = match Ctx::open(cli.home.clone()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            return ExitCode::FAILURE;
+    let result = match cli.command {
+        Command::Controller => controller(),
+        // What needs no store: printed manifests.
+        Command::Crds => {
+            print!("{}", backuprepo_deploy::crds_yaml());
+            Ok(())
         }
+        Command::Install {
+            file,
+            print: true,
+            namespace,
+            image,
+        } => install_request(file.as_deref(), namespace, image).and_then(|request| {
+            let opts = backuprepo_operator::store::install_options(&cli.install_namespace, request);
+            print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+            Ok(())
+        }),
+        command => on_store(
+            cli.store == "kube",
+            cli.home,
+            cli.install_namespace,
+            command,
+        ),
     };
-    let result = run(&ctx, cli.command);
-    // A reader thread may still be blocked on stdin after a failed push; do not wait for it.
-    ctx.rt.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -307,6 +302,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Open the store (`--store`) and run the command on it.
+fn on_store(kube: bool, home: Option<PathBuf>, namespace: String, command: Command) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    let result = rt.block_on(async {
+        if kube {
+            run(&KubeStore::connect(namespace).await?, command).await
+        } else {
+            run(&control::open_local(home)?, command).await
+        }
+    });
+    // A reader thread may still be blocked on stdin after a failed push; do not wait for it.
+    rt.shutdown_background();
+    result
 }
 
 /// `backuprepo controller`: the operator, on its own runtime (no local store).
@@ -339,102 +353,36 @@ fn delete_names(args: Vec<String>) -> Result<Vec<String>> {
     }
 }
 
-/// The install options of `install --print` and of `install` on a cluster.
-fn install_options(
+/// What `install` is asked for: the values file's text, the controller's namespace and image.
+fn install_request(
     file: Option<&str>,
     namespace: Option<String>,
     image: Option<String>,
-) -> Result<backuprepo_deploy::InstallOptions> {
-    let mut opts = backuprepo_deploy::InstallOptions::default();
-    if let Some(ns) = namespace {
-        opts.namespace = ns;
-    }
-    if let Some(img) = image {
-        opts.image = img;
-    }
-    opts.values = file.map(control::manifests::read_input).transpose()?;
-    Ok(opts)
+) -> Result<InstallRequest> {
+    Ok(InstallRequest {
+        values: file.map(control::manifests::read_input).transpose()?,
+        namespace,
+        image,
+    })
 }
 
-/// The commands with `--store kube`.
-fn run_cluster(cl: &control::cluster::Cluster, command: Command) -> Result<()> {
-    use control::{cluster, manifests};
-    match command {
-        Command::Create { args } => cluster::create(cl, args),
-        Command::Update { args } => cluster::update(cl, args),
-        Command::List(a) if a.repo.is_none() && a.rpath.is_none() => {
-            cluster::list(cl, a.output.as_deref().unwrap_or("table"))
-        }
-        Command::Describe { names } => cluster::describe(cl, &names),
-        Command::Delete { args, force, yes } => match delete_names(args)?.as_slice() {
-            [] => bail!("missing backup repository name"),
-            [one] => cluster::delete(cl, one, force, yes),
-            _ => bail!("can't delete multiple backup repositories at once"),
-        },
-        Command::ListStorageProvider { output } => cluster::list_providers(cl, &output),
-        Command::Check { name, all, watch } => match (name, all, watch) {
-            (Some(name), _, _) => cluster::check(cl, &name),
-            (None, _, Some(secs)) => cluster::watch(cl, secs),
-            (None, _, None) => cluster::check_all(cl),
-        },
-        Command::Apply { file } => cluster::apply(cl, manifests::read_documents(&file)?),
-        Command::Get { kind, name, output } => cluster::get(cl, &kind, name.as_deref(), &output),
-        Command::Annotate {
-            kind,
-            name,
-            changes,
-            overwrite,
-        } => cluster::annotate(cl, &kind, &name, &changes, overwrite),
-        Command::Secret(SecretCommand::Create {
-            name,
-            namespace,
-            from_literal,
-        }) => cluster::create_secret(cl, &name, &namespace, &from_literal),
-        Command::Install {
-            file,
-            print,
-            namespace,
-            image,
-        } => {
-            let namespace = namespace.or_else(|| Some(cl.namespace.clone()));
-            let opts = install_options(file.as_deref(), namespace, image)?;
-            if print {
-                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
-                return Ok(());
-            }
-            cluster::install(cl, &opts)
-        }
-        Command::Crds => {
-            print!("{}", backuprepo_deploy::crds_yaml());
-            Ok(())
-        }
-        Command::List(_)
-        | Command::Push { .. }
-        | Command::Pull { .. }
-        | Command::Stat { .. }
-        | Command::Rm { .. } => bail!(
-            "the data verbs (push, pull, list --repo, stat, rm) read the local store; in a cluster, backup jobs use `datasafed` with the repository's tool-config Secret (or run them on the machine with --store local)"
-        ),
-        Command::Datasafed(_) | Command::Controller => Ok(()),
-    }
-}
-
-fn run(ctx: &Ctx, command: Command) -> Result<()> {
+/// The one dispatcher: every control-plane command, over whichever store.
+async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
     use control::{create, data, manifests, repos};
     match command {
-        Command::Create { args } => create::create(ctx, args),
-        Command::Update { args } => create::update(ctx, args),
+        Command::Create { args } => create::create(store, args).await,
+        Command::Update { args } => create::update(store, args).await,
         Command::List(a) => {
             if a.repo.is_none() && a.rpath.is_none() {
                 let output = a.output.as_deref().unwrap_or("table");
-                return repos::list(ctx, output);
+                return repos::list(store, output).await;
             }
             let output = a.output.unwrap_or_else(|| "short".into());
             if !["short", "long", "json"].contains(&output.as_str()) {
                 bail!("listing files: -o must be short, long or json");
             }
             data::run(
-                ctx,
+                store,
                 a.repo.as_deref(),
                 Verb::List {
                     rpath: a.rpath.unwrap_or_else(|| "/".into()),
@@ -450,90 +398,78 @@ fn run(ctx: &Ctx, command: Command) -> Result<()> {
                     output_format: output,
                 },
             )
+            .await
         }
-        Command::Describe { names } => repos::describe(ctx, &names),
+        Command::Describe { names } => repos::describe(store, &names).await,
         Command::Delete { args, force, yes } => {
-            repos::delete(ctx, &delete_names(args)?, force, yes)
+            repos::delete(store, &delete_names(args)?, force, yes).await
         }
-        Command::ListStorageProvider { output } => repos::list_providers(ctx, &output),
+        Command::ListStorageProvider { output } => repos::list_providers(store, &output).await,
         Command::Check { name, all, watch } => match (name, all, watch) {
-            (Some(name), _, _) => repos::check(ctx, &name),
-            (None, _, Some(secs)) => repos::watch(ctx, secs),
-            (None, _, None) => repos::check_all(ctx),
+            (Some(name), _, _) => repos::check(store, &name).await,
+            (None, _, Some(secs)) => repos::watch(store, secs).await,
+            (None, _, None) => repos::check_all(store).await,
         },
-        Command::Apply { file } => manifests::apply_file(ctx, &file),
-        Command::Get { kind, name, output } => manifests::get(ctx, &kind, name.as_deref(), &output),
+        Command::Apply { file } => manifests::apply(store, &file).await,
+        Command::Get { kind, name, output } => {
+            manifests::get(store, &kind, name.as_deref(), &output).await
+        }
         Command::Annotate {
             kind,
             name,
             changes,
             overwrite,
-        } => manifests::annotate(ctx, &kind, &name, &changes, overwrite),
+        } => manifests::annotate(store, &kind, &name, &changes, overwrite).await,
         Command::Install {
             file,
-            print,
             namespace,
             image,
-        } => match (print, file) {
-            (true, file) => {
-                let opts = install_options(file.as_deref(), namespace, image)?;
-                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
-                Ok(())
-            }
-            (false, Some(file)) if namespace.is_none() && image.is_none() => {
-                manifests::install(ctx, &file)
-            }
-            (false, Some(_)) => {
-                bail!("--namespace and --image are for Kubernetes: add --print, or --store kube")
-            }
-            (false, None) => bail!("pass -f values.yaml (or --print for the Kubernetes manifests)"),
-        },
-        Command::Crds => {
-            print!("{}", backuprepo_deploy::crds_yaml());
-            Ok(())
+            ..
+        } => {
+            let request = install_request(file.as_deref(), namespace, image)?;
+            manifests::install(store, file.as_deref(), request).await
         }
         Command::Secret(SecretCommand::Create {
             name,
             namespace,
             from_literal,
-        }) => manifests::create_secret(ctx, &name, &namespace, &from_literal),
+        }) => manifests::create_secret(store, &name, &namespace, &from_literal).await,
         Command::Push {
             repo,
             lpath,
             rpath,
             compress,
-        } => data::run(
-            ctx,
-            repo.repo.as_deref(),
-            Verb::Push {
+        } => {
+            let verb = Verb::Push {
                 lpath,
                 rpath,
                 compress,
-            },
-        ),
+            };
+            data::run(store, repo.repo.as_deref(), verb).await
+        }
         Command::Pull {
             repo,
             rpath,
             lpath,
             decompress,
-        } => data::run(
-            ctx,
-            repo.repo.as_deref(),
-            Verb::Pull {
+        } => {
+            let verb = Verb::Pull {
                 rpath,
                 lpath,
                 decompress,
-            },
-        ),
+            };
+            data::run(store, repo.repo.as_deref(), verb).await
+        }
         Command::Stat { repo, rpath, json } => {
-            data::run(ctx, repo.repo.as_deref(), Verb::Stat { rpath, json })
+            data::run(store, repo.repo.as_deref(), Verb::Stat { rpath, json }).await
         }
         Command::Rm {
             repo,
             rpath,
             recursive,
-        } => data::run(ctx, repo.repo.as_deref(), Verb::Rm { rpath, recursive }),
-        Command::Datasafed(_) | Command::Controller => Ok(()),
+        } => data::run(store, repo.repo.as_deref(), Verb::Rm { rpath, recursive }).await,
+        // Run before a store is opened.
+        Command::Crds | Command::Datasafed(_) | Command::Controller => Ok(()),
     }
 }
 

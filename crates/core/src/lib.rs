@@ -10,7 +10,10 @@ pub mod conditions;
 pub mod defaults;
 pub mod deletion;
 pub mod digest;
+pub mod env;
+pub mod manifests;
 pub mod reconcile;
+pub mod store;
 
 pub use check::{reconcile_with_probe, Probed};
 pub use reconcile::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState, Settings};

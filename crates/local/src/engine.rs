@@ -85,23 +85,6 @@ impl Engine {
         Ok(out)
     }
 
-    /// Check a repository that is not stored (`create --dry-run`): the same reconcile and
-    /// probe, nothing written. `secret` is the credential data it would reference.
-    pub async fn dry_run(
-        &self,
-        mut repo: BackupRepo,
-        secret: Option<BTreeMap<String, String>>,
-    ) -> Result<BackupRepo> {
-        let provider = self.provider(&repo)?;
-        let secret = match secret {
-            Some(data) => SecretState::Found(data),
-            None => self.secret_state(&repo)?,
-        };
-        let out = self.evaluate(&repo, provider.as_ref(), secret, true).await;
-        repo.status = Some(out.status);
-        Ok(repo)
-    }
-
     /// The core's verdict, with the probe it asked for already run.
     async fn evaluate(
         &self,

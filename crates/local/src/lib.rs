@@ -3,9 +3,11 @@
 //! change and on `check` ([`engine`]).
 
 pub mod engine;
+pub mod repo_store;
 pub mod store;
 
 pub use engine::{check_unstored, Clock, Engine};
+pub use repo_store::{LocalStore, SECRET_NAMESPACE};
 pub use store::Store;
 
 use std::path::Path;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use backuprepo_api::constants::{condition_type as ct, reason, BACKUP_REPO_DIGEST_ANNOTATION};
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
-use backuprepo_local::{now, Engine, Error, Store};
+use backuprepo_core::store::{NewRepo, RepoStore};
+use backuprepo_local::{check_unstored, now, Engine, Error, LocalStore, Store};
 use common::*;
 
 const OPERATIONS: [&str; 6] = [
@@ -287,6 +288,29 @@ async fn invalid_parameters_fail_without_probing() {
     assert!(!tmp.path().join("home").join("relative").exists());
 }
 
+/// `create --dry-run` on the local store: the store's admission, then the check of a
+/// repository stored nowhere (what the command runs).
+async fn dry_run(local: &LocalStore, repo: BackupRepo) -> anyhow::Result<BackupRepo> {
+    let new = NewRepo {
+        repo,
+        secret: Default::default(),
+        make_default: false,
+    };
+    let name = local.admit(&new).await?;
+    let mut repo = new.repo;
+    repo.metadata.name = Some(name);
+    let provider = local.provider(&repo.spec.storage_provider_ref).await?;
+    let (settings, timeout) = local.check_settings();
+    Ok(check_unstored(
+        &settings,
+        timeout,
+        repo,
+        Some(&provider),
+        Default::default(),
+    )
+    .await)
+}
+
 #[tokio::test]
 async fn dry_run_stores_nothing_and_returns_a_status() {
     let tmp = TempDir::new("engine-dry");
@@ -294,37 +318,41 @@ async fn dry_run_stores_nothing_and_returns_a_status() {
     std::fs::create_dir(&data).unwrap();
     let home = tmp.path().join("home");
     let store = Store::open(&home).unwrap();
-    let engine = Engine::new(store.clone());
+    let local = LocalStore::new(Engine::new(store.clone()));
+    // What the store holds (the lock file is not an object).
+    let stored_files = |h: &std::path::Path| -> Vec<String> {
+        files_under(h)
+            .into_iter()
+            .filter(|f| f != ".lock")
+            .collect()
+    };
 
-    let r = engine
-        .dry_run(local_repo("dry", &data), None)
-        .await
-        .unwrap();
+    let r = dry_run(&local, local_repo("dry", &data)).await.unwrap();
     assert_ready_status(&r);
-    assert_eq!(files_under(&home), Vec::<String>::new(), "nothing stored");
+    assert_eq!(stored_files(&home), Vec::<String>::new(), "nothing stored");
     assert!(store.repo("dry").unwrap().is_none());
     assert!(store.repos().unwrap().is_empty());
     assert!(!store.tool_config_path("dry").unwrap().exists());
     assert_eq!(files_under(&data), Vec::<String>::new());
 
-    let r = engine
-        .dry_run(local_repo("dry", &tmp.path().join("missing")), None)
+    let r = dry_run(&local, local_repo("dry", &tmp.path().join("missing")))
         .await
         .unwrap();
     assert_eq!(r.phase(), Some(BackupRepoPhase::Failed));
     assert!(condition(&r, ct::PRE_CHECK_PASSED)
         .message
         .contains("does not exist"));
-    assert_eq!(files_under(&home), Vec::<String>::new(), "nothing stored");
+    assert_eq!(stored_files(&home), Vec::<String>::new(), "nothing stored");
 
-    // A dry run of a stored repository's name leaves the stored one alone.
+    // A dry run of a stored repository's name is refused, as `create` would be, and leaves
+    // the stored one alone.
     let stored = put(&store, local_repo("dry", &data));
     let before = repo_file(&store, "dry");
-    let r = engine
-        .dry_run(local_repo("dry", &tmp.path().join("missing")), None)
+    let err = dry_run(&local, local_repo("dry", &tmp.path().join("missing")))
         .await
-        .unwrap();
-    assert_eq!(r.phase(), Some(BackupRepoPhase::Failed));
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("already exists"), "{err}");
     assert_eq!(repo_file(&store, "dry"), before);
     assert_eq!(rv(&store.repo("dry").unwrap().unwrap()), rv(&stored));
     assert!(!store.tool_config_path("dry").unwrap().exists());

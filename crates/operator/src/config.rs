@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use backuprepo_core::env::{number, seconds};
 use backuprepo_core::Settings;
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 
@@ -106,21 +107,6 @@ fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>
     }
 }
 
-/// A numeric setting; a malformed value is an error naming the variable and `what` it holds.
-fn number<T: std::str::FromStr>(
-    get: &impl Fn(&str) -> Option<String>,
-    key: &str,
-    what: &str,
-) -> Result<Option<T>, String> {
-    match get(key) {
-        None => Ok(None),
-        Some(v) => match v.trim().parse::<T>() {
-            Ok(n) => Ok(Some(n)),
-            Err(_) => Err(format!("{key}: expected {what}, got {v:?}")),
-        },
-    }
-}
-
 impl Default for OperatorConfig {
     fn default() -> Self {
         let namespace = KUBEBLOCKS_NAMESPACE.to_string();
@@ -161,9 +147,6 @@ impl OperatorConfig {
     /// As [`OperatorConfig::from_env`], from any lookup (tests).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<OperatorConfig, String> {
         let mut c = OperatorConfig::default();
-        let secs = |k: &str| -> Result<Option<Duration>, String> {
-            Ok(number::<u64>(&get, k, "a number of seconds")?.map(Duration::from_secs))
-        };
         if let Some(ns) = ["CM_NAMESPACE", "POD_NAMESPACE"]
             .iter()
             .find_map(|k| get(k).filter(|v| !v.trim().is_empty()))
@@ -212,15 +195,10 @@ impl OperatorConfig {
         )? {
             c.max_concurrent_probes = n.max(1);
         }
-        if let Some(d) = secs("BACKUPREPO_PROBE_TIMEOUT")? {
+        if let Some(d) = seconds(&get, "BACKUPREPO_PROBE_TIMEOUT")? {
             c.probe_timeout = d;
         }
-        if let Some(d) = secs("BACKUPREPO_RECHECK_INTERVAL")? {
-            c.settings.recheck_interval = (!d.is_zero()).then_some(d);
-        }
-        if let Some(d) = secs("BACKUPREPO_RETRY_INTERVAL")? {
-            c.settings.retry_failed_interval = (!d.is_zero()).then_some(d);
-        }
+        c.settings.override_from(&get)?;
         if let Some(v) = get("KUBEBLOCKS_TOOLS_IMAGE").filter(|v| !v.is_empty()) {
             check_pinned_image(&v)?;
             c.tools_image = v;

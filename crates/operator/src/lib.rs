@@ -12,6 +12,7 @@
 //! | [`provider`] | the StorageProvider controller (CSIDriver lookup) |
 //! | [`controller`] | watches, re-check triggers, error policy, [`run`] |
 //! | [`metrics`], [`server`] | Prometheus metrics, `/metrics` and `/healthz` |
+//! | [`store`] | the cluster as the commands' repository store (`--store kube`) |
 
 pub mod config;
 pub mod context;
@@ -25,6 +26,7 @@ pub mod provider;
 pub mod repo;
 pub mod resources;
 pub mod server;
+pub mod store;
 
 pub use config::OperatorConfig;
 pub use context::Context;
@@ -33,3 +35,4 @@ pub use error::{Error, ErrorClass};
 pub use kube::runtime::controller::Action;
 pub use provider::reconcile_provider;
 pub use repo::reconcile_repo;
+pub use store::KubeStore;

@@ -6,23 +6,18 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
-use backuprepo_api::constants::IS_DEFAULT_REPO_ANNOTATION;
-use backuprepo_api::k8s_openapi::api::core::v1::{Secret, SecretReference};
 use backuprepo_api::k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use backuprepo_api::k8s_openapi::ByteString;
 use backuprepo_api::{
-    parse_quantity, random_suffix, AccessMethod, BackupRepo, BackupRepoSpec, PvReclaimPolicy,
-    StorageProvider,
+    parse_quantity, AccessMethod, BackupRepo, BackupRepoSpec, PvReclaimPolicy, StorageProvider,
 };
 use backuprepo_catalog::params;
-use backuprepo_core::defaults;
-use backuprepo_local::now;
+use backuprepo_core::manifests::set_default;
+use backuprepo_core::store::{NewRepo, RepoStore, RepoUpdate};
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde_json::Value as Json;
 
-use super::{Ctx, SECRET_NAMESPACE};
+use super::repos;
 
 /// One schema property as a flag.
 struct Prop {
@@ -344,36 +339,27 @@ fn parse(cmd: Command, args: Vec<String>) -> Result<Option<ArgMatches>> {
     }
 }
 
-/// A `create` invocation, parsed and checked against the provider; nothing stored yet.
-pub struct CreatePlan {
-    /// The repository; `metadata.name` is the given name, or `None` to generate one.
-    pub repo: BackupRepo,
-    /// Credential values (they go into a Secret the repository references).
-    pub secret: BTreeMap<String, String>,
-    pub make_default: bool,
-    pub dry_run: bool,
+/// The provider `create` names with `--provider`; `None` when help was printed.
+fn provider_flag(args: &[String]) -> Result<Option<String>> {
+    match flag_value(args, "--provider") {
+        Some(p) => Ok(Some(p)),
+        None if wants_help(args) => {
+            println!("Create a backup repository.\n\nThe flags depend on the storage provider: pass --provider to see them, e.g.\n  backuprepo create --provider s3 --help\n\nProviders: see `backuprepo list-storage-provider`.");
+            Ok(None)
+        }
+        None => bail!("please specify the --provider flag"),
+    }
 }
 
-/// Parse `create` arguments with the flags of the provider `lookup` finds, and run kbcli's
-/// checks. `None` when help was printed.
-pub fn plan_create(
-    args: Vec<String>,
-    lookup: impl FnOnce(&str) -> Result<StorageProvider>,
-) -> Result<Option<CreatePlan>> {
-    let Some(provider_name) = flag_value(&args, "--provider") else {
-        if wants_help(&args) {
-            println!("Create a backup repository.\n\nThe flags depend on the storage provider: pass --provider to see them, e.g.\n  backuprepo create --provider s3 --help\n\nProviders: see `backuprepo list-storage-provider`.");
-            return Ok(None);
-        }
-        bail!("please specify the --provider flag");
-    };
-    let provider = lookup(&provider_name)?;
-    let props = props(&provider);
-    let Some(m) = parse(create_command(&provider), args)? else {
+/// Parse `create` arguments with the flags of `provider`, and run kbcli's checks: the
+/// repository to create, and whether `--dry-run` was asked. `None` when help was printed.
+fn plan_create(provider: &StorageProvider, args: Vec<String>) -> Result<Option<(NewRepo, bool)>> {
+    let props = props(provider);
+    let Some(m) = parse(create_command(provider), args)? else {
         return Ok(None);
     };
     let (config, secret) = collect(&m, &props, false);
-    validate(&provider, &props, &config, &secret)?;
+    validate(provider, &props, &config, &secret)?;
 
     // Access method, reclaim policy, capacity: kbcli's checks and messages.
     let supported = provider.spec.access_methods();
@@ -443,135 +429,43 @@ pub fn plan_create(
         bail!("invalid backup repository: {}", lines.join("; "));
     }
     repo.metadata.name = m.get_one::<String>("name").cloned();
-    Ok(Some(CreatePlan {
+    let new = NewRepo {
         repo,
         secret,
         make_default,
-        dry_run: m.get_flag("dry-run"),
-    }))
+    };
+    Ok(Some((new, m.get_flag("dry-run"))))
 }
 
-/// Set or remove the default-repository annotation.
-pub fn set_default(repo: &mut BackupRepo, default: bool) {
-    let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    if default {
-        ann.insert(IS_DEFAULT_REPO_ANNOTATION.into(), "true".into());
-    } else {
-        ann.remove(IS_DEFAULT_REPO_ANNOTATION);
-    }
-}
-
-/// The Opaque Secret holding a repository's credential values.
-pub fn credential_secret(name: &str, namespace: &str, data: &BTreeMap<String, String>) -> Secret {
-    let mut s = Secret::default();
-    s.metadata.name = Some(name.to_string());
-    s.metadata.namespace = Some(namespace.to_string());
-    s.type_ = Some("Opaque".into());
-    s.data = Some(
-        data.iter()
-            .map(|(k, v)| (k.clone(), ByteString(v.clone().into_bytes())))
-            .collect(),
-    );
-    s
-}
-
-/// The non-controller ownerReference that makes a credential Secret go with its repository.
-pub fn owned_by_repo(repo: &BackupRepo) -> OwnerReference {
-    OwnerReference {
-        api_version: backuprepo_api::constants::API_VERSION.into(),
-        kind: "BackupRepo".into(),
-        name: repo.name().to_string(),
-        uid: repo.metadata.uid.clone().unwrap_or_default(),
-        ..Default::default()
-    }
-}
-
-fn provider_or_err(ctx: &Ctx, name: &str) -> Result<StorageProvider> {
-    ctx.store()
-        .provider(name)?
-        .ok_or_else(|| provider_not_found(name))
-}
-
-pub fn provider_not_found(name: &str) -> anyhow::Error {
-    anyhow!("storage provider {name:?} is not found; see `backuprepo list-storage-provider`")
-}
-
-pub fn create(ctx: &Ctx, args: Vec<String>) -> Result<()> {
-    let Some(plan) = plan_create(args, |n| provider_or_err(ctx, n))? else {
+/// `create [NAME] --provider P ...`: store the repository (and its credential Secret), then
+/// report its check where the store runs it in-process. `--dry-run`: the store's checks and
+/// the storage check, run from here; nothing stored.
+pub async fn create<S: RepoStore>(store: &S, args: Vec<String>) -> Result<()> {
+    let Some(provider_name) = provider_flag(&args)? else {
         return Ok(());
     };
-    let CreatePlan {
-        mut repo,
-        secret,
-        make_default,
-        dry_run,
-    } = plan;
-    let given = repo.metadata.name.clone();
-
-    if dry_run {
-        repo.metadata.name = Some(given.unwrap_or_else(|| "dry-run".into()));
-        let checked = ctx.rt.block_on(ctx.engine.dry_run(repo, Some(secret)))?;
-        return super::repos::dry_run_verdict(&checked);
-    }
-
-    // Everything that must not race with another invocation happens under the lock.
-    let name = {
-        let lock = ctx.store().lock()?;
-        let name = match given {
-            Some(n) => {
-                if ctx.store().repo(&n)?.is_some() {
-                    bail!("BackupRepo {n:?} is already exists");
-                }
-                n
-            }
-            None => loop {
-                let n = format!("backuprepo-{}", &random_suffix()[..5]);
-                if ctx.store().repo(&n)?.is_none() {
-                    break n;
-                }
-            },
-        };
-        repo.metadata.name = Some(name.clone());
-        if make_default {
-            defaults::check_single_default(&ctx.store().repos()?, &name).map_err(|e| anyhow!(e))?;
-        }
-        let now = now();
-        let mut secret_name = None;
-        if !secret.is_empty() {
-            let n = format!("kb-backuprepo-{}", &random_suffix()[..5]);
-            ctx.store().put_secret(
-                &lock,
-                credential_secret(&n, SECRET_NAMESPACE, &secret),
-                &now,
-            )?;
-            repo.spec.credential = Some(SecretReference {
-                name: Some(n.clone()),
-                namespace: Some(SECRET_NAMESPACE.into()),
-            });
-            secret_name = Some(n);
-        }
-        let stored = match ctx.store().put_repo(&lock, repo, &now) {
-            Ok(r) => r,
-            Err(e) => {
-                // Roll back the secret: nothing is left half-created.
-                if let Some(n) = &secret_name {
-                    ctx.store().delete_secret(&lock, SECRET_NAMESPACE, n).ok();
-                }
-                return Err(e.into());
-            }
-        };
-        // The secret belongs to the repository: deleting the repository deletes it.
-        if let Some(n) = &secret_name {
-            if let Some(mut s) = ctx.store().secret(SECRET_NAMESPACE, n)? {
-                s.metadata.owner_references = Some(vec![owned_by_repo(&stored)]);
-                ctx.store().put_secret(&lock, s, &now)?;
-            }
-        }
-        name
+    let provider = store.provider(&provider_name).await?;
+    let Some((new, dry_run)) = plan_create(&provider, args)? else {
+        return Ok(());
     };
+    if dry_run {
+        let name = store.admit(&new).await?;
+        let NewRepo {
+            mut repo, secret, ..
+        } = new;
+        repo.metadata.name = Some(name);
+        let (settings, timeout) = store.check_settings();
+        let checked =
+            backuprepo_local::check_unstored(&settings, timeout, repo, Some(&provider), secret)
+                .await;
+        return repos::dry_run_verdict(&checked);
+    }
+    let name = store.create(new).await?;
     println!("Successfully create backup repo {name:?}.");
-    let checked = ctx.reconcile(&name, false)?;
-    super::repos::report_phase(&checked)
+    for r in store.settle(&[name]).await? {
+        repos::report_phase(&r)?;
+    }
+    Ok(())
 }
 
 fn update_command(provider: &StorageProvider) -> Command {
@@ -606,17 +500,17 @@ pub fn update_target(args: &[String]) -> Result<Option<String>> {
 }
 
 /// An `update` invocation, parsed with the flags of the repository's provider.
-pub struct UpdatePlan {
+struct UpdatePlan {
     /// Credential values given explicitly.
-    pub secret: BTreeMap<String, String>,
+    secret: BTreeMap<String, String>,
     /// `--default` / `--default=false`; `None` leaves the annotation as it is.
-    pub default: Option<bool>,
+    default: Option<bool>,
     provider: StorageProvider,
     props: Vec<Prop>,
 }
 
 /// Parse `update` arguments; `None` when help was printed.
-pub fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Option<UpdatePlan>> {
+fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Option<UpdatePlan>> {
     let Some(m) = parse(update_command(&provider), args)? else {
         return Ok(None);
     };
@@ -633,76 +527,32 @@ pub fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Optio
     }))
 }
 
-impl UpdatePlan {
-    /// Where the repository's credential Secret is: (namespace, name).
-    pub fn secret_ref(&self, repo: &BackupRepo) -> Result<(String, String)> {
-        match repo.credential_key() {
-            Ok(Some(key)) => Ok(key),
-            Err(why) => bail!("spec.credential.namespace {why}"),
-            Ok(None) => bail!(
-                "backup repository {:?} has no credential secret to update",
-                repo.name()
-            ),
-        }
-    }
-
-    /// `secret` with the new values merged in, checked against the provider's schema
-    /// together with the repository's config before anything is stored.
-    pub fn merge(&self, repo: &BackupRepo, mut secret: Secret) -> Result<Secret> {
-        let data = secret.data.get_or_insert_with(BTreeMap::new);
-        for (k, v) in &self.secret {
-            data.insert(k.clone(), ByteString(v.clone().into_bytes()));
-        }
-        let merged = backuprepo_api::secret_data(&secret)?;
-        validate(&self.provider, &self.props, &repo.spec.config, &merged)?;
-        Ok(secret)
-    }
-}
-
-pub fn update(ctx: &Ctx, args: Vec<String>) -> Result<()> {
+/// `update NAME [--default[=false]] [credential flags]`: merge the credentials into the
+/// repository's Secret (checked with its config against the provider's schema first), set or
+/// remove the default flag; then report the check where the store runs it in-process.
+pub async fn update<S: RepoStore>(store: &S, args: Vec<String>) -> Result<()> {
     let Some(name) = update_target(&args)? else {
         return Ok(());
     };
-    let repo = ctx
-        .store()
-        .repo(&name)?
-        .ok_or_else(|| repo_not_found(&name))?;
-    let provider = provider_or_err(ctx, &repo.spec.storage_provider_ref)?;
+    let repo = store.repo(&name).await?;
+    let provider = store.provider(&repo.spec.storage_provider_ref).await?;
     let Some(plan) = plan_update(provider, args)? else {
         return Ok(());
     };
-    {
-        let lock = ctx.store().lock()?;
-        let mut repo = ctx
-            .store()
-            .repo(&name)?
-            .ok_or_else(|| repo_not_found(&name))?;
-        if !plan.secret.is_empty() {
-            let (ns, sname) = plan.secret_ref(&repo)?;
-            let s = ctx.store().secret(&ns, &sname)?.ok_or_else(|| {
-                anyhow!(
-                    "the credential secret {ns}/{sname} of backup repository {name:?} is missing"
-                )
-            })?;
-            let s = plan.merge(&repo, s)?;
-            ctx.store().put_secret(&lock, s, &now())?;
-        }
-        if let Some(d) = plan.default {
-            if d {
-                defaults::check_single_default(&ctx.store().repos()?, &name)
-                    .map_err(|e| anyhow!(e))?;
-            }
-            set_default(&mut repo, d);
-            ctx.store().put_repo(&lock, repo, &now())?;
-        }
-    }
+    let check = |repo: &BackupRepo, merged: &BTreeMap<String, String>| {
+        validate(&plan.provider, &plan.props, &repo.spec.config, merged)
+    };
+    let change = RepoUpdate {
+        secret: plan.secret.clone(),
+        default: plan.default,
+        check: &check,
+    };
+    store.update(&repo, &change).await?;
     println!("Updated.");
-    let checked = ctx.reconcile(&name, false)?;
-    super::repos::report_phase(&checked)
-}
-
-pub fn repo_not_found(name: &str) -> anyhow::Error {
-    anyhow!("backup repository {name:?} is not found")
+    for r in store.settle(&[name]).await? {
+        repos::report_phase(&r)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,22 +5,24 @@
 use anyhow::{anyhow, bail, Result};
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
 use backuprepo_core::defaults;
+use backuprepo_core::store::{NotFound, RepoStore};
 use backuprepo_transfer::config::ToolConfig;
 
-use super::{phase_str, repos, Ctx};
+use super::{phase_str, repos};
 use crate::datasafed::{self, Verb};
 
-/// The repository to use, reconciled (so a due re-check runs first) and Ready.
-fn ready_repo(ctx: &Ctx, name: Option<&str>) -> Result<BackupRepo> {
+/// The repository to use, as it is now (so a due re-check runs first), and Ready.
+async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> Result<BackupRepo> {
     let repo = match name {
-        Some(n) => {
-            if ctx.store().repo(n)?.is_none() {
-                bail!("backup repository {n:?} is not found; see `backuprepo list`");
-            }
-            ctx.reconcile(n, false)?
-        }
+        Some(n) => store
+            .current(n)
+            .await
+            .map_err(|e| match e.downcast_ref::<NotFound>() {
+                Some(_) => anyhow!("backup repository {n:?} is not found; see `backuprepo list`"),
+                None => e,
+            })?,
         None => {
-            let all = ctx.repos()?;
+            let all = store.current_all().await?;
             defaults::default_repo(&all)
                 .map_err(|e| anyhow!("{e}; or name one with --repo"))?
                 .clone()
@@ -38,10 +40,10 @@ fn ready_repo(ctx: &Ctx, name: Option<&str>) -> Result<BackupRepo> {
     Ok(repo)
 }
 
-pub fn run(ctx: &Ctx, repo: Option<&str>, verb: Verb) -> Result<()> {
-    let repo = ready_repo(ctx, repo)?;
-    let path = ctx.store().tool_config_path(repo.name())?;
-    let cfg = ToolConfig::load(&path).map_err(|e| {
+pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Result<()> {
+    let repo = ready_repo(store, repo).await?;
+    let text = store.tool_config(&repo).await?;
+    let cfg = ToolConfig::parse(&text).map_err(|e| {
         anyhow!(
             "the tool config of {} cannot be loaded ({e}); run `backuprepo check {}`",
             repo.name(),
@@ -49,6 +51,7 @@ pub fn run(ctx: &Ctx, repo: Option<&str>, verb: Verb) -> Result<()> {
         )
     })?;
     let storage = datasafed::storage_for(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""))?;
-    let r = ctx.rt.block_on(datasafed::run_verb(&cfg, &storage, verb));
-    r.map_err(|e| anyhow!("{e}"))
+    datasafed::run_verb(&cfg, &storage, verb)
+        .await
+        .map_err(|e| anyhow!("{e}"))
 }

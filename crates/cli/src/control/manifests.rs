@@ -1,25 +1,21 @@
-//! The seed's kubectl flows on the local store: `apply -f`, `get`, `annotate`, `secret create`
-//! (for `kubectl create secret generic`), and `install -f values.yaml` (the chart's
-//! `backupRepo:` block).
+//! The seed's kubectl flows, over the store: `apply -f`, `get`, `annotate`, `secret create`
+//! (for `kubectl create secret generic`), and `install` (local store: the chart's
+//! `backupRepo:` block; Kubernetes: the operator).
 //!
-//! `apply` is all-or-nothing: every document is parsed and checked (schema, names, immutable
-//! provider reference, a single default) before anything is written, so a bad manifest leaves
-//! the store as it was.
+//! `apply` checks every document (schema, names, templates; then, in the store, the immutable
+//! provider reference and a single default) before anything is written, so a bad manifest
+//! leaves the store as it was.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 use anyhow::{anyhow, bail, Context as _, Result};
-use backuprepo_api::constants::{
-    message, BACKUP_REPO_DIGEST_ANNOTATION, IS_DEFAULT_REPO_ANNOTATION,
-    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
-};
 use backuprepo_api::k8s_openapi::api::core::v1::Secret;
-use backuprepo_api::{parse_documents, secret_data, BackupRepo, Document, StorageProvider};
-use backuprepo_catalog::template::Template;
+use backuprepo_api::{parse_documents, BackupRepo, BackupRepoPhase, Document, StorageProvider};
+use backuprepo_core::manifests::check_documents;
+use backuprepo_core::store::{Applied, InstallRequest, NotFound, RepoStore};
 use backuprepo_local::now;
 
-use super::{phase_str, print_objects, repos, table, Ctx};
+use super::{phase_str, print_objects, repos, table};
 
 pub fn read_input(file: &str) -> Result<String> {
     if file == "-" {
@@ -30,10 +26,6 @@ pub fn read_input(file: &str) -> Result<String> {
         return Ok(s);
     }
     std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
-}
-
-pub fn apply_file(ctx: &Ctx, file: &str) -> Result<()> {
-    apply(ctx, read_documents(file)?)
 }
 
 /// Parse a multi-document manifest, printing unknown-field warnings.
@@ -56,174 +48,29 @@ pub fn read_documents(file: &str) -> Result<Vec<Document>> {
     Ok(parsed.into_iter().map(|p| p.doc).collect())
 }
 
-/// The checks that need no store: schema, names, templates, Secret data.
-pub fn check_documents(docs: &[Document]) -> Result<()> {
-    for d in docs {
-        match d {
-            Document::BackupRepo(r) => {
-                if let Err(errs) = r.validate() {
-                    let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
-                    bail!("BackupRepo {:?} is invalid: {}", r.name(), lines.join("; "));
-                }
-            }
-            Document::StorageProvider(p) => check_provider(p)?,
-            Document::Secret(s) => {
-                if s.metadata.name.as_deref().unwrap_or_default().is_empty() {
-                    bail!("a Secret has no metadata.name");
-                }
-                secret_data(s).map_err(|e| anyhow!("{e}"))?;
-            }
-        }
-    }
-    Ok(())
+/// `apply -f FILE`: check every document, write them all (Secrets, providers, repositories),
+/// then report the repositories the store reconciled in-process that are not Ready.
+pub async fn apply<S: RepoStore>(store: &S, file: &str) -> Result<()> {
+    apply_documents(store, read_documents(file)?).await
 }
 
-/// The checks against the repositories that exist: the provider reference is immutable, and
-/// at most one repository is the default once the documents are applied.
-pub fn check_against(existing: &[BackupRepo], docs: &[Document]) -> Result<()> {
-    let mut after: BTreeMap<String, bool> = existing
-        .iter()
-        .map(|r| (r.name().to_string(), r.is_default()))
-        .collect();
-    for d in docs {
-        if let Document::BackupRepo(r) = d {
-            if let Some(old) = existing.iter().find(|o| o.name() == r.name()) {
-                if old.spec.storage_provider_ref != r.spec.storage_provider_ref {
-                    bail!(
-                        "BackupRepo {:?}: spec.storageProviderRef: {}; delete and re-create the repository to change its provider",
-                        r.name(),
-                        message::STORAGE_PROVIDER_REF_IMMUTABLE
-                    );
-                }
-            }
-            after.insert(r.name().to_string(), r.is_default());
-        }
-    }
-    let defaults: Vec<&String> = after.iter().filter(|(_, d)| **d).map(|(n, _)| n).collect();
-    if defaults.len() > 1 {
-        bail!(
-            "only one backup repository can be the default, these would be: {}; set the annotation {IS_DEFAULT_REPO_ANNOTATION}=\"false\" on all but one",
-            defaults.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Check every document, then write them all (Secrets, providers, repositories), then
-/// reconcile the repositories they affect.
-pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
-    // 1. Checks that need no store.
+/// [`apply`] of parsed documents.
+pub async fn apply_documents<S: RepoStore>(store: &S, docs: Vec<Document>) -> Result<()> {
     check_documents(&docs)?;
-    let mut lines = Vec::new();
-    let mut touched_repos = BTreeSet::new();
-    {
-        let lock = ctx.store().lock()?;
-        // 2. Checks against the store, under the lock.
-        let existing = ctx.store().repos()?;
-        check_against(&existing, &docs)?;
+    let applied = store.apply(docs).await?;
+    report_applied(store, applied).await
+}
 
-        // 3. Write.
-        let now = now();
-        for d in docs.iter().filter(|d| matches!(d, Document::Secret(_))) {
-            if let Document::Secret(s) = d {
-                let mut s = s.clone();
-                if s.metadata.namespace.is_none() {
-                    s.metadata.namespace = Some("default".into());
-                }
-                let ns = s.metadata.namespace.clone().unwrap_or_default();
-                let name = s.metadata.name.clone().unwrap_or_default();
-                let old = ctx.store().secret(&ns, &name)?;
-                let same = old
-                    .as_ref()
-                    .is_some_and(|o| secret_data(o).ok() == secret_data(&s).ok());
-                s.metadata.resource_version = None;
-                if let Some(o) = &old {
-                    s.metadata.owner_references = o.metadata.owner_references.clone();
-                }
-                if !same {
-                    ctx.store().put_secret(&lock, s, &now)?;
-                }
-                lines.push(format!("secret/{name} {}", verb(old.is_some(), same)));
-                for r in &existing {
-                    if r.credential_key()
-                        .ok()
-                        .flatten()
-                        .is_some_and(|(cns, cname)| cname == *name && cns == *ns)
-                    {
-                        touched_repos.insert(r.name().to_string());
-                    }
-                }
-            }
-        }
-        for d in &docs {
-            if let Document::StorageProvider(p) = d {
-                let old = ctx.store().provider(p.name())?;
-                let same = old.as_ref().is_some_and(|o| o.spec == p.spec);
-                let mut p = p.clone();
-                p.metadata.resource_version = None;
-                if !same {
-                    ctx.store().put_provider(&lock, p.clone(), &now)?;
-                }
-                lines.push(format!(
-                    "storageprovider.dataprotection.kubeblocks.io/{} {}",
-                    p.name(),
-                    verb(old.is_some(), same)
-                ));
-                for r in existing
-                    .iter()
-                    .filter(|r| r.spec.storage_provider_ref == p.name())
-                {
-                    touched_repos.insert(r.name().to_string());
-                }
-            }
-        }
-        for d in &docs {
-            if let Document::BackupRepo(r) = d {
-                let old = existing.iter().find(|o| o.name() == r.name());
-                let mut new = r.clone();
-                new.metadata.resource_version = None;
-                new.status = None;
-                let mut same = false;
-                if let Some(o) = old {
-                    // Keep what the controller owns: status and its annotations.
-                    new.status = o.status.clone();
-                    let ann = new.metadata.annotations.get_or_insert_with(BTreeMap::new);
-                    for k in [
-                        BACKUP_REPO_DIGEST_ANNOTATION,
-                        NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
-                    ] {
-                        if let Some(v) = o.metadata.annotations.as_ref().and_then(|a| a.get(k)) {
-                            ann.entry(k.to_string()).or_insert_with(|| v.clone());
-                        }
-                    }
-                    if ann.is_empty() {
-                        new.metadata.annotations = None;
-                    }
-                    same = o.spec == new.spec
-                        && o.metadata.annotations == new.metadata.annotations
-                        && o.metadata.labels == new.metadata.labels;
-                }
-                if !same {
-                    ctx.store().put_repo(&lock, new, &now)?;
-                }
-                lines.push(format!(
-                    "backuprepo.dataprotection.kubeblocks.io/{} {}",
-                    r.name(),
-                    verb(old.is_some(), same)
-                ));
-                touched_repos.insert(r.name().to_string());
-            }
-        }
-    }
-    for l in &lines {
+/// Print kubectl's lines, then settle what changed and warn about what is not Ready.
+async fn report_applied<S: RepoStore>(store: &S, applied: Applied) -> Result<()> {
+    for l in &applied.lines {
         println!("{l}");
     }
-    // 4. Reconcile what changed, as the controller would; report repositories that failed.
-    for name in touched_repos {
-        let r = ctx.reconcile(&name, false)?;
-        if r.phase() != Some(backuprepo_api::BackupRepoPhase::Ready) {
+    for r in store.settle(&applied.repos).await? {
+        if r.phase() != Some(BackupRepoPhase::Ready) {
             eprintln!(
-                "Warning: backuprepo {name} is {}: {}",
+                "Warning: backuprepo {} is {}: {}",
+                r.name(),
                 phase_str(&r),
                 repos::failure_message(&r)
             );
@@ -232,44 +79,16 @@ pub fn apply(ctx: &Ctx, docs: Vec<Document>) -> Result<()> {
     Ok(())
 }
 
-pub fn verb(existed: bool, same: bool) -> &'static str {
-    match (existed, same) {
-        (false, _) => "created",
-        (true, true) => "unchanged",
-        (true, false) => "configured",
-    }
-}
-
-/// A provider's templates must parse and its schema must be an object schema.
-fn check_provider(p: &StorageProvider) -> Result<()> {
-    let s = &p.spec;
-    for (field, t) in [
-        ("csiDriverSecretTemplate", &s.csi_driver_secret_template),
-        ("storageClassTemplate", &s.storage_class_template),
-        (
-            "persistentVolumeClaimTemplate",
-            &s.persistent_volume_claim_template,
+/// kubectl's message for a missing object; other errors as they are.
+fn kubectl_not_found(e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<NotFound>() {
+        Some(nf) => anyhow!(
+            "{}s.dataprotection.kubeblocks.io {:?} not found",
+            nf.kind,
+            nf.name
         ),
-        ("datasafedConfigTemplate", &s.datasafed_config_template),
-    ] {
-        if let Some(t) = t {
-            Template::parse(t).map_err(|e| {
-                anyhow!(
-                    "StorageProvider {:?}: spec.{field} does not parse: {e}",
-                    p.name()
-                )
-            })?;
-        }
+        None => e,
     }
-    if let Some(schema) = s.open_api_v3_schema() {
-        if !schema.is_object() || schema.get("properties").is_some_and(|p| !p.is_object()) {
-            bail!(
-                "StorageProvider {:?}: spec.parametersSchema.openAPIV3Schema must be an object schema with `properties`",
-                p.name()
-            );
-        }
-    }
-    Ok(())
 }
 
 pub fn kind_of(kind: &str) -> Result<&'static str> {
@@ -301,35 +120,33 @@ fn age(t: Option<&backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1
     }
 }
 
-pub fn get(ctx: &Ctx, kind: &str, name: Option<&str>, output: &str) -> Result<()> {
+/// `get backuprepo|storageprovider [NAME] [-o FORMAT]` (kubectl get).
+pub async fn get<S: RepoStore>(
+    store: &S,
+    kind: &str,
+    name: Option<&str>,
+    output: &str,
+) -> Result<()> {
     match kind_of(kind)? {
         "backuprepo" => {
             let repos: Vec<BackupRepo> = match name {
-                Some(n) => {
-                    if ctx.store().repo(n)?.is_none() {
-                        bail!("backuprepos.dataprotection.kubeblocks.io {n:?} not found");
-                    }
-                    vec![ctx.reconcile(n, false)?]
-                }
-                None => ctx.repos()?,
+                Some(n) => vec![store.current(n).await.map_err(kubectl_not_found)?],
+                None => store.current_all().await?,
             };
-            print_get_repos(&repos, output, name.is_some())?;
+            print_get_repos(&repos, output, name.is_some())
         }
         _ => {
             let providers: Vec<StorageProvider> = match name {
-                Some(n) => vec![ctx.store().provider(n)?.ok_or_else(|| {
-                    anyhow!("storageproviders.dataprotection.kubeblocks.io {n:?} not found")
-                })?],
-                None => ctx.store().providers()?,
+                Some(n) => vec![store.provider(n).await.map_err(kubectl_not_found)?],
+                None => store.providers().await?,
             };
-            print_get_providers(&providers, output, name.is_some())?;
+            print_get_providers(&providers, output, name.is_some())
         }
     }
-    Ok(())
 }
 
 /// `kubectl get backuprepo` output (the CRD's printer columns).
-pub fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<()> {
+fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<()> {
     if output != "table" && output != "wide" {
         return print_objects(repos, output, single);
     }
@@ -375,11 +192,7 @@ pub fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Resu
 }
 
 /// `kubectl get storageprovider` output.
-pub fn print_get_providers(
-    providers: &[StorageProvider],
-    output: &str,
-    single: bool,
-) -> Result<()> {
+fn print_get_providers(providers: &[StorageProvider], output: &str, single: bool) -> Result<()> {
     if output != "table" && output != "wide" {
         return print_objects(providers, output, single);
     }
@@ -403,8 +216,8 @@ pub fn print_get_providers(
 }
 
 /// `annotate backuprepo NAME key=value ... [key-] --overwrite`.
-pub fn annotate(
-    ctx: &Ctx,
+pub async fn annotate<S: RepoStore>(
+    store: &S,
     kind: &str,
     name: &str,
     changes: &[String],
@@ -413,57 +226,17 @@ pub fn annotate(
     if kind_of(kind)? != "backuprepo" {
         bail!("annotate supports backuprepo objects only");
     }
-    {
-        let lock = ctx.store().lock()?;
-        let mut repo = ctx.store().repo(name)?.ok_or_else(|| {
-            anyhow!("backuprepos.dataprotection.kubeblocks.io {name:?} not found")
-        })?;
-        annotate_in_place(&mut repo, changes, overwrite)?;
-        if repo.is_default() {
-            let all = ctx.store().repos()?;
-            backuprepo_core::defaults::check_single_default(&all, name).map_err(|e| anyhow!(e))?;
-        }
-        ctx.store().put_repo(&lock, repo, &now())?;
-    }
+    store
+        .annotate(name, changes, overwrite)
+        .await
+        .map_err(kubectl_not_found)?;
     println!("backuprepo.dataprotection.kubeblocks.io/{name} annotated");
-    ctx.reconcile(name, false)?;
+    store.settle(&[name.to_string()]).await?;
     Ok(())
 }
 
-/// Apply kubectl-style annotation changes (`key=value`, `key-`) to a repository; returns the
-/// changes as a merge-patch map (`null` for removals).
-pub fn annotate_in_place(
-    repo: &mut BackupRepo,
-    changes: &[String],
-    overwrite: bool,
-) -> Result<serde_json::Map<String, serde_json::Value>> {
-    if changes.is_empty() {
-        bail!("at least one annotation update is required, e.g. {IS_DEFAULT_REPO_ANNOTATION}=true");
-    }
-    let mut patch = serde_json::Map::new();
-    let ann = repo.metadata.annotations.get_or_insert_with(BTreeMap::new);
-    for c in changes {
-        if let Some(key) = c.strip_suffix('-').filter(|k| !k.contains('=')) {
-            ann.remove(key);
-            patch.insert(key.to_string(), serde_json::Value::Null);
-            continue;
-        }
-        let (k, v) = c
-            .split_once('=')
-            .ok_or_else(|| anyhow!("invalid annotation {c:?}: expected key=value or key-"))?;
-        if let Some(old) = ann.get(k) {
-            if old != v && !overwrite {
-                bail!("--overwrite is false but found the following declared annotation(s): '{k}' already has a value ({old})");
-            }
-        }
-        ann.insert(k.to_string(), v.to_string());
-        patch.insert(k.to_string(), serde_json::Value::String(v.to_string()));
-    }
-    Ok(patch)
-}
-
 /// The Secret of `secret create` (kubectl create secret generic).
-pub fn literal_secret(name: &str, namespace: &str, literals: &[String]) -> Result<Secret> {
+fn literal_secret(name: &str, namespace: &str, literals: &[String]) -> Result<Secret> {
     let data = super::literal_pairs(literals)?;
     if data.is_empty() {
         bail!("no data: pass --from-literal KEY=VALUE");
@@ -477,42 +250,30 @@ pub fn literal_secret(name: &str, namespace: &str, literals: &[String]) -> Resul
 }
 
 /// `secret create NAME -n NS --from-literal k=v ...` (kubectl create secret generic).
-pub fn create_secret(ctx: &Ctx, name: &str, namespace: &str, literals: &[String]) -> Result<()> {
-    let s = literal_secret(name, namespace, literals)?;
-    {
-        let lock = ctx.store().lock()?;
-        if ctx.store().secret(namespace, name)?.is_some() {
-            bail!("secrets {name:?} already exists in namespace {namespace}; delete it first or use `apply`");
-        }
-        ctx.store().put_secret(&lock, s, &now())?;
-    }
+pub async fn create_secret<S: RepoStore>(
+    store: &S,
+    name: &str,
+    namespace: &str,
+    literals: &[String],
+) -> Result<()> {
+    store
+        .create_secret(literal_secret(name, namespace, literals)?)
+        .await?;
     println!("secret/{name} created");
     Ok(())
 }
 
-/// `install -f values.yaml`: the chart's `backupRepo:` block becomes a Secret and a
-/// BackupRepo (as KubeBlocks' Helm chart renders them), applied to the local store.
-pub fn install(ctx: &Ctx, file: &str) -> Result<()> {
-    match values_documents(file, super::SECRET_NAMESPACE)? {
-        None => Ok(()),
-        Some(docs) => apply(ctx, docs),
-    }
-}
-
-/// The Secret and BackupRepo of a values file's `backupRepo:` block (`None`, with a note,
-/// when it asks for none).
-pub fn values_documents(file: &str, namespace: &str) -> Result<Option<Vec<Document>>> {
-    let text = read_input(file)?;
-    match backuprepo_deploy::backup_repo_from_values(&text, namespace)
-        .map_err(|e| anyhow!("{file}: {e}"))?
-    {
-        None => {
-            println!("{file}: backupRepo.create is not true or backupRepo.storageProvider is empty: no backup repository to install");
-            Ok(None)
+/// `install [-f values.yaml] [--namespace NS] [--image IMAGE]` on the store.
+pub async fn install<S: RepoStore>(
+    store: &S,
+    file: Option<&str>,
+    request: InstallRequest,
+) -> Result<()> {
+    let applied = store.install(request).await.map_err(|e| match file {
+        Some(f) if e.downcast_ref::<backuprepo_deploy::DeployError>().is_some() => {
+            anyhow!("{f}: {e}")
         }
-        Some((secret, repo)) => Ok(Some(vec![
-            Document::Secret(secret),
-            Document::BackupRepo(repo),
-        ])),
-    }
+        _ => e,
+    })?;
+    report_applied(store, applied).await
 }

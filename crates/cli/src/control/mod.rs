@@ -1,12 +1,15 @@
-//! The control plane's commands (kbcli `backuprepo` and the kubectl flows of the seed) on the
-//! local store. Each command is a module; this one holds what they share: the store, the
-//! runtime, and output helpers.
+//! The control plane's commands (kbcli `backuprepo` and the kubectl flows of the seed),
+//! each written once over the repository store ([`RepoStore`]): the local store or
+//! Kubernetes. Each command is a module; this one holds what they share: opening the local
+//! store, and output helpers.
 
-pub mod cluster;
 pub mod create;
 pub mod data;
 pub mod manifests;
 pub mod repos;
+
+#[cfg(test)]
+mod kube_tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -14,10 +17,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
-use backuprepo_local::{Engine, Store};
-
-/// Namespace of credential Secrets created by `create` (kbcli uses the KubeBlocks namespace).
-pub const SECRET_NAMESPACE: &str = "kb-system";
+use backuprepo_local::{Engine, LocalStore, Store};
 
 /// The local store's home: `--home`, else `BACKUPREPO_HOME`, else the user's data directory.
 pub fn home(flag: Option<PathBuf>) -> Result<PathBuf> {
@@ -35,58 +35,24 @@ pub fn home(flag: Option<PathBuf>) -> Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/backuprepo"))
 }
 
-/// A number of seconds from the environment (unset or empty: `None`).
-fn env_seconds(name: &str) -> Result<Option<u64>> {
-    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|_| anyhow!("{name} must be a number of seconds, got {v:?}")),
+/// The local store under `home`, with the reconcile settings of the environment (the same
+/// variables, read the same way, as the operator's).
+pub fn open_local(home_flag: Option<PathBuf>) -> Result<LocalStore> {
+    let home = home(home_flag)?;
+    let store = Store::open(&home)
+        .with_context(|| format!("cannot open the local store at {}", home.display()))?;
+    let mut engine = Engine::new(store);
+    let get = |k: &str| std::env::var(k).ok();
+    engine
+        .settings
+        .override_from(&get)
+        .map_err(|e| anyhow!(e))?;
+    if let Some(d) =
+        backuprepo_core::env::seconds(&get, "BACKUPREPO_PROBE_TIMEOUT").map_err(|e| anyhow!(e))?
+    {
+        engine.probe_timeout = d.max(Duration::from_secs(1));
     }
-}
-
-pub struct Ctx {
-    pub engine: Engine,
-    pub rt: tokio::runtime::Runtime,
-}
-
-impl Ctx {
-    pub fn open(home_flag: Option<PathBuf>) -> Result<Ctx> {
-        let home = home(home_flag)?;
-        let store = Store::open(&home)
-            .with_context(|| format!("cannot open the local store at {}", home.display()))?;
-        let mut engine = Engine::new(store);
-        if let Some(secs) = env_seconds("BACKUPREPO_RECHECK_INTERVAL")? {
-            engine.settings.recheck_interval = (secs > 0).then(|| Duration::from_secs(secs));
-        }
-        if let Some(secs) = env_seconds("BACKUPREPO_RETRY_INTERVAL")? {
-            engine.settings.retry_failed_interval = (secs > 0).then(|| Duration::from_secs(secs));
-        }
-        if let Some(secs) = env_seconds("BACKUPREPO_PROBE_TIMEOUT")? {
-            engine.probe_timeout = Duration::from_secs(secs.max(1));
-        }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("cannot start the runtime")?;
-        Ok(Ctx { engine, rt })
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.engine.store
-    }
-
-    pub fn reconcile(&self, name: &str, force: bool) -> Result<BackupRepo> {
-        Ok(self.rt.block_on(self.engine.reconcile(name, force))?)
-    }
-
-    /// Every repository, reconciled first so what is shown is current (periodic re-checks
-    /// that are due run here).
-    pub fn repos(&self) -> Result<Vec<BackupRepo>> {
-        Ok(self.rt.block_on(self.engine.reconcile_all())?)
-    }
+    Ok(LocalStore::new(engine))
 }
 
 pub fn provider_phase(p: &backuprepo_api::StorageProvider) -> String {

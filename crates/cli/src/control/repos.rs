@@ -1,24 +1,14 @@
-//! `list`, `describe`, `delete`, `check` and `list-storage-provider`.
+//! `list`, `describe`, `delete`, `check` and `list-storage-provider`, over the store.
+
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
 use backuprepo_api::{BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion;
+use backuprepo_core::store::{Deletion, RepoStore};
 use backuprepo_local::now;
-use backuprepo_transfer::config::ToolConfig;
-use backuprepo_transfer::Storage;
 
-use super::{confirm_name, phase_str, print_objects, table, Ctx};
-
-/// Data under a Ready repository's path: (files, bytes). `None` when it cannot be read.
-pub fn usage(ctx: &Ctx, repo: &BackupRepo) -> Option<(u64, u64)> {
-    if repo.phase() != Some(BackupRepoPhase::Ready) {
-        return None;
-    }
-    let cfg = ToolConfig::load(&ctx.store().tool_config_path(repo.name()).ok()?).ok()?;
-    let storage = Storage::open(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""), None).ok()?;
-    let stat = ctx.rt.block_on(storage.stat("")).ok()?;
-    Some((stat.files, stat.total_size))
-}
+use super::{confirm_name, phase_str, print_objects, table};
 
 /// Bytes the way kbcli prints them (SI units).
 pub fn human_bytes(n: u64) -> String {
@@ -39,15 +29,22 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-pub fn list(ctx: &Ctx, output: &str) -> Result<()> {
-    print_list(ctx.repos()?, output, |r| usage(ctx, r))
+/// kbcli's `backuprepo list`: every repository as it is now, with what it holds.
+pub async fn list<S: RepoStore>(store: &S, output: &str) -> Result<()> {
+    let repos = store.current_all().await?;
+    let usage = if matches!(output, "table" | "wide") {
+        store.usage(&repos).await?
+    } else {
+        BTreeMap::new()
+    };
+    print_list(repos, output, &usage)
 }
 
-/// kbcli's `backuprepo list` output; `usage` gives a repository's (backups, bytes).
-pub fn print_list(
+/// kbcli's `backuprepo list` output; `usage` gives repositories' (backups, bytes).
+fn print_list(
     mut repos: Vec<BackupRepo>,
     output: &str,
-    usage: impl Fn(&BackupRepo) -> Option<(u64, u64)>,
+    usage: &BTreeMap<String, (u64, u64)>,
 ) -> Result<()> {
     match output {
         "json" | "yaml" => return print_objects(&repos, output, false),
@@ -81,7 +78,7 @@ pub fn print_list(
     let rows: Vec<Vec<String>> = repos
         .iter()
         .map(|r| {
-            let (files, bytes) = usage_cells(usage(r));
+            let (files, bytes) = usage_cells(usage.get(r.name()).copied());
             let mut row = vec![
                 r.name().to_string(),
                 phase_str(r).to_string(),
@@ -127,16 +124,14 @@ fn pair(out: &mut String, indent: usize, name: &str, value: &str) {
     out.push_str(&format!("{}{:<20}{}\n", " ".repeat(indent), name, value));
 }
 
-pub fn describe(ctx: &Ctx, names: &[String]) -> Result<()> {
+pub async fn describe<S: RepoStore>(store: &S, names: &[String]) -> Result<()> {
     if names.is_empty() {
         bail!("must specify a backuprepo name");
     }
     for name in names {
-        if ctx.store().repo(name)?.is_none() {
-            return Err(super::create::repo_not_found(name));
-        }
-        let r = ctx.reconcile(name, false)?;
-        print!("{}", describe_text(&r, usage(ctx, &r)));
+        let r = store.current(name).await?;
+        let usage = store.usage(std::slice::from_ref(&r)).await?;
+        print!("{}", describe_text(&r, usage.get(name).copied()));
         if names.len() > 1 {
             println!();
         }
@@ -145,7 +140,7 @@ pub fn describe(ctx: &Ctx, names: &[String]) -> Result<()> {
 }
 
 /// kbcli's `backuprepo describe` of one repository, with our checks table.
-pub fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
+fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
     let mut out = String::new();
     let (files, bytes) = usage_cells(usage);
     out.push_str("Summary:\n");
@@ -296,11 +291,9 @@ pub fn report_phase(r: &BackupRepo) -> Result<()> {
     }
 }
 
-pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
-    if ctx.store().repo(name)?.is_none() {
-        return Err(super::create::repo_not_found(name));
-    }
-    let r = ctx.reconcile(name, true)?;
+/// `check NAME`: check now and print the diagnosis; an error unless it passed.
+pub async fn check<S: RepoStore>(store: &S, name: &str) -> Result<()> {
+    let r = store.check(name).await?;
     print_check(&r);
     match r.phase() {
         Some(BackupRepoPhase::Ready) => Ok(()),
@@ -308,13 +301,9 @@ pub fn check(ctx: &Ctx, name: &str) -> Result<()> {
     }
 }
 
-/// Probe every repository now; fails when any is not Ready.
-pub fn check_all(ctx: &Ctx) -> Result<()> {
-    let mut checked = Vec::new();
-    for r in ctx.store().repos()? {
-        checked.push(ctx.reconcile(r.name(), true)?);
-    }
-    report_checks(&checked)
+/// `check --all`: check every repository now; fails when any is not Ready.
+pub async fn check_all<S: RepoStore>(store: &S) -> Result<()> {
+    report_checks(&store.check_all().await?)
 }
 
 /// Print each repository's check; an error naming those that are not Ready.
@@ -333,21 +322,13 @@ pub fn report_checks(checked: &[BackupRepo]) -> Result<()> {
     }
 }
 
-/// Reconcile every repository every `secs` seconds, printing phase changes, until Ctrl-C.
-pub fn watch(ctx: &Ctx, secs: u64) -> Result<()> {
-    watch_with(&ctx.rt, secs, || ctx.repos())
-}
-
-/// Print each repository's phase when it changes, fetching them every `secs` seconds.
-pub fn watch_with(
-    rt: &tokio::runtime::Runtime,
-    secs: u64,
-    mut fetch: impl FnMut() -> Result<Vec<BackupRepo>>,
-) -> Result<()> {
-    let mut last: std::collections::BTreeMap<String, String> = Default::default();
+/// `check --all --watch SECS`: every `secs` seconds, every repository as it is now (the local
+/// store reconciles them: due re-checks run); a line per phase change, until Ctrl-C.
+pub async fn watch<S: RepoStore>(store: &S, secs: u64) -> Result<()> {
+    let mut last: BTreeMap<String, String> = BTreeMap::new();
     let every = std::time::Duration::from_secs(secs.max(1));
     loop {
-        for r in fetch()? {
+        for r in store.current_all().await? {
             let phase = phase_str(&r).to_string();
             if last.get(r.name()) != Some(&phase) {
                 let why = failure_message(&r);
@@ -365,74 +346,63 @@ pub fn watch_with(
                 last.insert(r.name().to_string(), phase);
             }
         }
-        let stop = rt.block_on(async {
-            tokio::select! {
-                _ = tokio::time::sleep(every) => false,
-                _ = tokio::signal::ctrl_c() => true,
-            }
-        });
-        if stop {
-            return Ok(());
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
         }
     }
 }
 
-pub fn delete(ctx: &Ctx, names: &[String], force: bool, yes: bool) -> Result<()> {
+/// `delete NAME`: refused while the repository holds backups (kbcli), unless `--force`.
+pub async fn delete<S: RepoStore>(
+    store: &S,
+    names: &[String],
+    force: bool,
+    yes: bool,
+) -> Result<()> {
     let name = match names {
         [] => bail!("missing backup repository name"),
         [one] => one,
         _ => bail!("can't delete multiple backup repositories at once"),
     };
-    let repo = ctx
-        .store()
-        .repo(name)?
-        .ok_or_else(|| anyhow!("backup repository {name:?} is not found"))?;
-    let files = usage(ctx, &repo).map(|(f, _)| f).unwrap_or(0);
+    let repo = store.repo(name).await?;
+    let usage = store.usage(std::slice::from_ref(&repo)).await?;
+    let users = usage.get(name).map(|u| u.0).unwrap_or(0);
     let decision = deletion::decide(
         &repo,
         deletion::Observed {
-            backups: files as usize,
+            backups: users as usize,
             residual_pvcs: 0,
         },
         &now(),
     );
     if !decision.proceed && !force {
-        return Err(still_in_use(files, "backup file(s)"));
+        return Err(still_in_use(users, S::USERS));
     }
     confirm_name(name, yes)?;
-    let lock = ctx.store().lock()?;
-    // Owned secrets (created by `create`) go with it.
-    let uid = repo.metadata.uid.clone().unwrap_or_default();
-    if let Ok(Some((ns, sname))) = repo.credential_key() {
-        if let Some(s) = ctx.store().secret(&ns, &sname)? {
-            let owned = s
-                .metadata
-                .owner_references
-                .as_ref()
-                .is_some_and(|o| o.iter().any(|o| o.uid == uid && !uid.is_empty()));
-            if owned {
-                ctx.store().delete_secret(&lock, &ns, &sname)?;
-            }
-        }
+    match store.delete(&repo, users).await? {
+        Deletion::Deleted => println!("BackupRepo {name} deleted"),
+        Deletion::Pending => println!(
+            "BackupRepo {name} is being deleted: the controller keeps it (phase Deleting) until its {users} {} are deleted",
+            S::USERS
+        ),
     }
-    ctx.store().delete_repo(&lock, name)?;
-    println!("BackupRepo {name} deleted");
     Ok(())
 }
 
 /// kbcli's refusal to delete a repository that still holds backups.
-pub fn still_in_use(n: u64, what: &str) -> anyhow::Error {
+fn still_in_use(n: u64, what: &str) -> anyhow::Error {
     anyhow!(
         "this backup repository cannot be deleted because it is still containing {n} {what}; remove them first, or pass --force to delete the repository and keep the data in the storage"
     )
 }
 
-pub fn list_providers(ctx: &Ctx, output: &str) -> Result<()> {
-    print_providers(ctx.store().providers()?, output)
+/// kbcli's `list-storage-provider`.
+pub async fn list_providers<S: RepoStore>(store: &S, output: &str) -> Result<()> {
+    print_providers(store.providers().await?, output)
 }
 
-/// kbcli's `list-storage-provider` output.
-pub fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> {
+fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> {
     match output {
         "json" | "yaml" => return print_objects(&providers, output, false),
         "table" | "wide" => {}

@@ -13,12 +13,26 @@ use backuprepo_kube_mock::{list, not_found, scripted, step, to_value, Seen, Step
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
-use super::*;
+use super::{manifests, repos};
+use backuprepo_operator::store::{parse_bytes, resource_for};
+use backuprepo_operator::KubeStore;
 
 const REPOS: &str = "/apis/dataprotection.kubeblocks.io/v1alpha1/backuprepos";
 const SPS: &str = "/apis/dataprotection.kubeblocks.io/v1alpha1/storageproviders";
 const BACKUPS: &str = "/apis/dataprotection.kubeblocks.io/v1alpha1/backups";
 const KB_SECRETS: &str = "/api/v1/namespaces/kb-system/secrets";
+
+/// The Kubernetes store on a scripted API server, and the runtime the commands run on.
+struct Cluster {
+    store: KubeStore,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Cluster {
+    fn block<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+}
 
 fn cluster(script: Vec<Step>) -> (Cluster, JoinHandle<Vec<Seen>>) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -30,19 +44,58 @@ fn cluster(script: Vec<Step>) -> (Cluster, JoinHandle<Vec<Seen>>) {
         let _guard = rt.enter();
         scripted(script)
     };
-    let cl = Cluster {
+    let store = KubeStore {
         client,
-        rt,
         namespace: "kb-system".into(),
         wait: Duration::from_millis(300),
         poll: Duration::from_millis(10),
         probe_timeout: Duration::from_secs(5),
     };
-    (cl, task)
+    (Cluster { store, rt }, task)
 }
 
 fn finish(cl: Cluster, task: JoinHandle<Vec<Seen>>) -> Vec<Seen> {
     cl.rt.block_on(task).unwrap()
+}
+
+// The commands, run on the scripted cluster.
+fn create(cl: &Cluster, args: Vec<String>) -> anyhow::Result<()> {
+    cl.block(super::create::create(&cl.store, args))
+}
+fn update(cl: &Cluster, args: Vec<String>) -> anyhow::Result<()> {
+    cl.block(super::create::update(&cl.store, args))
+}
+fn list_repos(cl: &Cluster, output: &str) -> anyhow::Result<()> {
+    cl.block(repos::list(&cl.store, output))
+}
+fn describe(cl: &Cluster, names: &[String]) -> anyhow::Result<()> {
+    cl.block(repos::describe(&cl.store, names))
+}
+fn delete(cl: &Cluster, name: &str, force: bool, yes: bool) -> anyhow::Result<()> {
+    cl.block(repos::delete(&cl.store, &[name.to_string()], force, yes))
+}
+fn check(cl: &Cluster, name: &str) -> anyhow::Result<()> {
+    cl.block(repos::check(&cl.store, name))
+}
+fn check_all(cl: &Cluster) -> anyhow::Result<()> {
+    cl.block(repos::check_all(&cl.store))
+}
+fn apply(cl: &Cluster, docs: Vec<backuprepo_api::Document>) -> anyhow::Result<()> {
+    cl.block(manifests::apply_documents(&cl.store, docs))
+}
+fn annotate(
+    cl: &Cluster,
+    kind: &str,
+    name: &str,
+    changes: &[String],
+    overwrite: bool,
+) -> anyhow::Result<()> {
+    cl.block(manifests::annotate(
+        &cl.store, kind, name, changes, overwrite,
+    ))
+}
+fn create_secret(cl: &Cluster, name: &str, ns: &str, literals: &[String]) -> anyhow::Result<()> {
+    cl.block(manifests::create_secret(&cl.store, name, ns, literals))
 }
 
 fn args(s: &str) -> Vec<String> {
@@ -248,7 +301,6 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/local"), 200, provider("local")),
         step("POST", REPOS, 201, made).query("dryRun=All"),
-        step("GET", format!("{SPS}/local"), 200, provider("local")),
     ]);
     create(
         &cl,
@@ -276,7 +328,6 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/local"), 200, provider("local")),
         step("POST", REPOS, 201, Value::Null).query("dryRun=All"),
-        step("GET", format!("{SPS}/local"), 200, provider("local")),
     ]);
     let err = create(
         &cl,
@@ -370,11 +421,11 @@ fn usage_counts_backups_like_kbcli() {
         .query(&format!("labelSelector={BACKUP_REPO_NAME_LABEL}")),
         step("GET", BACKUPS, 404, not_found("backups")),
     ]);
-    let u = cl.block(cl.usage(None)).unwrap().unwrap();
+    let u = cl.block(cl.store.backups(None)).unwrap().unwrap();
     assert_eq!(u["r1"], (3, 2_000_000_000));
     assert_eq!(u["r2"], (1, 10 * 1024 * 1024));
     // No Backup resource in the cluster: unknown, not zero.
-    assert_eq!(cl.block(cl.usage_of("r1")).unwrap(), None);
+    assert_eq!(cl.block(cl.store.backups(Some("r1"))).unwrap(), None);
     finish(cl, task);
 }
 
@@ -424,7 +475,7 @@ fn list_and_describe_read_the_cluster() {
             .query(&format!("labelSelector={BACKUP_REPO_NAME_LABEL}=r1")),
         step("GET", format!("{REPOS}/nope"), 404, not_found("nope")),
     ]);
-    super::list(&cl, "table").unwrap();
+    list_repos(&cl, "table").unwrap();
     describe(&cl, &["r1".to_string()]).unwrap();
     let err = describe(&cl, &["nope".to_string()])
         .unwrap_err()
@@ -767,7 +818,12 @@ fn install_applies_crds_waits_for_them_then_the_rest() {
     apply_steps(&rest, &mut script);
     let expected = script.len();
     let (cl, task) = cluster(script);
-    install(&cl, &opts).unwrap();
+    let request = backuprepo_core::store::InstallRequest {
+        namespace: Some(opts.namespace.clone()),
+        ..Default::default()
+    };
+    cl.block(manifests::install(&cl.store, None, request))
+        .unwrap();
     let seen = finish(cl, task);
     assert_eq!(seen.len(), expected);
     // Every object went out whole, by server-side apply, in the order install --print has.
