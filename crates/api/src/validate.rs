@@ -257,6 +257,11 @@ fn suggest_dns1123(s: &str) -> String {
 /// Parses a Kubernetes quantity (`<sign>?<number><suffix>?`, suffix one of Ki Mi Gi Ti Pi Ei,
 /// n u m k M G T P E, or an exponent `e`/`E` followed by a signed number) and returns its
 /// approximate value in base units; `None` when it does not match the grammar.
+///
+/// Our own, not a size crate: the grammar is Kubernetes' (case-sensitive, `m` is milli and `M`
+/// mega, exponents, signs), which byte-size parsers do not follow; k8s-openapi's `Quantity` is
+/// a string without a parser. Byte sizes of tool configs and Backups are read by
+/// `backuprepo_toolconfig::size`.
 pub fn parse_quantity(s: &str) -> Option<f64> {
     let (mantissa, rest) = split_signed_number(s)?;
     let factor = match rest {

@@ -281,18 +281,12 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 let len = std::fs::metadata(&p).ok().map(|m| m.len());
                 (Input::File(p), len)
             };
-            let progress = Progress::start(&format!("push {rpath}"), total);
-            let r = storage
-                .push(
-                    input,
-                    &rpath,
-                    codec,
-                    progress.counter.clone(),
-                    shutdown_signal(),
-                )
-                .await;
-            progress.finish();
-            r.map(|_| ()).map_err(fail)
+            Progress::track(&format!("push {rpath}"), total, |counter| {
+                storage.push(input, &rpath, codec, counter, shutdown_signal())
+            })
+            .await
+            .map(|_| ())
+            .map_err(fail)
         }
         Verb::Pull {
             rpath,
@@ -310,18 +304,12 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                     .map_err(|e| fail(Error::io("resolve local path", e)))?;
                 Output::File(p)
             };
-            let progress = Progress::start(&format!("pull {rpath}"), None);
-            let r = storage
-                .pull(
-                    &rpath,
-                    output,
-                    codec,
-                    progress.counter.clone(),
-                    shutdown_signal(),
-                )
-                .await;
-            progress.finish();
-            r.map(|_| ()).map_err(fail)
+            Progress::track(&format!("pull {rpath}"), None, |counter| {
+                storage.pull(&rpath, output, codec, counter, shutdown_signal())
+            })
+            .await
+            .map(|_| ())
+            .map_err(fail)
         }
         Verb::List {
             rpath,

@@ -52,6 +52,18 @@ impl Progress {
         }
     }
 
+    /// Run `work` with a progress display fed by the counter it is given.
+    pub async fn track<T, Fut: std::future::Future<Output = T>>(
+        label: &str,
+        total: Option<u64>,
+        work: impl FnOnce(Option<Arc<AtomicU64>>) -> Fut,
+    ) -> T {
+        let progress = Progress::start(label, total);
+        let out = work(progress.counter.clone()).await;
+        progress.finish();
+        out
+    }
+
     pub fn finish(self) {
         if let Some(t) = self.ticker {
             t.abort();

@@ -87,129 +87,114 @@ impl LocalStore {
         let stat = storage.stat("").await.ok()?;
         Some((stat.files, stat.total_size))
     }
+}
 
-    /// Write the Secrets of `docs`; lines for each, repositories that use them into `touched`.
-    fn apply_secrets(
-        &self,
-        lock: &Lock,
-        existing: &[BackupRepo],
-        docs: &[Document],
-        out: &mut Applied,
-        touched: &mut BTreeSet<String>,
-    ) -> Result<()> {
-        for d in docs {
-            let Document::Secret(s) = d else { continue };
-            let mut s = s.clone();
-            let ns = s
-                .metadata
-                .namespace
-                .get_or_insert_with(|| "default".into())
-                .clone();
-            let name = s.metadata.name.clone().unwrap_or_default();
-            let old = self.store().secret(&ns, &name)?;
-            let same = old
-                .as_ref()
-                .is_some_and(|o| secret_data(o).ok() == secret_data(&s).ok());
-            s.metadata.resource_version = None;
-            if let Some(o) = &old {
-                s.metadata.owner_references = o.metadata.owner_references.clone();
-            }
-            if !same {
-                self.store().put_secret(lock, s, &now())?;
-            }
-            out.lines
-                .push(format!("secret/{name} {}", verb(old.is_some(), same)));
-            for r in existing {
-                if r.credential_key()
-                    .ok()
-                    .flatten()
-                    .is_some_and(|(cns, cname)| cname == name && cns == ns)
-                {
-                    touched.insert(r.name().to_string());
-                }
-            }
+/// One `apply` under the store's lock: what it wrote (kubectl's lines) and which repositories
+/// the writes affect.
+struct ApplyTxn<'a> {
+    store: &'a Store,
+    lock: &'a Lock,
+    /// The repositories before the apply.
+    existing: Vec<BackupRepo>,
+    out: Applied,
+    touched: BTreeSet<String>,
+}
+
+impl ApplyTxn<'_> {
+    /// Write a Secret; the repositories that use it are touched.
+    fn secret(&mut self, s: &Secret) -> Result<()> {
+        let mut s = s.clone();
+        let ns = s
+            .metadata
+            .namespace
+            .get_or_insert_with(|| "default".into())
+            .clone();
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let old = self.store.secret(&ns, &name)?;
+        let same = old
+            .as_ref()
+            .is_some_and(|o| secret_data(o).ok() == secret_data(&s).ok());
+        s.metadata.resource_version = None;
+        if let Some(o) = &old {
+            s.metadata.owner_references = o.metadata.owner_references.clone();
         }
-        Ok(())
-    }
-
-    fn apply_providers(
-        &self,
-        lock: &Lock,
-        existing: &[BackupRepo],
-        docs: &[Document],
-        out: &mut Applied,
-        touched: &mut BTreeSet<String>,
-    ) -> Result<()> {
-        for d in docs {
-            let Document::StorageProvider(p) = d else {
-                continue;
-            };
-            let old = self.store().provider(p.name())?;
-            let same = old.as_ref().is_some_and(|o| o.spec == p.spec);
-            let mut p = p.clone();
-            p.metadata.resource_version = None;
-            if !same {
-                self.store().put_provider(lock, p.clone(), &now())?;
-            }
-            out.lines.push(format!(
-                "storageprovider.dataprotection.kubeblocks.io/{} {}",
-                p.name(),
-                verb(old.is_some(), same)
-            ));
-            for r in existing
-                .iter()
-                .filter(|r| r.spec.storage_provider_ref == p.name())
+        if !same {
+            self.store.put_secret(self.lock, s, &now())?;
+        }
+        self.out
+            .lines
+            .push(format!("secret/{name} {}", verb(old.is_some(), same)));
+        for r in &self.existing {
+            if r.credential_key()
+                .ok()
+                .flatten()
+                .is_some_and(|(cns, cname)| cname == name && cns == ns)
             {
-                touched.insert(r.name().to_string());
+                self.touched.insert(r.name().to_string());
             }
         }
         Ok(())
     }
 
-    fn apply_repos(
-        &self,
-        lock: &Lock,
-        existing: &[BackupRepo],
-        docs: &[Document],
-        out: &mut Applied,
-        touched: &mut BTreeSet<String>,
-    ) -> Result<()> {
-        for d in docs {
-            let Document::BackupRepo(r) = d else { continue };
-            let old = existing.iter().find(|o| o.name() == r.name());
-            let mut new = r.clone();
-            new.metadata.resource_version = None;
-            new.status = None;
-            let mut same = false;
-            if let Some(o) = old {
-                // Keep what the reconcile owns: status and its annotations.
-                new.status = o.status.clone();
-                let ann = new.metadata.annotations.get_or_insert_with(BTreeMap::new);
-                for k in [
-                    BACKUP_REPO_DIGEST_ANNOTATION,
-                    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
-                ] {
-                    if let Some(v) = o.metadata.annotations.as_ref().and_then(|a| a.get(k)) {
-                        ann.entry(k.to_string()).or_insert_with(|| v.clone());
-                    }
-                }
-                if ann.is_empty() {
-                    new.metadata.annotations = None;
-                }
-                same = o.spec == new.spec
-                    && o.metadata.annotations == new.metadata.annotations
-                    && o.metadata.labels == new.metadata.labels;
-            }
-            if !same {
-                self.store().put_repo(lock, new, &now())?;
-            }
-            out.lines.push(format!(
-                "backuprepo.dataprotection.kubeblocks.io/{} {}",
-                r.name(),
-                verb(old.is_some(), same)
-            ));
-            touched.insert(r.name().to_string());
+    /// Write a provider; the repositories on it are touched.
+    fn provider(&mut self, p: &StorageProvider) -> Result<()> {
+        let old = self.store.provider(p.name())?;
+        let same = old.as_ref().is_some_and(|o| o.spec == p.spec);
+        let mut p = p.clone();
+        p.metadata.resource_version = None;
+        if !same {
+            self.store.put_provider(self.lock, p.clone(), &now())?;
         }
+        self.out.lines.push(format!(
+            "storageprovider.dataprotection.kubeblocks.io/{} {}",
+            p.name(),
+            verb(old.is_some(), same)
+        ));
+        for r in self
+            .existing
+            .iter()
+            .filter(|r| r.spec.storage_provider_ref == p.name())
+        {
+            self.touched.insert(r.name().to_string());
+        }
+        Ok(())
+    }
+
+    /// Write a repository, keeping what the reconcile owns (status and its annotations).
+    fn repo(&mut self, r: &BackupRepo) -> Result<()> {
+        let old = self.existing.iter().find(|o| o.name() == r.name());
+        let mut new = r.clone();
+        new.metadata.resource_version = None;
+        new.status = None;
+        let mut same = false;
+        if let Some(o) = old {
+            new.status = o.status.clone();
+            let ann = new.metadata.annotations.get_or_insert_with(BTreeMap::new);
+            for k in [
+                BACKUP_REPO_DIGEST_ANNOTATION,
+                NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+            ] {
+                if let Some(v) = o.metadata.annotations.as_ref().and_then(|a| a.get(k)) {
+                    ann.entry(k.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+            if ann.is_empty() {
+                new.metadata.annotations = None;
+            }
+            same = o.spec == new.spec
+                && o.metadata.annotations == new.metadata.annotations
+                && o.metadata.labels == new.metadata.labels;
+        }
+        let existed = old.is_some();
+        if !same {
+            self.store.put_repo(self.lock, new, &now())?;
+        }
+        self.out.lines.push(format!(
+            "backuprepo.dataprotection.kubeblocks.io/{} {}",
+            r.name(),
+            verb(existed, same)
+        ));
+        self.touched.insert(r.name().to_string());
         Ok(())
     }
 }
@@ -372,12 +357,31 @@ impl RepoStore for LocalStore {
         let lock = self.store().lock()?;
         let existing = self.store().repos()?;
         manifests::check_against(&existing, &docs)?;
-        let mut out = Applied::default();
-        let mut touched = BTreeSet::new();
-        self.apply_secrets(&lock, &existing, &docs, &mut out, &mut touched)?;
-        self.apply_providers(&lock, &existing, &docs, &mut out, &mut touched)?;
-        self.apply_repos(&lock, &existing, &docs, &mut out, &mut touched)?;
-        out.repos = touched.into_iter().collect();
+        let mut txn = ApplyTxn {
+            store: self.store(),
+            lock: &lock,
+            existing,
+            out: Applied::default(),
+            touched: BTreeSet::new(),
+        };
+        // Secrets, then providers, then repositories: what a repository refers to comes first.
+        for d in &docs {
+            if let Document::Secret(s) = d {
+                txn.secret(s)?;
+            }
+        }
+        for d in &docs {
+            if let Document::StorageProvider(p) = d {
+                txn.provider(p)?;
+            }
+        }
+        for d in &docs {
+            if let Document::BackupRepo(r) = d {
+                txn.repo(r)?;
+            }
+        }
+        let mut out = txn.out;
+        out.repos = txn.touched.into_iter().collect();
         Ok(out)
     }
 

@@ -129,20 +129,29 @@ pub async fn sync_tool_config_secrets(
             continue;
         };
         let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-        match api
-            .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+        merge_patch_if_present(&api, n, &patch)
             .await
-        {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                return Err(Error::kube(format!("update tool-config secret {ns}/{n}"))(
-                    e,
-                ))
-            }
-        }
+            .map_err(Error::kube(format!("update tool-config secret {ns}/{n}")))?;
     }
     Ok(())
+}
+
+/// A merge patch of an object that may be gone meanwhile (gone is fine).
+async fn merge_patch_if_present<K>(
+    api: &Api<K>,
+    name: &str,
+    patch: &serde_json::Value,
+) -> Result<(), kube::Error>
+where
+    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        Err(e) if !is_not_found(&e) => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// The merge patch that withdraws a tool-config Secret from `ns`: no data, a note saying why,
@@ -240,18 +249,11 @@ pub async fn prepare_consumers(
             }
             let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &ar);
             let patch = json!({ "metadata": { "labels": { WAIT_REPO_PREPARATION_LABEL: null } } });
-            match api
-                .patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    first_error.get_or_insert(Error::kube(format!(
-                        "remove the wait label of {} {ns}/{n}",
-                        ar.kind
-                    ))(e));
-                }
+            if let Err(e) = merge_patch_if_present(&api, n, &patch).await {
+                first_error.get_or_insert(Error::kube(format!(
+                    "remove the wait label of {} {ns}/{n}",
+                    ar.kind
+                ))(e));
             }
         }
     }

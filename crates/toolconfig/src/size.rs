@@ -1,41 +1,37 @@
-//! rclone-style size values (`50Mi`, `8M`, `512k`, `1G`): binary multiples, no suffix = KiB,
-//! as rclone's `SizeSuffix` reads them, so KubeBlocks' rendered `chunk_size = 50Mi` means 50 MiB.
+//! Sizes, on the `parse-size` crate, in the two dialects backuprepo reads:
+//! - rclone's (`chunk_size = 50Mi` in a tool config): binary multiples whatever the suffix
+//!   (`M` = `Mi` = MiB), and a bare number is KiB, as rclone's `SizeSuffix` reads it; so
+//!   KubeBlocks' rendered `chunk_size = 50Mi` means 50 MiB;
+//! - go-humanize's `ParseBytes` (a Backup's `status.totalSize`, which kbcli sums): decimal `KB`,
+//!   binary `KiB`, a bare number is bytes.
+//!
+//! Kubernetes quantities (`volumeCapacity`) are a third grammar (case-sensitive, `m` is milli,
+//! exponents); `backuprepo_api::parse_quantity` reads those.
+
+use parse_size::Config;
 
 use crate::{Error, Result};
 
+/// An rclone size setting of a tool config; the error names the key.
 pub fn parse_size(key: &str, value: &str) -> Result<u64> {
-    let v = value.trim();
-    let bad = || {
+    const RCLONE: Config = Config::new().with_binary().with_default_factor(1024);
+    RCLONE.parse_size(value.trim()).map_err(|_| {
         Error::Config(format!(
-            "invalid size {v:?} for {key}: expected a number with an optional suffix b, k/Ki, M/Mi, G/Gi, T/Ti (e.g. 50Mi)"
+            "invalid size {:?} for {key}: expected a number with an optional suffix b, k/Ki, M/Mi, G/Gi, T/Ti (e.g. 50Mi)",
+            value.trim()
         ))
-    };
-    let split = v
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(v.len());
-    let (num, suffix) = v.split_at(split);
-    let num: f64 = num.parse().map_err(|_| bad())?;
-    let suffix = suffix.trim_end_matches(['i', 'B']).trim();
-    let mult: f64 = match suffix {
-        "" if v.ends_with('B') || v.ends_with('b') => 1.0,
-        "" => 1024.0,
-        "b" => 1.0,
-        "k" | "K" => 1024.0,
-        "M" | "m" => 1024.0 * 1024.0,
-        "G" | "g" => 1024.0 * 1024.0 * 1024.0,
-        "T" | "t" => 1024.0_f64.powi(4),
-        _ => return Err(bad()),
-    };
-    let bytes = num * mult;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(bytes as u64)
+    })
+}
+
+/// A size as go-humanize's `ParseBytes` reads it (`1.5 GB`, `10MiB`, `1234`); `None` when it is
+/// not one.
+pub fn parse_bytes(value: &str) -> Option<u64> {
+    parse_size::parse_size(value.trim()).ok()
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse_size;
+    use super::{parse_bytes, parse_size};
 
     #[test]
     fn rclone_suffixes() {
@@ -46,5 +42,23 @@ mod tests {
         assert_eq!(parse_size("k", "1Gi").unwrap(), 1 << 30);
         assert!(parse_size("k", "lots").is_err());
         assert!(parse_size("k", "5X").is_err());
+    }
+
+    #[test]
+    fn humanize_units() {
+        for (s, n) in [
+            ("0", 0),
+            ("1234", 1234),
+            ("1.2 GB", 1_200_000_000),
+            ("42 MB", 42_000_000),
+            ("1kB", 1000),
+            ("2KiB", 2048),
+            ("10Mi", 10_485_760),
+            ("1 GiB", 1_073_741_824),
+        ] {
+            assert_eq!(parse_bytes(s), Some(n), "{s}");
+        }
+        assert_eq!(parse_bytes("lots"), None);
+        assert_eq!(parse_bytes("3 parsecs"), None);
     }
 }

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 
 use super::{manifests, repos};
-use backuprepo_operator::store::{parse_bytes, resource_for};
+use backuprepo_operator::store::resource_for;
 use backuprepo_operator::KubeStore;
 
 const REPOS: &str = "/apis/dataprotection.kubeblocks.io/v1alpha1/backuprepos";
@@ -427,24 +427,6 @@ fn usage_counts_backups_like_kbcli() {
     // No Backup resource in the cluster: unknown, not zero.
     assert_eq!(cl.block(cl.store.backups(Some("r1"))).unwrap(), None);
     finish(cl, task);
-}
-
-#[test]
-fn parse_bytes_units() {
-    for (s, n) in [
-        ("0", 0),
-        ("1234", 1234),
-        ("1.2 GB", 1_200_000_000),
-        ("42 MB", 42_000_000),
-        ("1kB", 1000),
-        ("2KiB", 2048),
-        ("10Mi", 10_485_760),
-        ("1 GiB", 1_073_741_824),
-    ] {
-        assert_eq!(parse_bytes(s), Some(n), "{s}");
-    }
-    assert_eq!(parse_bytes("lots"), None);
-    assert_eq!(parse_bytes("3 parsecs"), None);
 }
 
 #[test]

@@ -174,20 +174,15 @@ fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<(
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "NAME",
-                "STATUS",
-                "STORAGEPROVIDER",
-                "ACCESSMETHOD",
-                "DEFAULT",
-                "AGE"
-            ],
-            &rows
-        )
-    );
+    const COLUMNS: &[&str] = &[
+        "NAME",
+        "STATUS",
+        "STORAGEPROVIDER",
+        "ACCESSMETHOD",
+        "DEFAULT",
+        "AGE",
+    ];
+    print!("{}", table(COLUMNS, &rows));
     Ok(())
 }
 

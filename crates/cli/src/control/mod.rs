@@ -95,29 +95,16 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Print objects as YAML (a list when several) or JSON.
+/// Print objects as YAML or JSON: the object alone when one was asked for by name, else a
+/// kubectl `List`.
 pub fn print_objects<T: serde::Serialize>(objs: &[T], format: &str, single: bool) -> Result<()> {
+    let value = match objs {
+        [one] if single => serde_json::to_value(one)?,
+        _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objs}),
+    };
     match format {
-        "json" => {
-            let s = if single && objs.len() == 1 {
-                serde_json::to_string_pretty(&objs[0])?
-            } else {
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "apiVersion": "v1", "kind": "List", "items": objs
-                }))?
-            };
-            println!("{s}");
-        }
-        "yaml" => {
-            let s = if single && objs.len() == 1 {
-                serde_yaml_ng::to_string(&objs[0])?
-            } else {
-                serde_yaml_ng::to_string(&serde_json::json!({
-                    "apiVersion": "v1", "kind": "List", "items": objs
-                }))?
-            };
-            print!("{s}");
-        }
+        "json" => println!("{}", serde_json::to_string_pretty(&value)?),
+        "yaml" => print!("{}", serde_yaml_ng::to_string(&value)?),
         other => return Err(anyhow!("unknown output format {other:?}: use json or yaml")),
     }
     Ok(())

@@ -425,18 +425,13 @@ fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> 
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "NAME",
-                "STATUS",
-                "CSI-DRIVER",
-                "ACCESS-METHODS",
-                "CREATED-TIME"
-            ],
-            &rows
-        )
-    );
+    const COLUMNS: &[&str] = &[
+        "NAME",
+        "STATUS",
+        "CSI-DRIVER",
+        "ACCESS-METHODS",
+        "CREATED-TIME",
+    ];
+    print!("{}", table(COLUMNS, &rows));
     Ok(())
 }

@@ -141,7 +141,7 @@ impl KubeStore {
             let status = &b.data["status"];
             if status["phase"] == "Completed" {
                 let size = status["totalSize"].as_str().unwrap_or("0");
-                match parse_bytes(size) {
+                match backuprepo_transfer::size::parse_bytes(size) {
                     Some(n) => entry.1 += n,
                     None => tracing::warn!(
                         backup = %format!("{}/{}", b.namespace().unwrap_or_default(), b.name_any()),
@@ -264,33 +264,6 @@ impl KubeStore {
         }
         Ok(names.iter().filter_map(|n| answered.remove(n)).collect())
     }
-}
-
-/// A size as Backups record it: bytes, or a number with an SI or IEC unit (`1.5 GB`, `10Mi`).
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let unit = unit.trim().to_ascii_lowercase();
-    let unit = unit.trim_end_matches('b');
-    let mult: f64 = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        "p" => 1e15,
-        "ki" => 1024.0,
-        "mi" => 1024f64.powi(2),
-        "gi" => 1024f64.powi(3),
-        "ti" => 1024f64.powi(4),
-        "pi" => 1024f64.powi(5),
-        _ => return None,
-    };
-    Some((n * mult).round() as u64)
 }
 
 impl RepoStore for KubeStore {
