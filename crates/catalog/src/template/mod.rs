@@ -203,7 +203,7 @@ fn check_funcs(nodes: &[Node]) -> Result<()> {
                             msg: format!("function {f:?} is refused: templates must render the same output every time (no environment, clock or randomness)"),
                         })
                     }
-                    Operand::Func(f) if !FUNCS.contains(&f.as_str()) => {
+                    Operand::Func(f) if !is_defined(f) => {
                         return Err(Error::Parse { line: 0, msg: format!("function {f:?} not defined") })
                     }
                     Operand::Paren(p) => pipe(p)?,
