@@ -256,7 +256,7 @@ enum SecretCommand {
 
 fn main() -> ExitCode {
     // One TLS crypto provider (ring) for every client of the process, the Kubernetes one too.
-    backuprepo_transfer::backend::install_crypto_provider();
+    backuprepo_transfer::service::install_crypto_provider();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()

@@ -12,9 +12,9 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use backuprepo_transfer::backend;
 use backuprepo_transfer::config::ToolConfig;
 use backuprepo_transfer::probe::{self, Operation, Outcome, ProbeOptions, ProbeReport, PROBE_DIR};
+use backuprepo_transfer::service as backend;
 
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
@@ -615,4 +615,42 @@ async fn tls_failure_suggests_ca_cert() {
     assert!(f.starts_with("bucket check failed: TLS failed"), "{f}");
     assert!(f.contains("caCert"), "{f}");
     assert!(f.contains("insecure: true"), "{f}");
+}
+
+/// The data path reads failures with the probe's classifier: the same diagnosis, the service's
+/// error kept as the source, and whether trying again may help.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_path_errors_keep_their_source_and_say_whether_they_are_temporary() {
+    use backuprepo_transfer::{Problem, Storage};
+    // A closed port: unreachable, temporary.
+    let ep = format!("http://127.0.0.1:{}", closed_port());
+    let cfg = s3_config(&ep, "AK", "SECRETSECRET", "bkt");
+    let storage = Storage::open(&cfg, "", None).unwrap();
+    let err = storage.stat("x").await.unwrap_err();
+    assert_eq!(err.problem(), Some(Problem::Unreachable), "{err}");
+    assert!(err.is_temporary(), "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    assert!(
+        err.to_string().contains("cannot reach the storage at"),
+        "{err}"
+    );
+
+    // A missing bucket: the probe's message, permanent.
+    let Some((ep, key, secret, _)) = s3_env() else {
+        return;
+    };
+    let bucket = format!("br-missing-dp-{}", std::process::id());
+    let cfg = s3_config(&ep, &key, &secret, &bucket);
+    let storage = Storage::open(&cfg, "", None).unwrap();
+    let err = storage.stat("x").await.unwrap_err();
+    assert_eq!(err.problem(), Some(Problem::MissingBucket), "{err}");
+    assert!(!err.is_temporary(), "{err}");
+    assert!(std::error::Error::source(&err).is_some(), "{err}");
+    let m = err.to_string();
+    assert!(
+        m.contains(&format!("bucket {bucket:?} does not exist")),
+        "{m}"
+    );
+    assert!(m.contains("never creates buckets"), "{m}");
+    assert!(!m.contains(&secret), "{m}");
 }

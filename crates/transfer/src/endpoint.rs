@@ -16,17 +16,12 @@ use crate::config::Backend;
 /// `host` and `port` the backend connects to; `None` for local directories and for the
 /// provider's default endpoint (a public service address).
 pub fn host_port(backend: &Backend) -> Option<(String, u16)> {
-    match backend {
-        Backend::S3(c) => parse(&c.endpoint),
-        Backend::Azblob(c) => parse(&c.endpoint),
-        Backend::Ftp(c) => Some((c.host.trim_matches(['[', ']']).to_string(), c.port)),
-        Backend::Local(_) => None,
-    }
+    crate::service::of(backend).host_port()
 }
 
 /// `scheme://host:port/path`, `host:port`, `[v6]:port` or `host` → host and port (https's
 /// 443 when none is given and the scheme is not http).
-fn parse(endpoint: &str) -> Option<(String, u16)> {
+pub(crate) fn parse(endpoint: &str) -> Option<(String, u16)> {
     let e = endpoint.trim();
     if e.is_empty() {
         return None;

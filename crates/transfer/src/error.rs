@@ -3,6 +3,9 @@
 
 use std::io;
 
+use crate::diagnose::diagnose;
+use crate::service::Site;
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,15 +22,16 @@ pub enum Error {
     /// The directory does not exist.
     #[error("directory not found")]
     DirNotFound,
-    /// The storage refused the credentials or the operation.
-    #[error("{0}")]
-    Denied(String),
-    /// The storage could not be reached.
-    #[error("{0}")]
-    Unreachable(String),
-    /// The bucket or container does not exist (we never create it implicitly).
-    #[error("{0}")]
-    MissingBucket(String),
+    /// The storage service failed: what went wrong ([`Problem`]), the fix, whether trying
+    /// again may succeed, and the service's own error.
+    #[error("{message}")]
+    Service {
+        problem: Problem,
+        message: String,
+        temporary: bool,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// The stored data failed an integrity check (tampered, truncated, wrong key).
     #[error("{0}")]
     Corrupt(String),
@@ -80,89 +84,95 @@ impl Error {
         io::Error::other(self)
     }
 
-    /// Classify an OpenDAL error into one of ours, with an actionable message.
-    /// `target` describes where we were talking to (endpoint/bucket), never credentials.
-    pub fn from_opendal(err: opendal::Error, target: &str) -> Self {
-        use opendal::ErrorKind as K;
-        let text = err.to_string();
-        let has = |needle: &str| text.contains(needle);
-        if has("NoSuchBucket") || has("ContainerNotFound") {
-            return Error::MissingBucket(format!(
-                "the bucket or container does not exist: {target}; create it first or fix its name (backuprepo never creates buckets implicitly)"
-            ));
+    /// A failure of the storage service.
+    pub fn service(
+        problem: Problem,
+        message: String,
+        temporary: bool,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Service {
+            problem,
+            message,
+            temporary,
+            source,
         }
-        match err.kind() {
-            K::NotFound => Error::NotFound,
-            K::PermissionDenied => Error::Denied(format!(
-                "access denied by {target}{}; check the access key, secret and the bucket policy",
-                code_hint(&text)
-            )),
-            K::ConfigInvalid => Error::Config(format!("invalid storage config: {text}")),
-            K::Unsupported => Error::Unsupported(format!("not supported by this storage: {text}")),
-            _ if has("InvalidAccessKeyId")
-                || has("SignatureDoesNotMatch")
-                || has("AuthenticationFailed")
-                || has("AuthorizationFailure")
-                || has("530 ")
-                || has("Login incorrect") =>
-            {
-                Error::Denied(format!(
-                    "the storage at {target} rejected the credentials{}; check the access key and secret (or user and password)",
-                    code_hint(&text)
-                ))
+    }
+
+    /// Whether trying again may succeed (a network failure, a throttled or busy service).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            Error::Service {
+                temporary: true,
+                ..
             }
-            _ if has("AuthorizationHeaderMalformed") || has("IllegalLocationConstraint") || has("PermanentRedirect") => {
-                Error::Config(format!(
-                    "region mismatch at {target}{}: set `region` to the bucket's region (or use its regional endpoint)",
-                    code_hint(&text)
-                ))
+        )
+    }
+
+    /// What went wrong at the storage service, if that is where it went wrong.
+    pub fn problem(&self) -> Option<Problem> {
+        match self {
+            Error::Service { problem, .. } => Some(*problem),
+            _ => None,
+        }
+    }
+
+    /// Classify an OpenDAL error of the storage at `site` ([`crate::diagnose`]), keeping it as
+    /// the source.
+    pub fn from_opendal(err: opendal::Error, site: &Site) -> Self {
+        use opendal::ErrorKind as K;
+        // A missing bucket comes as NotFound or ConfigInvalid, depending on the call.
+        if !crate::diagnose::is_missing_bucket(&err) {
+            match err.kind() {
+                K::NotFound => return Error::NotFound,
+                K::ConfigInvalid => return Error::Config(format!("invalid storage config: {err}")),
+                K::Unsupported => {
+                    return Error::Unsupported(format!("not supported by this storage: {err}"))
+                }
+                _ => {}
             }
-            _ if has("Connection refused")
-                || has("connect")
-                || has("dns error")
-                || has("timed out")
-                || has("tcp connect")
-                || has("error sending request") =>
-            {
-                Error::Unreachable(format!(
-                    "cannot reach the storage at {target}: {}; check the endpoint/host and port and that the server is running",
-                    short(&text)
-                ))
-            }
-            _ => Error::Storage(format!("storage error at {target}: {}", short(&text))),
+        }
+        let (problem, message) = diagnose(site, None, &err);
+        Error::Service {
+            problem,
+            message,
+            temporary: problem.is_temporary(&err),
+            source: Some(Box::new(err)),
         }
     }
 }
 
-/// Pull a service error code such as `InvalidAccessKeyId` out of an OpenDAL message, if any.
-fn code_hint(text: &str) -> String {
-    const CODES: &[&str] = &[
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "AccessDenied",
-        "AuthenticationFailed",
-        "AuthorizationFailure",
-        "AuthorizationHeaderMalformed",
-        "PermanentRedirect",
-        "IllegalLocationConstraint",
-    ];
-    CODES
-        .iter()
-        .find(|c| text.contains(*c))
-        .map(|c| format!(" ({c})"))
-        .unwrap_or_default()
+/// What went wrong at a storage service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Problem {
+    /// The bucket or container does not exist (backuprepo never creates it).
+    MissingBucket,
+    /// The credentials are not accepted at all.
+    Credentials,
+    /// Requests are signed for another region than the bucket's.
+    Region,
+    /// The credentials are valid, a permission is missing.
+    Denied,
+    Tls,
+    /// The endpoint's name does not resolve.
+    Dns,
+    /// The endpoint cannot be reached.
+    Unreachable,
+    Other,
 }
 
-/// Keep the first line of a long backend message; OpenDAL messages carry the whole HTTP context.
-fn short(text: &str) -> String {
-    let line = text.lines().next().unwrap_or(text);
-    if line.len() > 300 {
-        let mut end = 300;
-        while !line.is_char_boundary(end) {
-            end -= 1;
+impl Problem {
+    /// Whether trying again may succeed: an endpoint that does not answer may come back; a
+    /// missing bucket, refused credentials, a wrong region, a missing permission, a failed TLS
+    /// check or an unknown name stay until someone fixes them (OpenDAL's retry layer retries
+    /// some of those too, so its flag alone does not say). Otherwise OpenDAL's flag
+    /// (persistent: temporary, and still failing after our retries).
+    fn is_temporary(self, err: &opendal::Error) -> bool {
+        match self {
+            Problem::Unreachable => true,
+            Problem::Other => err.is_temporary() || err.is_persistent(),
+            _ => false,
         }
-        format!("{}…", &line[..end])
-    } else {
-        line.to_string()
     }
 }

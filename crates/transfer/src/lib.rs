@@ -6,20 +6,19 @@
 //! bounded memory whatever the input size; compression and encryption run on a blocking thread so
 //! network I/O and CPU work overlap.
 
-pub mod backend;
 pub mod compress;
 pub mod crypto;
+pub mod diagnose;
 pub mod endpoint;
 mod error;
-mod ftp;
 pub mod list;
-mod localfs;
 pub mod obscure;
 pub mod paths;
 pub mod pipeline;
 pub mod probe;
+pub mod service;
 pub mod storage;
 
 pub use backuprepo_toolconfig::{config, size};
-pub use error::{Error, Result};
+pub use error::{Error, Problem, Result};
 pub use storage::Storage;

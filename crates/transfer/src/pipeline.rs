@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::compress::{self, Codec, Sink};
 use crate::crypto::Encryption;
+use crate::service::Site;
 use crate::{Error, Result};
 
 /// S3 allows 10,000 parts; we double the part size every this many parts, so an unknown-size
@@ -331,23 +332,20 @@ pub async fn push(
     shape: Shape,
     progress: Option<Arc<AtomicU64>>,
     cancel: impl Future<Output = ()>,
-    target: &str,
+    site: &Site,
 ) -> Result<u64> {
     let mut writer = op
         .writer_with(key)
         .concurrent(shape.concurrency)
         .await
-        .map_err(|e| Error::from_opendal(e, target))?;
+        .map_err(|e| site.error(e))?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(1);
     let producer =
         tokio::task::spawn_blocking(move || produce(input, filters, shape, tx, progress));
 
     let upload = async {
         while let Some(part) = rx.recv().await {
-            writer
-                .write(part)
-                .await
-                .map_err(|e| Error::from_opendal(e, target))?;
+            writer.write(part).await.map_err(|e| site.error(e))?;
         }
         Ok::<(), Error>(())
     };
@@ -370,7 +368,7 @@ pub async fn push(
             Ok(_) => Ok(n),
             Err(e) => {
                 let _ = writer.abort().await;
-                Err(Error::from_opendal(e, target))
+                Err(site.error(e))
             }
         },
         (Err(e), _) | (Ok(()), Err(e)) => {
@@ -439,18 +437,15 @@ pub async fn pull(
     filters: Filters,
     progress: Option<Arc<AtomicU64>>,
     cancel: impl Future<Output = ()>,
-    target: &str,
+    site: &Site,
 ) -> Result<u64> {
     // One streaming GET: measured against SeaweedFS it was as fast as 4 concurrent 4 MiB ranged
     // reads (which OpenDAL buffers whole) at a quarter of the memory (14 vs 53 MiB for 1 GiB).
-    let reader = op
-        .reader(key)
-        .await
-        .map_err(|e| Error::from_opendal(e, target))?;
+    let reader = op.reader(key).await.map_err(|e| site.error(e))?;
     let mut stream = reader
         .into_bytes_stream(0..size)
         .await
-        .map_err(|e| Error::from_opendal(e, target))?;
+        .map_err(|e| site.error(e))?;
     let (tx, rx) = mpsc::channel::<Result<Bytes>>(1);
     let received = Arc::new(AtomicU64::new(0));
     let consumer = {
@@ -484,7 +479,7 @@ pub async fn pull(
     let download = async {
         while let Some(item) = stream.next().await {
             let item =
-                item.map_err(|e| Error::Storage(format!("download from {target} failed: {e}")));
+                item.map_err(|e| Error::Storage(format!("download from {site} failed: {e}")));
             let stop = item.is_err();
             if tx.send(item).await.is_err() || stop {
                 break;

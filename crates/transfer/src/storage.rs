@@ -11,14 +11,14 @@ use std::sync::Arc;
 use futures::TryStreamExt;
 use opendal::{EntryMode, Operator};
 
-use crate::backend::{self, LOCAL_TMP_DIR};
 use crate::compress::Codec;
 use crate::config::{Backend, ToolConfig};
 use crate::crypto::{Encryption, SUFFIX};
 use crate::list::{self, Entry, ListOptions, StatResult};
-use crate::localfs::{self, Source};
 use crate::paths::{self, Remote};
 use crate::pipeline::{self, Filters, Shape};
+use crate::service::local::{self as localfs, Source};
+use crate::service::{self, Site, LOCAL_TMP_DIR};
 use crate::{Error, Result};
 
 /// Default part size and parts in flight: 8 MiB × 2 keeps a push of any size near 50 MiB RSS
@@ -32,7 +32,7 @@ pub struct Storage {
     base: String,
     encryption: Option<Encryption>,
     shape: Shape,
-    target: String,
+    site: Site,
     /// The local backend's absolute root: push and pull go straight to `std::fs` there.
     local_root: Option<PathBuf>,
 }
@@ -53,7 +53,7 @@ impl Storage {
     /// Open a storage from a parsed config, a base path (`DATASAFED_BACKEND_BASE_PATH`) and an
     /// optional encryption setting.
     pub fn open(cfg: &ToolConfig, base_path: &str, encryption: Option<Encryption>) -> Result<Self> {
-        let op = backend::build(cfg)?;
+        let op = service::build(cfg)?;
         let base = paths::base_path(base_path)?;
         let object_store = !cfg.backend.has_directories();
         let shape = Shape {
@@ -85,7 +85,7 @@ impl Storage {
             base,
             encryption,
             shape,
-            target: cfg.backend.target(),
+            site: Site::of(&cfg.backend),
             local_root,
         })
     }
@@ -98,7 +98,7 @@ impl Storage {
     }
 
     fn err(&self, e: opendal::Error) -> Error {
-        Error::from_opendal(e, &self.target)
+        self.site.error(e)
     }
 
     /// `push lpath rpath`: overwrites; returns plaintext bytes read.
@@ -162,17 +162,17 @@ impl Storage {
             self.shape,
             progress,
             cancel,
-            &self.target,
+            &self.site,
         )
         .await;
         if let Backend::Ftp(cfg) = &self.backend {
             match &r {
                 // OpenDAL's ftp writer creates nothing for an empty stream.
                 Ok(0) if self.encryption.is_none() && codec.is_none() => {
-                    crate::ftp::put_empty(cfg, &key).await?
+                    service::ftp::put_empty(cfg, &key).await?
                 }
                 Err(_) => {
-                    if let Err(e) = crate::ftp::remove_temporaries(cfg, &key).await {
+                    if let Err(e) = service::ftp::remove_temporaries(cfg, &key).await {
                         tracing::debug!(error = %e, "ftp cleanup after a failed push");
                     }
                 }
@@ -186,12 +186,7 @@ impl Storage {
     /// (`no_check_bucket`/`no_check_container`). Some servers create a bucket on the first PUT;
     /// backuprepo never lets that happen by accident (KB#10007).
     async fn check_bucket(&self) -> Result<()> {
-        let check = match &self.backend {
-            Backend::S3(c) => c.check_bucket,
-            Backend::Azblob(c) => c.check_bucket,
-            _ => false,
-        };
-        if !check {
+        if !service::of(&self.backend).checks_bucket_on_write() {
             return Ok(());
         }
         let mut lister = self
@@ -286,7 +281,7 @@ impl Storage {
             filters,
             progress,
             cancel,
-            &self.target,
+            &self.site,
         )
         .await
     }
@@ -622,19 +617,7 @@ fn is_temporary(backend: &Backend, path: &str) -> bool {
     {
         return true;
     }
-    if let Backend::Ftp(_) = backend {
-        let base = p.rsplit('/').next().unwrap_or(p);
-        if let Some((stem, suffix)) = base.rsplit_once('.') {
-            return !stem.is_empty()
-                && suffix.len() == 8
-                && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
-                && suffix.bytes().any(|b| b.is_ascii_uppercase())
-                && suffix
-                    .bytes()
-                    .any(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-        }
-    }
-    false
+    service::of(backend).is_temporary(p.rsplit('/').next().unwrap_or(p))
 }
 
 fn partial_name(path: &Path) -> PathBuf {

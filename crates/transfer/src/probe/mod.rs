@@ -4,7 +4,7 @@
 //! it. That misses what breaks first backups in practice: a key that may write small objects but
 //! not multipart uploads (KB#8462), a region mismatch (KB#9947), virtual-host-style addressing
 //! that DNS cannot resolve (KB#8867). This probe runs, against the same [`Operator`] backups use
-//! ([`backend::build`]), one check per operation and reports each:
+//! ([`service::build`]), one check per operation and reports each:
 //!
 //! 1. **bucket**: the bucket/container exists (a one-key listing; never created), or for
 //!    ftp/local that the server/root is reachable;
@@ -35,16 +35,14 @@ use rand::RngCore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-mod diagnose;
 mod steps;
 
-use diagnose::*;
 use steps::*;
 
-use crate::backend;
-use crate::config::{Backend, ToolConfig};
+use crate::config::ToolConfig;
+use crate::diagnose::diagnose;
 use crate::paths;
-use crate::Error;
+use crate::service::{self, Site};
 
 /// The directory (under the repo's path prefix) the probe writes into.
 pub const PROBE_DIR: &str = ".backuprepo-precheck";
@@ -255,7 +253,7 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
         }
     };
     let dir = format!("{base}{PROBE_DIR}/{id}/");
-    let op = match backend::build(cfg) {
+    let op = match service::build(cfg) {
         Ok(op) => op,
         Err(e) => {
             rec.fail(Operation::Bucket, e.to_string());
@@ -279,7 +277,7 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
 
     // 1. bucket
     let mut stop: Option<&'static str> = None;
-    match bucket_skip_reason(cfg) {
+    match service::of(&cfg.backend).bucket_check().err() {
         Some(reason) => rec.skip(Operation::Bucket, reason),
         None => {
             if !ctx
@@ -353,7 +351,7 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
 
     // 5. multipart (independent of put: a key may be allowed one and not the other)
     let mut pending: Option<Upload> = None;
-    match (stop, multipart_skip_reason(cfg)) {
+    match (stop, service::of(&cfg.backend).multipart_skip()) {
         (Some(reason), _) => rec.skip(Operation::Multipart, reason),
         (None, Some(reason)) => rec.skip(Operation::Multipart, reason),
         (None, None) => {
@@ -415,7 +413,13 @@ impl Recorder {
     fn new(cfg: &ToolConfig) -> Self {
         Recorder {
             checks: Vec::with_capacity(Operation::ALL.len()),
-            secrets: secrets_of(cfg),
+            // Credential values of 4 characters or more (shorter ones would redact at random).
+            secrets: service::of(&cfg.backend)
+                .secrets()
+                .into_iter()
+                .filter(|s| s.len() >= 4)
+                .map(str::to_string)
+                .collect(),
             timed_out: false,
         }
     }
@@ -527,7 +531,7 @@ impl Ctx<'_> {
         format!(
             "timed out after {} (the probe's limit) during the {operation}: no complete answer from {} in time; check that the endpoint is reachable and is the storage service itself (not a proxy or firewall that swallows traffic), and that the storage is not overloaded",
             fmt_duration(self.timeout),
-            endpoint_of(self.cfg),
+            service::of(&self.cfg.backend).endpoint(),
         )
     }
 
@@ -605,6 +609,11 @@ impl Ctx<'_> {
             _ => Ok(()),
         }
     }
+}
+
+/// The message of a failed step: the one classifier's diagnosis for this operation.
+pub(crate) fn classify(cfg: &ToolConfig, operation: Operation, err: opendal::Error) -> String {
+    diagnose(&Site::of(&cfg.backend), Some(operation), &err).1
 }
 
 #[cfg(test)]

@@ -3,36 +3,10 @@
 
 use super::*;
 
-pub(super) fn bucket_skip_reason(cfg: &ToolConfig) -> Option<&'static str> {
-    match &cfg.backend {
-        Backend::S3(c) if !c.check_bucket => Some(
-            "not run: no_check_bucket is set, so backups write without checking the bucket either",
-        ),
-        Backend::Azblob(c) if !c.check_bucket => Some(
-            "not run: no_check_container is set, so backups write without checking the container either",
-        ),
-        _ => None,
-    }
-}
-
-pub(super) fn multipart_skip_reason(cfg: &ToolConfig) -> Option<&'static str> {
-    match &cfg.backend {
-        Backend::Ftp(_) => Some(
-            "not applicable: FTP has no multipart API; an upload is one stream with no part limit",
-        ),
-        Backend::Local(_) => {
-            Some("not applicable: local writes go straight to a file with no part limit")
-        }
-        Backend::S3(_) | Backend::Azblob(_) => None,
-    }
-}
-
 pub(super) async fn bucket_check(ctx: &Ctx<'_>) -> StepResult {
-    let what = match &ctx.cfg.backend {
-        Backend::S3(c) => format!("bucket {:?} exists", c.bucket),
-        Backend::Azblob(c) => format!("container {:?} exists", c.container),
-        Backend::Ftp(_) => "logged in; the root directory is readable".to_string(),
-        Backend::Local(c) => format!("the root directory {} exists", c.root.display()),
+    let what = match service::of(&ctx.cfg.backend).bucket_check() {
+        Ok(what) => what,
+        Err(skipped) => skipped.to_string(),
     };
     let mut lister = ctx
         .op
@@ -43,7 +17,7 @@ pub(super) async fn bucket_check(ctx: &Ctx<'_>) -> StepResult {
     match lister.try_next().await {
         Ok(_) => Ok(Some(what)),
         // Nothing under the prefix/root yet: fine, it is created by the first write.
-        Err(e) if e.kind() == ErrorKind::NotFound && !is_missing_bucket(&full_text(&e)) => {
+        Err(e) if e.kind() == ErrorKind::NotFound && !crate::diagnose::is_missing_bucket(&e) => {
             Ok(Some(format!("{what} (empty so far)")))
         }
         Err(e) => Err(ctx.classify(Operation::Bucket, e)),
@@ -197,10 +171,7 @@ pub(super) async fn multipart(
         .and_then(etag_parts)
         .map(|n| format!("; the server's ETag confirms {n} parts"))
         .unwrap_or_default();
-    let how = match &ctx.cfg.backend {
-        Backend::Azblob(_) => "2 blocks committed with a block list",
-        _ => "a 2-part multipart upload",
-    };
+    let how = service::of(&ctx.cfg.backend).multipart_how();
     Ok(Some(format!(
         "uploaded {} as {how} (part size {}, one part at a time), read the part boundary back and deleted it{confirmed}",
         fmt_size(total),

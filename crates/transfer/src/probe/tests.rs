@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::diagnose::strip_urls;
 
 fn s3(extra: &str) -> ToolConfig {
     ToolConfig::parse(&format!(

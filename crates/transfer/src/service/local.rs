@@ -1,4 +1,5 @@
-//! The local backend's data path, straight on `std::fs`. OpenDAL's fs writer hands every write
+//! A local directory (also the `nfs` and `pvc` providers' mounts). Besides the operator, its
+//! data path, straight on `std::fs`. OpenDAL's fs writer hands every write
 //! to tokio's blocking pool in small pieces: measured at ~220 MB/s for 1 GiB where `cat` did
 //! 1.8 GB/s. Here the data is copied on one blocking thread (for plain objects with
 //! `copy_file_range`/`sendfile` when both ends are files) into a temporary file inside the
@@ -12,10 +13,65 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::backend::LOCAL_TMP_DIR;
+use opendal::{services, Operator};
+
+use super::{build_error, Service};
 use crate::compress::Sink;
+use crate::config::LocalConfig;
 use crate::pipeline::{decode_into, encode_into, encoder_chain, Filters};
 use crate::{Error, Result};
+
+/// Temporary files of local writes live here (inside the root, so rename is atomic) and are
+/// hidden from listings.
+pub const LOCAL_TMP_DIR: &str = ".backuprepo-tmp";
+
+impl Service for LocalConfig {
+    fn operator(&self) -> Result<Operator> {
+        let root = std::path::absolute(&self.root)
+            .map_err(|e| Error::io(format!("resolve {}", self.root.display()), e))?;
+        if !root.is_dir() {
+            return Err(Error::Config(format!(
+                "the local root {} does not exist or is not a directory; create it first",
+                root.display()
+            )));
+        }
+        let b = services::Fs::default()
+            .root(&root.display().to_string())
+            .atomic_write_dir(&root.join(LOCAL_TMP_DIR).display().to_string());
+        Operator::new(b).map_err(build_error)
+    }
+
+    fn endpoint(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn host_port(&self) -> Option<(String, u16)> {
+        None
+    }
+
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    fn bucket_check(&self) -> Result<String, &'static str> {
+        Ok(format!("the root directory {} exists", self.root.display()))
+    }
+
+    fn multipart_skip(&self) -> Option<&'static str> {
+        Some("not applicable: local writes go straight to a file with no part limit")
+    }
+
+    fn missing_bucket(&self, _endpoint: &str) -> Option<String> {
+        None
+    }
+
+    fn rejected_credentials(
+        &self,
+        _text: &str,
+    ) -> Option<(&'static str, &'static str, &'static str)> {
+        None
+    }
+}
 
 /// What a push reads: kept concrete so a plain local push can use the kernel's copy paths
 /// (`copy_file_range` file → file, `splice` pipe → file) through `io::copy`.
