@@ -275,105 +275,65 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
     let multipart_key = format!("{dir}multipart.bin");
     let content = Bytes::from(format!("backuprepo pre-check {id}\n"));
 
-    // 1. bucket
+    // The operations in order, one at a time. A failed bucket check or a timeout stops the
+    // rest; get, list and delete need the object put wrote; multipart is independent of put
+    // (a key may be allowed one and not the other).
+    let service = service::of(&cfg.backend);
     let mut stop: Option<&'static str> = None;
-    match service::of(&cfg.backend).bucket_check().err() {
-        Some(reason) => rec.skip(Operation::Bucket, reason),
-        None => {
-            if !ctx
-                .step(&mut rec, Operation::Bucket, bucket_check(&ctx))
-                .await
-            {
-                stop = Some(if rec.timed_out {
-                    "not run: the probe timed out"
-                } else {
-                    "not run: the bucket check failed"
-                });
-            }
-        }
-    }
-
+    let mut put_ok = false;
+    let mut wrote = false;
+    let mut pending: Option<Upload> = None;
     // Which of the probe directory's ancestors exist already: cleanup removes only the ones
     // the probe created (real directories on ftp/local, folder markers on some S3 servers).
     let ancestors = ancestors_of(&base);
     let mut existed = Vec::with_capacity(ancestors.len());
-    if stop.is_none() {
-        for a in &ancestors {
-            existed.push(ctx.exists_before(a).await);
+    for operation in Operation::ALL {
+        let skip = stop.or(match operation {
+            Operation::Bucket => service.bucket_check().err(),
+            Operation::Multipart => service.multipart_skip(),
+            Operation::Get | Operation::List | Operation::Delete if !put_ok => {
+                Some("not run: put failed")
+            }
+            _ => None,
+        });
+        if let Some(reason) = skip {
+            rec.skip(operation, reason);
+            continue;
         }
-    }
-
-    // 2. put
-    let mut wrote = false;
-    let put_ok = match stop {
-        Some(reason) => {
-            rec.skip(Operation::Put, reason);
-            false
+        if operation == Operation::Put {
+            for a in &ancestors {
+                existed.push(ctx.exists_before(a).await);
+            }
         }
-        None => {
-            wrote = true;
-            ctx.step(&mut rec, Operation::Put, put(&ctx, &small_key, &content))
-                .await
-        }
-    };
-    if rec.timed_out {
-        stop = Some("not run: the probe timed out");
-    }
-    let needs_put = |stop: Option<&'static str>| match stop {
-        Some(reason) => Some(reason),
-        None if !put_ok => Some("not run: put failed"),
-        None => None,
-    };
-
-    // 3. get
-    match needs_put(stop) {
-        Some(reason) => rec.skip(Operation::Get, reason),
-        None => {
-            ctx.step(&mut rec, Operation::Get, get(&ctx, &small_key, &content))
-                .await;
-        }
-    }
-    if rec.timed_out {
-        stop = Some("not run: the probe timed out");
-    }
-
-    // 4. list
-    match needs_put(stop) {
-        Some(reason) => rec.skip(Operation::List, reason),
-        None => {
-            ctx.step(&mut rec, Operation::List, list(&ctx, &dir, &small_key))
-                .await;
-        }
-    }
-    if rec.timed_out {
-        stop = Some("not run: the probe timed out");
-    }
-
-    // 5. multipart (independent of put: a key may be allowed one and not the other)
-    let mut pending: Option<Upload> = None;
-    match (stop, service::of(&cfg.backend).multipart_skip()) {
-        (Some(reason), _) => rec.skip(Operation::Multipart, reason),
-        (None, Some(reason)) => rec.skip(Operation::Multipart, reason),
-        (None, None) => {
-            wrote = true;
-            ctx.step(
-                &mut rec,
-                Operation::Multipart,
-                multipart(&ctx, &multipart_key, part_size, &mut pending),
-            )
-            .await;
-        }
-    }
-    if rec.timed_out {
-        stop = Some("not run: the probe timed out");
-    }
-
-    // 6. delete
-    match needs_put(stop) {
-        Some(reason) => rec.skip(Operation::Delete, reason),
-        None => {
-            ctx.step(&mut rec, Operation::Delete, delete(&ctx, &small_key))
-                .await;
+        wrote |= matches!(operation, Operation::Put | Operation::Multipart);
+        let passed = match operation {
+            Operation::Bucket => ctx.step(&mut rec, operation, bucket_check(&ctx)).await,
+            Operation::Put => {
+                ctx.step(&mut rec, operation, put(&ctx, &small_key, &content))
+                    .await
+            }
+            Operation::Get => {
+                ctx.step(&mut rec, operation, get(&ctx, &small_key, &content))
+                    .await
+            }
+            Operation::List => {
+                ctx.step(&mut rec, operation, list(&ctx, &dir, &small_key))
+                    .await
+            }
+            Operation::Multipart => {
+                let upload = multipart(&ctx, &multipart_key, part_size, &mut pending);
+                ctx.step(&mut rec, operation, upload).await
+            }
+            Operation::Delete => {
+                ctx.step(&mut rec, operation, delete(&ctx, &small_key))
+                    .await
+            }
+        };
+        put_ok |= operation == Operation::Put && passed;
+        if rec.timed_out {
+            stop = Some("not run: the probe timed out");
+        } else if operation == Operation::Bucket && !passed {
+            stop = Some("not run: the bucket check failed");
         }
     }
 

@@ -22,7 +22,7 @@ use crate::{Error, Result};
 pub use local::LOCAL_TMP_DIR;
 
 /// What a storage service knows about itself.
-pub trait Service {
+pub trait Service: Send + Sync {
     /// The OpenDAL operator for this config (without the shared layers and HTTP client).
     fn operator(&self) -> Result<Operator>;
     /// Where requests go, for messages: the endpoint URL, `ftp://host:port`, or the root.
