@@ -907,19 +907,21 @@ fn recheck_and_recovery() {
     h.ok(&["check", "r"], None);
     assert_eq!(h.phase("r"), "Ready");
     let before = h.repo("r")["status"]["lastCheckTime"].clone();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    h.ok(&["check", "r"], None);
+    // Time passes by the clock setting, not by sleeping.
+    let later = |offset: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+            .args(args)
+            .env("BACKUPREPO_HOME", h.path())
+            .env("BACKUPREPO_TIME_OFFSET", offset)
+            .env("BACKUPREPO_RECHECK_INTERVAL", "1")
+            .output()
+            .unwrap()
+    };
+    assert!(later("2", &["check", "r"]).status.success());
     assert_ne!(h.repo("r")["status"]["lastCheckTime"], before);
-    // Storage gone: the periodic re-check (interval 1 s here) notices.
+    // Storage gone: the periodic re-check (interval 1 s here) notices once it is due.
     std::fs::remove_dir_all(&data).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(1100));
-    let mut c = Command::new(env!("CARGO_BIN_EXE_backuprepo"));
-    let out = c
-        .args(["get", "backuprepo", "r", "-o", "json"])
-        .env("BACKUPREPO_HOME", h.path())
-        .env("BACKUPREPO_RECHECK_INTERVAL", "1")
-        .output()
-        .unwrap();
+    let out = later("4", &["get", "backuprepo", "r", "-o", "json"]);
     let v: Json = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["status"]["phase"], "Failed");
 }

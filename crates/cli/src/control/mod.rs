@@ -52,6 +52,23 @@ pub fn open_local(home_flag: Option<PathBuf>) -> Result<LocalStore> {
     {
         engine.probe_timeout = d.max(Duration::from_secs(1));
     }
+    // Seconds added to the clock the checks read (check times, when a re-check is due): lets
+    // tests and trials see re-check intervals pass without waiting.
+    if let Some(offset) = backuprepo_core::env::seconds(&get, "BACKUPREPO_TIME_OFFSET")
+        .map_err(|e| anyhow!(e))?
+        .filter(|d| !d.is_zero())
+    {
+        let offset = offset.as_secs() as i64;
+        engine = engine.with_clock(std::sync::Arc::new(move || {
+            let now = backuprepo_local::now();
+            backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                backuprepo_api::k8s_openapi::jiff::Timestamp::from_second(
+                    now.0.as_second().saturating_add(offset),
+                )
+                .unwrap_or(now.0),
+            )
+        }));
+    }
     Ok(LocalStore::new(engine))
 }
 
