@@ -111,7 +111,7 @@ pub fn diagnose(
     let target = site.target();
     let endpoint = service.endpoint();
     let net_text = network_text(err);
-    let net = |needle: &str| net_text.contains(needle);
+    let net = |needles: &[&str]| needles.iter().any(|n| net_text.contains(n));
 
     if is_missing_bucket(err) {
         if let Some(m) = service.missing_bucket(&endpoint) {
@@ -153,27 +153,29 @@ pub fn diagnose(
     }
 
     // TLS: before the connection checks, since a failed handshake is also a failed request.
-    if net("certificate")
-        || net("handshake")
-        || net("rustls")
-        || net("invalidcontenttype")
-        || net("corrupt message")
-        || net("unknownissuer")
-        || net("tls")
-    {
+    if net(&[
+        "certificate",
+        "handshake",
+        "rustls",
+        "invalidcontenttype",
+        "corrupt message",
+        "unknownissuer",
+        "tls",
+    ]) {
         return (Problem::Tls, format!(
             "TLS failed with {endpoint}: {}; if the server's certificate comes from a private CA, set `caCert` (ca_cert) to that CA's PEM bundle; `insecure: true` (no_check_certificate = true) skips verification (testing only); if the server speaks plain HTTP, use an http:// endpoint",
             root_cause(err)
         ));
     }
 
-    if net("dns error")
-        || net("failed to lookup address")
-        || net("name or service not known")
-        || net("no address associated")
-        || net("nodename nor servname")
-        || net("name resolution")
-    {
+    if net(&[
+        "dns error",
+        "failed to lookup address",
+        "name or service not known",
+        "no address associated",
+        "nodename nor servname",
+        "name resolution",
+    ]) {
         let cause = root_cause(err);
         let m = service.unresolved(&endpoint, &cause).unwrap_or_else(|| {
             format!(
@@ -183,16 +185,17 @@ pub fn diagnose(
         return (Problem::Dns, m);
     }
 
-    if net("connection refused")
-        || net("tcp connect")
-        || net("connect error")
-        || net("error sending request")
-        || net("connection reset")
-        || net("network is unreachable")
-        || net("no route to host")
-        || net("timed out")
-        || net("connection closed")
-    {
+    if net(&[
+        "connection refused",
+        "tcp connect",
+        "connect error",
+        "error sending request",
+        "connection reset",
+        "network is unreachable",
+        "no route to host",
+        "timed out",
+        "connection closed",
+    ]) {
         // The probe reports per step, under the repository's name: the endpoint says where.
         // On the data path the target also names the bucket.
         let place = match operation {

@@ -41,11 +41,11 @@ impl Service for AzblobConfig {
     }
 
     fn bucket_check(&self) -> Result<String, &'static str> {
-        if self.check_bucket {
-            Ok(format!("container {:?} exists", self.container))
-        } else {
-            Err("not run: no_check_container is set, so backups write without checking the container either")
-        }
+        super::bucket_exists(
+            self.check_bucket,
+            format!("container {:?} exists", self.container),
+            "not run: no_check_container is set, so backups write without checking the container either",
+        )
     }
 
     fn multipart_how(&self) -> &'static str {

@@ -58,10 +58,6 @@ impl Service for FtpConfig {
                 .any(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     }
 
-    fn missing_bucket(&self, _endpoint: &str) -> Option<String> {
-        None
-    }
-
     fn rejected_credentials(
         &self,
         text: &str,

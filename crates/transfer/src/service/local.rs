@@ -60,17 +60,6 @@ impl Service for LocalConfig {
     fn multipart_skip(&self) -> Option<&'static str> {
         Some("not applicable: local writes go straight to a file with no part limit")
     }
-
-    fn missing_bucket(&self, _endpoint: &str) -> Option<String> {
-        None
-    }
-
-    fn rejected_credentials(
-        &self,
-        _text: &str,
-    ) -> Option<(&'static str, &'static str, &'static str)> {
-        None
-    }
 }
 
 /// What a push reads: kept concrete so a plain local push can use the kernel's copy paths

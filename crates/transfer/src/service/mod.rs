@@ -56,12 +56,16 @@ pub trait Service: Send + Sync {
     // How failures read (see `crate::diagnose`).
 
     /// The message for a missing bucket or container, if the service has them.
-    fn missing_bucket(&self, endpoint: &str) -> Option<String>;
+    fn missing_bucket(&self, _endpoint: &str) -> Option<String> {
+        None
+    }
     /// Credentials the service does not accept at all: (code, what, fix).
     fn rejected_credentials(
         &self,
-        text: &str,
-    ) -> Option<(&'static str, &'static str, &'static str)>;
+        _text: &str,
+    ) -> Option<(&'static str, &'static str, &'static str)> {
+        None
+    }
     /// A region the requests are not signed for (S3).
     fn wrong_region(&self, _text: &str, _target: &str) -> Option<String> {
         None
@@ -78,6 +82,16 @@ pub trait Service: Send + Sync {
     /// A name that does not resolve, when the service can say more than "check the host".
     fn unresolved(&self, _endpoint: &str, _cause: &str) -> Option<String> {
         None
+    }
+}
+
+/// The bucket check of a service with buckets: what is checked, or why it is not (the option
+/// that turned it off also turns off the check before each write).
+fn bucket_exists(check: bool, what: String, off: &'static str) -> Result<String, &'static str> {
+    if check {
+        Ok(what)
+    } else {
+        Err(off)
     }
 }
 

@@ -103,11 +103,11 @@ impl Service for S3Config {
     }
 
     fn bucket_check(&self) -> Result<String, &'static str> {
-        if self.check_bucket {
-            Ok(format!("bucket {:?} exists", self.bucket))
-        } else {
-            Err("not run: no_check_bucket is set, so backups write without checking the bucket either")
-        }
+        super::bucket_exists(
+            self.check_bucket,
+            format!("bucket {:?} exists", self.bucket),
+            "not run: no_check_bucket is set, so backups write without checking the bucket either",
+        )
     }
 
     fn missing_bucket(&self, endpoint: &str) -> Option<String> {
