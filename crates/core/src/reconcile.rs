@@ -294,14 +294,26 @@ struct Work<'a> {
     digest: String,
 }
 
-/// Steps 1–4. Returns `None` when a step failed (its condition says why; later conditions
-/// keep their previous values, as in KubeBlocks).
+/// Steps 1–4, one function each. Returns `None` when a step failed (its condition says why;
+/// later conditions keep their previous values, as in KubeBlocks).
 fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Option<Work<'a>> {
-    let repo = input.repo;
-    let method = repo.access_method();
-    let provider_name = &repo.spec.storage_provider_ref;
+    let provider = provider_step(input, step)?;
+    let parameters = parameters_step(input, step, provider)?;
+    storage_class_step(input, step, out, provider, &parameters)?;
+    pvc_step(input, step, out, provider, &parameters)?;
+    let digest = digest(&parameters, &provider.spec);
+    Some(Work {
+        provider,
+        parameters,
+        digest,
+    })
+}
 
-    // 1. The storage provider.
+/// Step 1: the storage provider exists and offers the access method
+/// (condition StorageProviderReady).
+fn provider_step<'a>(input: &Input<'a>, step: &mut Step<'_>) -> Option<&'a StorageProvider> {
+    let repo = input.repo;
+    let provider_name = &repo.spec.storage_provider_ref;
     let Some(provider) = input.provider else {
         step.set(
             ct::STORAGE_PROVIDER_READY,
@@ -312,7 +324,7 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
         return None;
     };
     let spec = &provider.spec;
-    match method {
+    match repo.access_method() {
         AccessMethod::Tool if !spec.supports_tool() => {
             step.set(
                 ct::STORAGE_PROVIDER_READY,
@@ -350,8 +362,17 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
         reason::STORAGE_PROVIDER_READY,
         "",
     );
+    Some(provider)
+}
 
-    // 2. Parameters: defaults < config < credential Secret, validated against the schema.
+/// Step 2: parameters: defaults < config < credential Secret, validated against the schema
+/// (condition ParametersChecked).
+fn parameters_step(
+    input: &Input<'_>,
+    step: &mut Step<'_>,
+    provider: &StorageProvider,
+) -> Option<BTreeMap<String, String>> {
+    let spec = &provider.spec;
     let secret = match &input.secret {
         SecretState::NotReferenced => BTreeMap::new(),
         SecretState::Found(data) => data.clone(),
@@ -391,7 +412,7 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
     let parameters = match params::resolve(
         &schema,
         spec.credential_fields(),
-        &repo.spec.config,
+        &input.repo.spec.config,
         &secret,
     ) {
         Ok(p) => p,
@@ -406,10 +427,22 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
         }
     };
     step.set(ct::PARAMETERS_CHECKED, TRUE, reason::PARAMETERS_CHECKED, "");
+    Some(parameters)
+}
 
-    // 3. CSI secret and StorageClass (Kubernetes, Mount only). KubeBlocks makes them for every
-    //    access method; a Tool repository never mounts, and its CSI secret would only be one
-    //    more copy of the credentials in the cluster.
+/// Step 3: the CSI secret and StorageClass (Kubernetes, Mount only; condition
+/// StorageClassCreated). KubeBlocks makes them for every access method; a Tool repository never
+/// mounts, and its CSI secret would only be one more copy of the credentials in the cluster.
+fn storage_class_step(
+    input: &Input<'_>,
+    step: &mut Step<'_>,
+    out: &mut Output,
+    provider: &StorageProvider,
+    parameters: &BTreeMap<String, String>,
+) -> Option<()> {
+    let repo = input.repo;
+    let method = repo.access_method();
+    let spec = &provider.spec;
     let settings = input.settings;
     if settings.mount_supported && method == AccessMethod::Mount {
         let secret_ref = if spec.csi_driver_secret_template.is_some() {
@@ -431,7 +464,7 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
             None
         };
         let ctx = render::Context {
-            parameters: &parameters,
+            parameters,
             csi_secret: secret_ref.as_ref().map(|r| {
                 (
                     r.name.as_deref().unwrap_or(""),
@@ -495,11 +528,23 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
             },
         );
     }
+    Some(())
+}
 
-    // 4. PVC template (Mount only).
-    if method == AccessMethod::Mount && spec.persistent_volume_claim_template.is_some() {
+/// Step 4: the PVC template renders (Mount only; condition PVCTemplateChecked).
+fn pvc_step(
+    input: &Input<'_>,
+    step: &mut Step<'_>,
+    out: &mut Output,
+    provider: &StorageProvider,
+    parameters: &BTreeMap<String, String>,
+) -> Option<()> {
+    let spec = &provider.spec;
+    if input.repo.access_method() == AccessMethod::Mount
+        && spec.persistent_volume_claim_template.is_some()
+    {
         let ctx = render::Context {
-            parameters: &parameters,
+            parameters,
             csi_secret: None,
         };
         let sc = step
@@ -530,13 +575,7 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
     } else {
         step.set(ct::PVC_TEMPLATE_CHECKED, TRUE, reason::SKIPPED, "");
     }
-
-    let digest = digest(&parameters, spec);
-    Some(Work {
-        provider,
-        parameters,
-        digest,
-    })
+    Some(())
 }
 
 /// Step 5: the pre-check, with the digest rule and periodic re-checks.
