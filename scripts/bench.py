@@ -114,7 +114,7 @@ def gnu_time():
 
 
 def run(argv, env=None, stdin=None, stdout=None, scratch=None):
-    """Runs argv; returns (wall seconds, peak RSS KiB). Raises on a non-zero exit.
+    """Runs argv; returns (wall seconds, peak RSS KiB, CPU seconds). Raises on a non-zero exit.
 
     Peak RSS comes from os.wait4's ru_maxrss. But a child exec'd straight from this
     process starts with ru_maxrss = *our* peak RSS (the kernel carries the pre-exec
@@ -143,7 +143,9 @@ def run(argv, env=None, stdin=None, stdout=None, scratch=None):
         tail = errpath.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"exit {p.returncode}: {shlex.join(argv)}\n{tail}")
     rss = int(rsspath.read_text().split()[-1]) if TIME else ru.ru_maxrss
-    return wall, rss
+    # os.wait4's user + system time covers the child and what it waited for (GNU time's own
+    # share is a few milliseconds).
+    return wall, rss, ru.ru_utime + ru.ru_stime
 
 
 TIME = gnu_time()
@@ -166,13 +168,19 @@ class Bench:
         self.local_env = dict(self.ours_env, DATASAFED_LOCAL_BACKEND_PATH=str(self.local))
         self.rclone = [args.rclone, "--config", "/dev/null"]
         if s3:
-            self.conf = tmp / "s3.conf"
-            self.conf.write_text(
-                "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\n"
-                f"access_key_id = {s3['BR_S3_ACCESS_KEY']}\n"
-                f"secret_access_key = {s3['BR_S3_SECRET_KEY']}\n"
-                f"region =\nendpoint = {s3['BR_S3_ENDPOINT']}\n"
-                f"root = {s3['BR_S3_BUCKET']}\nforce_path_style = true\n")
+            # Our tool config as the s3-compatible provider renders it, without chunk_size
+            # (our default) and with KubeBlocks' `chunk_size = 50Mi` (what deployed repos use).
+            self.confs = {}
+            for chunk in args.chunks:
+                conf = tmp / f"s3-{chunk or 'default'}.conf"
+                conf.write_text(
+                    "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\n"
+                    f"access_key_id = {s3['BR_S3_ACCESS_KEY']}\n"
+                    f"secret_access_key = {s3['BR_S3_SECRET_KEY']}\n"
+                    f"region =\nendpoint = {s3['BR_S3_ENDPOINT']}\n"
+                    f"root = {s3['BR_S3_BUCKET']}\nforce_path_style = true\n"
+                    + (f"chunk_size = {chunk}\n" if chunk else ""))
+                self.confs[chunk] = conf
             self.s3flags = ["--s3-provider", "Minio", "--s3-env-auth=false",
                             "--s3-endpoint", s3["BR_S3_ENDPOINT"], "--s3-region", "us-east-1",
                             "--s3-access-key-id", s3["BR_S3_ACCESS_KEY"],
@@ -184,21 +192,23 @@ class Bench:
 
     def measure(self, what, tool, argv, env, stdin=False, verify=None, out_path=None):
         """stdin: feed the input file as stdin. stdout goes to out_path or /dev/null."""
-        r = self.results.setdefault((what, tool), {"seconds": [], "rss_kib": []})
+        r = self.results.setdefault((what, tool), {"seconds": [], "rss_kib": [], "cpu_s": []})
         secret = (self.s3 or {}).get("BR_S3_SECRET_KEY")
         shown = " ".join(shlex.quote(a.replace(secret, "SECRET") if secret else a) for a in argv)
         shown += (f" < {self.input}" if stdin else "") + f" > {out_path or os.devnull}"
         self.commands[f"{what} / {tool}"] = shown
         log(f"{what}: {'pushing' if 'push' in what else 'pulling'} with {tool} ...  $ {shown}")
         with open(self.input, "rb") as f, open(out_path or os.devnull, "wb") as out:
-            wall, rss = run(argv, env, stdin=f if stdin else None, stdout=out, scratch=self.tmp)
+            wall, rss, cpu = run(argv, env, stdin=f if stdin else None, stdout=out, scratch=self.tmp)
         if verify:
             got = verify()
             if got != self.size:
                 raise RuntimeError(f"{what}/{tool}: stored {got} bytes, expected {self.size}")
         r["seconds"].append(wall)
         r["rss_kib"].append(rss)
-        log(f"    {wall:.2f} s, {self.size / wall / 1e6:.1f} MB/s, peak RSS {rss / 1024:.1f} MiB")
+        r["cpu_s"].append(cpu)
+        log(f"    {wall:.2f} s, {self.size / wall / 1e6:.1f} MB/s, peak RSS {rss / 1024:.1f} MiB, "
+            f"{cpu:.2f} CPU s")
 
     def s3_size(self, key):
         out = subprocess.run(self.rclone + ["size", "--json"] + self.s3flags + [self.s3path(key)],
@@ -221,20 +231,37 @@ class Bench:
 
     def s3_round(self):
         b = self.a.bin
-        conf = ["-c", str(self.conf)]
         self.measure("S3 push", "curl PUT (ceiling)",
                      self.curl() + ["-T", str(self.input), self.url("bench/curl-put")],
                      self.rclone_env, verify=lambda: self.s3_size("bench/curl-put"))
-        self.measure("S3 push", "rclone",
-                     self.rclone + ["rcat"] + self.s3flags + [self.s3path("bench/rclone-push")],
-                     self.rclone_env, stdin=True, verify=lambda: self.s3_size("bench/rclone-push"))
-        self.measure("S3 push", "ours", [b, "datasafed", *conf, "push", "-", "bench/ours-push"],
-                     self.ours_env, stdin=True, verify=lambda: self.s3_size("bench/ours-push"))
-        self.measure("S3 pull", "rclone",
-                     self.rclone + ["cat"] + self.s3flags + [self.s3path("bench/rclone-push")],
-                     self.rclone_env)
-        self.measure("S3 pull", "ours", [b, "datasafed", *conf, "pull", "bench/ours-push", "-"],
-                     self.ours_env)
+        for chunk, conf in self.confs.items():
+            tag = f" [chunk {chunk}]" if chunk else " [defaults]"
+            rflags = self.s3flags + (["--s3-chunk-size", chunk] if chunk else [])
+            conf = ["-c", str(conf)]
+            self.measure("S3 push" + tag, "rclone",
+                         self.rclone + ["rcat"] + rflags + [self.s3path("bench/rclone-push")],
+                         self.rclone_env, stdin=True,
+                         verify=lambda: self.s3_size("bench/rclone-push"))
+            self.measure("S3 push" + tag, "ours",
+                         [b, "datasafed", *conf, "push", "-", "bench/ours-push"],
+                         self.ours_env, stdin=True, verify=lambda: self.s3_size("bench/ours-push"))
+            self.measure("S3 pull" + tag, "rclone",
+                         self.rclone + ["cat"] + rflags + [self.s3path("bench/rclone-push")],
+                         self.rclone_env)
+            self.measure("S3 pull" + tag, "ours",
+                         [b, "datasafed", *conf, "pull", "bench/ours-push", "-"], self.ours_env)
+            if self.a.zstd:
+                self.compressed_round(tag, conf, rflags)
+
+    def compressed_round(self, tag, conf, rflags):
+        """`push -z zstd` against what a user would otherwise run: zstd -T0 -1 | rclone rcat."""
+        b = self.a.bin
+        self.measure("S3 push zstd" + tag, "zstd -T0 -1 | rclone rcat",
+                     ["sh", "-c", 'zstd -q -T0 -1 -c | "$0" "$@"', *self.rclone, "rcat", *rflags,
+                      self.s3path("bench/rclone-zstd")], self.rclone_env, stdin=True)
+        self.measure("S3 push zstd" + tag, "ours -z zstd",
+                     [b, "datasafed", *conf, "push", "-z", "zstd", "-", "bench/ours-zstd"],
+                     self.ours_env, stdin=True)
 
     def local_round(self):
         b, d = self.a.bin, self.local
@@ -252,25 +279,35 @@ class Bench:
 
     def report(self):
         rows, med = [], {}
+        gib = self.size / (1 << 30)
         for (what, tool), r in self.results.items():
             secs = statistics.median(r["seconds"])
             rss = statistics.median(r["rss_kib"]) / 1024
-            med[(what, tool)] = (self.size / secs / 1e6, rss)
-            rows.append(f"| {what} | {tool} | {med[(what, tool)][0]:.1f} | {rss:.1f} |")
+            cpu = statistics.median(r["cpu_s"]) / gib
+            med[(what, tool)] = (self.size / secs / 1e6, rss, cpu)
+            rows.append(f"| {what} | {tool} | {med[(what, tool)][0]:.1f} | {rss:.1f} | {cpu:.2f} |")
         print(f"\n{self.size} bytes of {self.a.data} data, median of {self.a.repeat} run(s), "
               f"bin {self.a.bin}\n")
-        print("| what | tool | MB/s | peak RSS MiB |\n|---|---|---:|---:|")
+        print("| what | tool | MB/s | peak RSS MiB | CPU s/GiB |\n|---|---|---:|---:|---:|")
         print("\n".join(rows))
+        pairs = []
+        for tag in sorted({w.split(" [", 1)[1] for w, _ in med if " [" in w}):
+            tag = f" [{tag}"
+            pairs += [
+                (f"ours/rclone push S3{tag}", (f"S3 push{tag}", "ours"), (f"S3 push{tag}", "rclone"), 0),
+                (f"ours RSS / rclone RSS (S3 push){tag}", (f"S3 push{tag}", "ours"), (f"S3 push{tag}", "rclone"), 1),
+                (f"ours/rclone pull S3{tag}", (f"S3 pull{tag}", "ours"), (f"S3 pull{tag}", "rclone"), 0),
+                (f"ours RSS / rclone RSS (S3 pull){tag}", (f"S3 pull{tag}", "ours"), (f"S3 pull{tag}", "rclone"), 1),
+                (f"ours/pipeline zstd push{tag}", (f"S3 push zstd{tag}", "ours -z zstd"),
+                 (f"S3 push zstd{tag}", "zstd -T0 -1 | rclone rcat"), 0),
+                (f"ours/pipeline zstd CPU{tag}", (f"S3 push zstd{tag}", "ours -z zstd"),
+                 (f"S3 push zstd{tag}", "zstd -T0 -1 | rclone rcat"), 2)]
+        pairs += [
+            ("ours/cat local push", ("local push", "ours"), ("local push", "cat (ceiling)"), 0),
+            ("ours/rclone local push", ("local push", "ours"), ("local push", "rclone"), 0),
+            ("ours/rclone local pull", ("local pull", "ours"), ("local pull", "rclone"), 0)]
         ratios = {}
-        for label, (w1, t1), (w2, t2), col in [
-                ("ours/rclone push S3", ("S3 push", "ours"), ("S3 push", "rclone"), 0),
-                ("ours/curl ceiling", ("S3 push", "ours"), ("S3 push", "curl PUT (ceiling)"), 0),
-                ("ours RSS / rclone RSS (S3 push)", ("S3 push", "ours"), ("S3 push", "rclone"), 1),
-                ("ours RSS / rclone RSS (S3 pull)", ("S3 pull", "ours"), ("S3 pull", "rclone"), 1),
-                ("ours/rclone pull S3", ("S3 pull", "ours"), ("S3 pull", "rclone"), 0),
-                ("ours/cat local push", ("local push", "ours"), ("local push", "cat (ceiling)"), 0),
-                ("ours/rclone local push", ("local push", "ours"), ("local push", "rclone"), 0),
-                ("ours/rclone local pull", ("local pull", "ours"), ("local pull", "rclone"), 0)]:
+        for label, (w1, t1), (w2, t2), col in pairs:
             if (w1, t1) in med and (w2, t2) in med and med[(w2, t2)][col]:
                 ratios[label] = med[(w1, t1)][col] / med[(w2, t2)][col]
         print()
@@ -283,7 +320,7 @@ class Bench:
                 "rss_via": "GNU time %M" if TIME else "os.wait4 ru_maxrss",
                 "commands": self.commands,
                 "results": [{"what": w, "tool": t, **r, "mb_per_s": med[(w, t)][0],
-                             "peak_rss_mib": med[(w, t)][1]}
+                             "peak_rss_mib": med[(w, t)][1], "cpu_s_per_gib": med[(w, t)][2]}
                             for (w, t), r in self.results.items()]}, indent=2) + "\n")
 
 
@@ -308,7 +345,13 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--only", choices=["s3", "local"])
     ap.add_argument("--json", help="also write the raw numbers to this file")
+    ap.add_argument("--chunk", dest="chunks", action="append",
+                    help="S3 chunk_size configs to run (repeatable; '' = none). "
+                         "Default: none (our default) and 50Mi (what KubeBlocks' providers render)")
+    ap.add_argument("--zstd", action="store_true",
+                    help="also compare push -z zstd with zstd -T0 -1 | rclone rcat (needs zstd)")
     a = ap.parse_args()
+    a.chunks = a.chunks if a.chunks is not None else ["", "50Mi"]
     a.rclone = a.rclone or find_rclone()
     if not TIME:
         log("warning: GNU /usr/bin/time not found; peak RSS has a floor of this script's own")

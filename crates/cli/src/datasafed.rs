@@ -45,6 +45,12 @@ pub enum Verb {
         /// Compress with this algorithm before upload.
         #[arg(short = 'z', long = "compress", value_parser = parse_codec_name)]
         compress: Option<String>,
+        /// How big the stream from stdin will be, when it is known to be huge (e.g. 2TiB):
+        /// parts are then sized so that it fits in S3's 10,000 parts, which takes about
+        /// SIZE / 9,500 of memory per part. Without it, a stream can reach 10,000 × chunk_size
+        /// in 48 MiB of part buffers. A file's own size is used without asking.
+        #[arg(long = "expected-size", value_name = "SIZE", env = "DATASAFED_EXPECTED_SIZE", value_parser = parse_expected_size)]
+        expected_size: Option<u64>,
     },
     /// Pull a remote file to a local file (or stdout with "-").
     Pull {
@@ -255,6 +261,12 @@ async fn shutdown_signal() {
     }
 }
 
+/// `--expected-size`: bytes, or a number with a unit (`2TiB`, `500GB`).
+pub fn parse_expected_size(s: &str) -> Result<u64, String> {
+    backuprepo_transfer::size::parse_bytes(s)
+        .ok_or_else(|| format!("{s:?} is not a size: use bytes or a number with a unit, e.g. 2TiB"))
+}
+
 fn codec(name: Option<String>) -> Result<Option<Codec>, Error> {
     name.map(|n| Codec::parse(&n)).transpose()
 }
@@ -271,11 +283,12 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             lpath,
             rpath,
             compress,
+            expected_size,
         } => {
             let fail = |e: Error| Error::Storage(format!("push to {rpath:?}: {e}"));
             let codec = codec(compress).map_err(fail)?;
             let (input, total) = if lpath == "-" {
-                (Input::Stdin, None)
+                (Input::Stdin { expected_size }, expected_size)
             } else {
                 let p = PathBuf::from(&lpath);
                 let len = std::fs::metadata(&p).ok().map(|m| m.len());

@@ -171,6 +171,10 @@ enum Command {
         /// Compress with this algorithm (zstd, gzip, lz4, ...).
         #[arg(short = 'z', long = "compress")]
         compress: Option<String>,
+        /// How big a stream from stdin will be, when it is known to be huge (see
+        /// `datasafed push --help`).
+        #[arg(long = "expected-size", value_name = "SIZE", env = "DATASAFED_EXPECTED_SIZE", value_parser = datasafed::parse_expected_size)]
+        expected_size: Option<u64>,
     },
     /// Pull a file from a repository to a local file (or - for stdout).
     Pull {
@@ -439,11 +443,13 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             lpath,
             rpath,
             compress,
+            expected_size,
         } => {
             let verb = Verb::Push {
                 lpath,
                 rpath,
                 compress,
+                expected_size,
             };
             data::run(store, repo.repo.as_deref(), verb).await
         }

@@ -46,6 +46,28 @@ fn sizes_round_trip(c: &Ctx) {
     assert!(err.contains("invalid local path"), "{err}");
 }
 
+/// A stream announced as huge (`DATASAFED_EXPECTED_SIZE`) is cut into parts big enough for it:
+/// here 500 GiB gives parts of 54 MiB, so 120 MiB is three parts with two part buffers, the
+/// fewest the writer needs (one kept by the writer, one being filled).
+fn expected_size_hint_makes_big_parts(c: &Ctx) {
+    let d = data(120 << 20, 7);
+    c.push(
+        "hint/big",
+        &d,
+        &[],
+        &[("DATASAFED_EXPECTED_SIZE", "500GiB")],
+    );
+    assert!(
+        c.pull("hint/big", &[], &[]) == d,
+        "[{}] round trip",
+        c.backend
+    );
+    // A bad size is a usage error (clap's exit code 2), before anything is read or written.
+    let o = c.run_with(&["push", "--expected-size", "lots", "-", "hint/bad"], None, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("\"lots\" is not a size"));
+}
+
 fn names_and_deep_paths(c: &Ctx) {
     for name in [
         "with space/a file.txt",
@@ -399,6 +421,7 @@ macro_rules! suite {
 }
 
 suite!(
+    expected_size_hint_makes_big_parts,
     sizes_round_trip,
     names_and_deep_paths,
     overwrite_replaces,

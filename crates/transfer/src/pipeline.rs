@@ -25,26 +25,80 @@ use crate::crypto::Encryption;
 use crate::service::Site;
 use crate::{Error, Result};
 
-/// S3 allows 10,000 parts; we double the part size every this many parts, so an unknown-size
-/// stream never runs out of parts (8 MiB parts: 8 GiB at 1,000 parts, ~8 TiB at 10,000).
-pub const PARTS_PER_TIER: u64 = 1000;
+/// S3's limit on the parts of one upload.
+pub const MAX_PARTS: u64 = 10_000;
 /// S3's largest part.
 pub const MAX_PART: u64 = 5 << 30;
+/// S3's smallest part (but the last).
+pub const MIN_PART: u64 = 5 << 20;
+/// The largest part of the first, fast stage of a push.
+pub const SMALL_PART: u64 = 8 << 20;
+/// How many parts the first stage has: a stream up to this many small parts (8 GiB at 8 MiB)
+/// uploads with several parts in flight.
+pub const SMALL_PARTS: u64 = 1000;
+/// The memory all part buffers of one push may hold together.
+pub const PART_MEMORY: u64 = 48 << 20;
 
-/// How a push is cut and uploaded.
+/// How a push is cut and uploaded: memory bounded by [`PART_MEMORY`] whatever `chunk_size`,
+/// and room for an object of `MAX_PARTS × chunk_size` from a stream of unknown size, as
+/// rclone allows.
+///
+/// The first [`SMALL_PARTS`] parts are `min(chunk_size, 8 MiB)` with up to `concurrency` of
+/// them uploading; then every part is the size that lets the remaining parts reach
+/// `MAX_PARTS × chunk_size`. Parts in memory at once: as many as fit in [`PART_MEMORY`], and at
+/// least two (see [`Shape::buffers_at`]): a stream past the first stage (8 GiB) holds two of
+/// its larger parts (2 × 55 MiB at chunk_size 50Mi). An expected size (a file's, or the hint)
+/// raises part sizes so that the stream fits in the parts, whatever that costs in memory: the
+/// user said it is that big.
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
-    /// First part size; doubles every [`PARTS_PER_TIER`] parts, up to [`MAX_PART`].
-    pub part_size: usize,
-    /// Parts uploaded at once.
+    /// `chunk_size` of the tool config (5 MiB to 5 GiB).
+    pub chunk_size: u64,
+    /// Parts uploaded at once in the first stage.
     pub concurrency: usize,
+    /// The stream's expected size, when known.
+    pub expected_size: Option<u64>,
 }
 
 impl Shape {
-    pub fn part_size_at(&self, index: u64) -> usize {
-        let tier = (index / PARTS_PER_TIER).min(20) as u32;
-        ((self.part_size as u64) << tier).min(MAX_PART.max(self.part_size as u64)) as usize
+    fn small_part(&self) -> u64 {
+        self.chunk_size.min(SMALL_PART)
     }
+
+    /// The size of part `index` (0-based).
+    pub fn part_size_at(&self, index: u64) -> usize {
+        let small = self.small_part();
+        let scheduled = if index < SMALL_PARTS || small >= self.chunk_size {
+            small
+        } else {
+            // What the remaining parts must carry for MAX_PARTS × chunk_size in all.
+            let rest = MAX_PARTS * self.chunk_size - SMALL_PARTS * small;
+            round_up_mib(rest.div_ceil(MAX_PARTS - SMALL_PARTS))
+        };
+        // An expected size spread over 95% of the parts (room for a wrong guess).
+        let hinted = self
+            .expected_size
+            .map(|n| round_up_mib(n.div_ceil(MAX_PARTS * 95 / 100)))
+            .unwrap_or(0);
+        // Services without multipart (one stream) take small pieces below S3's minimum.
+        scheduled
+            .max(hinted)
+            .clamp(MIN_PART.min(self.chunk_size), MAX_PART) as usize
+    }
+
+    /// How many part buffers may exist at once while part `index` is filled: those uploading,
+    /// one waiting for a slot and the one being filled, within [`PART_MEMORY`]. At least two:
+    /// OpenDAL's multipart writer keeps the last part it was given until the next one (or
+    /// close) arrives, so it can send a small stream as one PUT; with one buffer the reader
+    /// would wait for it forever.
+    pub fn buffers_at(&self, index: u64) -> usize {
+        let part = self.part_size_at(index) as u64;
+        ((PART_MEMORY / part) as usize).clamp(2, self.concurrency.max(1) + 2)
+    }
+}
+
+fn round_up_mib(n: u64) -> u64 {
+    n.div_ceil(1 << 20) << 20
 }
 
 /// Transformations applied on the way in (and undone on the way out).
@@ -62,9 +116,8 @@ impl Filters {
 
 /// Part buffers are recycled and counted. A part handed to OpenDAL is a `Bytes` that owns a
 /// pooled `Vec`; when OpenDAL drops the last reference (the part is uploaded), the `Vec` returns
-/// to the pool. At most `limit` buffers exist at once (`concurrency` uploading, one waiting for a
-/// slot, one being filled), and the reader blocks for a free one, so a push's memory is bounded
-/// by `limit × part size` whatever the input size. Reusing the buffers also keeps the allocator
+/// to the pool. At most [`Shape::buffers_at`] buffers exist at once, and the reader blocks for a
+/// free one, so a push's memory is bounded by [`PART_MEMORY`] whatever the input size. Reusing the buffers also keeps the allocator
 /// from holding on to freed parts (fresh 8 MiB allocations freed on other threads kept ~20 MiB
 /// more resident with glibc).
 #[derive(Clone)]
@@ -73,31 +126,34 @@ struct Pool(Arc<(Mutex<PoolState>, Condvar)>);
 struct PoolState {
     idle: Vec<Vec<u8>>,
     alive: usize,
-    limit: usize,
 }
 
 impl Pool {
-    fn new(limit: usize) -> Self {
+    fn new() -> Self {
         Pool(Arc::new((
             Mutex::new(PoolState {
                 idle: Vec::new(),
                 alive: 0,
-                limit: limit.max(1),
             }),
             Condvar::new(),
         )))
     }
 
-    /// A buffer with at least `capacity` bytes of room; waits while `limit` are in use.
-    fn get(&self, capacity: usize) -> io::Result<Vec<u8>> {
+    /// A buffer with at least `capacity` bytes of room; waits while `limit` are in use. Idle
+    /// buffers beyond what the limit allows, or too small to grow into, are freed first, so
+    /// memory follows the limit down when parts grow.
+    fn get(&self, capacity: usize, limit: usize) -> io::Result<Vec<u8>> {
         let poisoned = |_| io::Error::other("part buffer pool poisoned");
         let (lock, freed) = &*self.0;
         let mut st = lock.lock().map_err(poisoned)?;
-        while st.alive >= st.limit {
+        while st.alive >= limit.max(1) {
             st = freed.wait(st).map_err(poisoned)?;
         }
         st.alive += 1;
+        let keep = limit.saturating_sub(st.alive);
+        st.idle.retain(|b| b.capacity() >= capacity);
         let mut b = st.idle.pop().unwrap_or_default();
+        st.idle.truncate(keep);
         drop(st);
         b.clear();
         b.reserve_exact(capacity);
@@ -147,7 +203,7 @@ impl PartSink {
             shape,
             index: 0,
             buf: Vec::new(),
-            pool: Pool::new(shape.concurrency + 2),
+            pool: Pool::new(),
         }
     }
 
@@ -158,7 +214,8 @@ impl PartSink {
     /// Start a new part buffer (from the pool) if there is none.
     fn ensure_buffer(&mut self) -> io::Result<()> {
         if self.buf.capacity() == 0 {
-            self.buf = self.pool.get(self.target())?;
+            let limit = self.shape.buffers_at(self.index);
+            self.buf = self.pool.get(self.target(), limit)?;
         }
         Ok(())
     }
@@ -509,28 +566,86 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const MIB: u64 = 1 << 20;
+
+    fn total(s: &Shape) -> u64 {
+        (0..MAX_PARTS).map(|i| s.part_size_at(i) as u64).sum()
+    }
+
     #[test]
-    fn part_size_doubles_per_tier_and_covers_large_streams() {
+    fn memory_is_bounded_whatever_chunk_size_and_objects_reach_rclones_limit() {
+        for chunk in [5 * MIB, 8 * MIB, 16 * MIB, 50 * MIB, 64 * MIB] {
+            let s = Shape {
+                chunk_size: chunk,
+                concurrency: 4,
+                expected_size: None,
+            };
+            assert_eq!(s.part_size_at(0) as u64, chunk.min(8 * MIB), "{chunk}");
+            assert_eq!(s.part_size_at(999) as u64, chunk.min(8 * MIB), "{chunk}");
+            for i in [0, 999, 1000, 5000, 9999] {
+                let part = s.part_size_at(i) as u64;
+                let held = s.buffers_at(i) as u64 * part;
+                assert!(
+                    held <= PART_MEMORY || s.buffers_at(i) == 2,
+                    "chunk {chunk}, part {i}: {held} bytes of buffers"
+                );
+                assert!((MIN_PART..=MAX_PART).contains(&part));
+            }
+            // rclone's largest object for a stream of unknown size: 10,000 × chunk_size.
+            assert!(
+                total(&s) >= MAX_PARTS * chunk,
+                "chunk {chunk}: {}",
+                total(&s)
+            );
+        }
+        // KubeBlocks' 50Mi: 4 parts of 8 MiB in flight first (6 buffers, 48 MiB), then parts of
+        // about 55 MiB, one uploading while the next fills.
         let s = Shape {
-            part_size: 8 << 20,
-            concurrency: 2,
+            chunk_size: 50 * MIB,
+            concurrency: 4,
+            expected_size: None,
         };
-        assert_eq!(s.part_size_at(0), 8 << 20);
-        assert_eq!(s.part_size_at(999), 8 << 20);
-        assert_eq!(s.part_size_at(1000), 16 << 20);
-        assert!(s.part_size_at(9999) as u64 <= MAX_PART);
-        let total: u64 = (0..10_000).map(|i| s.part_size_at(i) as u64).sum();
-        assert!(
-            total > 5 << 40,
-            "10,000 parts hold {total} bytes, less than 5 TiB"
-        );
+        assert_eq!(s.buffers_at(0), 6);
+        assert_eq!(s.part_size_at(1000) as u64, 55 * MIB);
+        assert_eq!(s.buffers_at(1000), 2);
+    }
+
+    #[test]
+    fn an_expected_size_sizes_the_parts_so_it_fits() {
+        let tib = 1u64 << 40;
+        let s = Shape {
+            chunk_size: 50 * MIB,
+            concurrency: 4,
+            expected_size: Some(2 * tib),
+        };
+        assert!(s.part_size_at(0) as u64 * 9_500 >= 2 * tib);
+        assert!(total(&s) >= 2 * tib);
+        // A small expected size changes nothing.
+        let small = Shape {
+            expected_size: Some(tib / 1024),
+            ..s
+        };
+        assert_eq!(small.part_size_at(0) as u64, 8 * MIB);
+        assert_eq!(small.buffers_at(0), 6);
+    }
+
+    #[test]
+    fn one_stream_services_take_small_pieces() {
+        let s = Shape {
+            chunk_size: MIB,
+            concurrency: 1,
+            expected_size: Some(10 << 30),
+        };
+        assert_eq!(s.part_size_at(0) as u64, 2 * MIB);
+        assert_eq!(s.part_size_at(5000) as u64, 2 * MIB);
+        assert_eq!(s.buffers_at(0), 3);
     }
 
     #[test]
     fn pool_bounds_live_buffers_and_reuses_them() {
-        let pool = Pool::new(2);
-        let a = pool.get(1024).unwrap();
-        let b = pool.get(1024).unwrap();
+        let pool = Pool::new();
+        let a = pool.get(1024, 2).unwrap();
+        let b = pool.get(1024, 2).unwrap();
         let a_ptr = a.as_ptr();
         let part = Bytes::from_owner(Pooled {
             buf: a,
@@ -539,7 +654,7 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let p = pool.clone();
         let waiter = std::thread::spawn(move || {
-            let c = p.get(1024).unwrap();
+            let c = p.get(1024, 2).unwrap();
             tx.send(c.as_ptr() as usize).unwrap();
         });
         // The third buffer must wait while two are alive.

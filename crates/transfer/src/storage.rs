@@ -21,10 +21,12 @@ use crate::service::local::{self as localfs, Source};
 use crate::service::{self, Site, LOCAL_TMP_DIR};
 use crate::{Error, Result};
 
-/// Default part size and parts in flight: 8 MiB × 2 keeps a push of any size near 50 MiB RSS
-/// and still keeps a CPU-bound S3 server busy (measured with scripts/bench.py).
-pub const DEFAULT_PART_SIZE: usize = 8 << 20;
-pub const DEFAULT_CONCURRENCY: usize = 2;
+/// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
+/// without it gets the same largest object (10,000 × 50 MiB).
+pub const DEFAULT_CHUNK_SIZE: u64 = 50 << 20;
+/// Parts in flight while parts are small (rclone's `upload_concurrency` default); the memory
+/// bound ([`pipeline::PART_MEMORY`]) holds whatever this is.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 pub struct Storage {
     op: Operator,
@@ -45,7 +47,10 @@ pub enum Output {
 
 /// Where pushed data comes from.
 pub enum Input {
-    Stdin,
+    /// Standard input, with the size it is expected to have when the caller knows
+    /// (`--expected-size`, `DATASAFED_EXPECTED_SIZE`): parts are sized so that it fits.
+    Stdin { expected_size: Option<u64> },
+    /// A file: its size is the expected size.
     File(PathBuf),
 }
 
@@ -56,21 +61,19 @@ impl Storage {
         let op = service::build(cfg)?;
         let base = paths::base_path(base_path)?;
         let object_store = !cfg.backend.has_directories();
+        // FTP and local directories take one stream: 1 MiB pieces, one at a time.
         let shape = Shape {
-            part_size: cfg
-                .tuning
-                .chunk_size
-                .map(|c| c.clamp(5 << 20, pipeline::MAX_PART) as usize)
-                .unwrap_or(if object_store {
-                    DEFAULT_PART_SIZE
-                } else {
-                    1 << 20
-                }),
+            chunk_size: match cfg.tuning.chunk_size {
+                Some(c) if object_store => c.clamp(pipeline::MIN_PART, pipeline::MAX_PART),
+                None if object_store => DEFAULT_CHUNK_SIZE,
+                _ => 1 << 20,
+            },
             concurrency: cfg.tuning.concurrency.unwrap_or(if object_store {
                 DEFAULT_CONCURRENCY
             } else {
                 1
             }),
+            expected_size: None,
         };
         let local_root = match &cfg.backend {
             Backend::Local(c) => Some(
@@ -111,8 +114,8 @@ impl Storage {
         cancel: impl Future<Output = ()>,
     ) -> Result<u64> {
         let remote = paths::resolve_file(&self.base, rpath)?;
-        let source = match input {
-            Input::Stdin => Source::Stdin,
+        let (source, expected_size) = match input {
+            Input::Stdin { expected_size } => (Source::Stdin, expected_size),
             Input::File(p) => {
                 if p.is_dir() {
                     return Err(Error::InvalidPath(format!(
@@ -120,13 +123,17 @@ impl Storage {
                         p.display()
                     )));
                 }
-                Source::File(
-                    std::fs::File::open(&p)
-                        .map_err(|e| Error::io(format!("open {}", p.display()), e))?,
-                )
+                let file = std::fs::File::open(&p)
+                    .map_err(|e| Error::io(format!("open {}", p.display()), e))?;
+                let size = file.metadata().ok().map(|m| m.len());
+                (Source::File(file), size)
             }
         };
-        self.push_reader(source, &remote, codec, progress, cancel)
+        let shape = Shape {
+            expected_size,
+            ..self.shape
+        };
+        self.push_reader(source, &remote, codec, shape, progress, cancel)
             .await
     }
 
@@ -135,6 +142,7 @@ impl Storage {
         source: Source,
         remote: &Remote,
         codec: Option<Codec>,
+        shape: Shape,
         progress: Option<Arc<AtomicU64>>,
         cancel: impl Future<Output = ()>,
     ) -> Result<u64> {
@@ -159,7 +167,7 @@ impl Storage {
             &key,
             Box::new(source),
             filters,
-            self.shape,
+            shape,
             progress,
             cancel,
             &self.site,
