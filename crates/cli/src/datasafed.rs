@@ -48,7 +48,7 @@ pub enum Verb {
         /// How big the stream from stdin will be, when it is known to be huge (e.g. 2TiB):
         /// parts are then sized so that it fits in S3's 10,000 parts, which takes about
         /// SIZE / 9,500 of memory per part. Without it, a stream can reach 10,000 × chunk_size
-        /// in 48 MiB of part buffers. A file's own size is used without asking.
+        /// in 40 MiB of part buffers (two larger parts past 8 GiB). A file's own size is used without asking.
         #[arg(long = "expected-size", value_name = "SIZE", env = "DATASAFED_EXPECTED_SIZE", value_parser = parse_expected_size)]
         expected_size: Option<u64>,
     },

@@ -63,7 +63,11 @@ fn expected_size_hint_makes_big_parts(c: &Ctx) {
         c.backend
     );
     // A bad size is a usage error (clap's exit code 2), before anything is read or written.
-    let o = c.run_with(&["push", "--expected-size", "lots", "-", "hint/bad"], None, &[]);
+    let o = c.run_with(
+        &["push", "--expected-size", "lots", "-", "hint/bad"],
+        None,
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("\"lots\" is not a size"));
 }

@@ -1040,3 +1040,86 @@ fn kubernetes_manifests_are_printed() {
     // Nothing was installed in the local store.
     assert!(h.repo_names().is_empty());
 }
+
+/// Credentials off the command line: `-` (standard input), `@FILE`, or the flag's environment
+/// variable. Each repository is Ready only if the secret arrived intact.
+#[test]
+fn credentials_from_stdin_file_and_environment() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let h = Home::new();
+    let base = |name: &str| -> Vec<String> {
+        [
+            "create",
+            name,
+            "--provider",
+            "minio",
+            "--bucket",
+            &bucket,
+            "--endpoint",
+            &endpoint,
+            "--access-key-id",
+            &key,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    // Standard input (with the newline `echo` adds).
+    let mut args = base("from-stdin");
+    args.extend(["--secret-access-key".into(), "-".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    h.ok(&args, Some(&format!("{secret}\n")));
+    assert_eq!(h.phase("from-stdin"), "Ready");
+    // A file.
+    let file = h.dir.path().join("secret.txt");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    let mut args = base("from-file");
+    args.extend(["--secret-access-key".into(), format!("@{}", file.display())]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    h.ok(&args, None);
+    assert_eq!(h.phase("from-file"), "Ready");
+    // The environment.
+    let args = base("from-env");
+    let out = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+        .args(&args)
+        .env("BACKUPREPO_HOME", h.path())
+        .env("BACKUPREPO_SECRET_ACCESS_KEY", &secret)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.phase("from-env"), "Ready");
+    // A file that is not there, and an empty value: refused, nothing created.
+    let mut args = base("bad");
+    args.extend(["--secret-access-key".into(), "@/nonexistent/secret".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = h.fails(&args, None);
+    assert!(
+        e.contains("@/nonexistent/secret: cannot read the file"),
+        "{e}"
+    );
+    let mut args = base("bad");
+    args.extend(["--secret-access-key".into(), "-".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = h.fails(&args, Some("\n"));
+    assert!(e.contains("--secret-access-key is empty"), "{e}");
+    assert!(!h.repo_names().contains(&"bad".to_string()));
+    // `update` takes the same forms (and never reads the environment by itself).
+    h.ok(
+        &[
+            "update",
+            "from-file",
+            "--secret-access-key",
+            &format!("@{}", file.display()),
+        ],
+        None,
+    );
+    assert_eq!(h.phase("from-file"), "Ready");
+    h.secret_only_in_private_files();
+}

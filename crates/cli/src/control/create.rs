@@ -116,10 +116,27 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
         let show = |v: Option<&Json>| v.map(|v| v.to_string()).unwrap_or_default();
         help.push_str(&format!(" Value range [{}, {}].", show(min), show(max)));
     }
+    // Creating reads a credential not given from its environment variable; updating changes
+    // only what is given on the command line.
+    let from_env = p.credential && with_defaults;
+    if p.credential {
+        help.push_str(" A credential: `-` reads it from standard input, @FILE from a file");
+        help.push_str(&if from_env {
+            format!(
+                "; when the flag is not given, ${} is read.",
+                credential_env(&p.flag)
+            )
+        } else {
+            ".".to_string()
+        });
+    }
     let mut arg = Arg::new(p.name.clone())
         .long(p.flag.clone())
         .help(help)
         .required(required);
+    if from_env {
+        arg = arg.env(credential_env(&p.flag)).hide_env_values(true);
+    }
     arg = match p.kind.as_str() {
         "boolean" => boolish(arg).value_name("true|false"),
         "integer" => arg.value_parser(clap::value_parser!(i64)).value_name("INT"),
@@ -154,8 +171,75 @@ fn value_of(m: &ArgMatches, p: &Prop) -> Option<String> {
     }
 }
 
+/// Given by the user: on the command line, or (credentials) in their environment variable.
 fn explicit(m: &ArgMatches, id: &str) -> bool {
-    m.value_source(id) == Some(ValueSource::CommandLine)
+    matches!(
+        m.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+/// The environment variable a credential flag reads when it is not given:
+/// `--secret-access-key` → `BACKUPREPO_SECRET_ACCESS_KEY`.
+fn credential_env(flag: &str) -> String {
+    format!("BACKUPREPO_{}", flag.replace('-', "_").to_ascii_uppercase())
+}
+
+/// A credential value as given: `-` reads standard input, `@FILE` reads the file (one trailing
+/// newline dropped), anything else is the value itself. Keeps secrets out of shell history and
+/// the process list.
+fn credential_value(flag: &str, given: String, stdin_used: &mut bool) -> Result<String> {
+    use std::io::Read;
+    let trim = |mut v: String| {
+        if v.ends_with('\n') {
+            v.pop();
+            if v.ends_with('\r') {
+                v.pop();
+            }
+        }
+        v
+    };
+    if given == "-" {
+        if std::mem::replace(stdin_used, true) {
+            bail!("--{flag} -: standard input is already read by another flag; use @FILE or the environment for one of them");
+        }
+        let mut v = String::new();
+        std::io::stdin()
+            .read_to_string(&mut v)
+            .map_err(|e| anyhow!("--{flag} -: cannot read standard input: {e}"))?;
+        return Ok(trim(v));
+    }
+    if let Some(path) = given.strip_prefix('@') {
+        let v = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("--{flag} @{path}: cannot read the file: {e}"))?;
+        return Ok(trim(v));
+    }
+    Ok(given)
+}
+
+/// The credential values of `secret` resolved ([`credential_value`]); an empty one is refused.
+fn resolve_credentials(
+    props: &[Prop],
+    secret: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut stdin_used = false;
+    let mut out = BTreeMap::new();
+    for (name, given) in secret {
+        let flag = props
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.flag.clone())
+            .unwrap_or_else(|| name.clone());
+        let v = credential_value(&flag, given, &mut stdin_used)?;
+        if v.is_empty() {
+            bail!(
+                "--{flag} is empty; pass the value, `-` (standard input), @FILE, or set {}",
+                credential_env(&flag)
+            );
+        }
+        out.insert(name, v);
+    }
+    Ok(out)
 }
 
 /// `--provider X` / `--provider=X` from raw arguments.
@@ -359,6 +443,7 @@ fn plan_create(provider: &StorageProvider, args: Vec<String>) -> Result<Option<(
         return Ok(None);
     };
     let (config, secret) = collect(&m, &props, false);
+    let secret = resolve_credentials(&props, secret)?;
     validate(provider, &props, &config, &secret)?;
 
     // Access method, reclaim policy, capacity: kbcli's checks and messages.
@@ -519,6 +604,7 @@ fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Option<Up
         .filter(|p| p.credential)
         .collect();
     let (_, secret) = collect(&m, &props, true);
+    let secret = resolve_credentials(&props, secret)?;
     Ok(Some(UpdatePlan {
         secret,
         default: m.get_one::<bool>("default").copied(),
