@@ -105,6 +105,20 @@ pub enum Verb {
         #[arg(long = "json")]
         json: bool,
     },
+    /// Read every object under a path end to end and check it, writing nothing: encryption
+    /// tags (AES-256-GCM-STREAM), compression framing, and the length. One line per damaged
+    /// object (`damaged: PATH: WHY`), a summary, exit 1 if any is damaged.
+    Verify {
+        /// Remote path (default: everything).
+        #[arg(default_value = "")]
+        rpath: String,
+        /// The compression used on push (default: recognised by its magic number).
+        #[arg(short = 'd', long = "decompress", value_parser = parse_codec_name)]
+        decompress: Option<String>,
+        /// Check only this percentage of the objects, picked at random.
+        #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+        sample: Option<f64>,
+    },
     /// Remove a remote file, or a directory tree with -r.
     Rm {
         /// Remote path.
@@ -261,6 +275,61 @@ async fn shutdown_signal() {
     }
 }
 
+/// `verify`: one line per object that is not good, then the summary; an error when any is
+/// damaged.
+async fn verify(
+    storage: &Storage,
+    rpath: &str,
+    codec: Option<Codec>,
+    sample: Option<f64>,
+) -> Result<(), Error> {
+    use backuprepo_transfer::storage::{Outcome, VerifyOptions};
+    let opts = VerifyOptions {
+        codec,
+        sample_percent: sample,
+    };
+    let mut report = |e: &backuprepo_transfer::list::Entry, outcome: &Outcome| match outcome {
+        Outcome::Good => {}
+        Outcome::Damaged(why) => println!("damaged: {}: {why}", e.path),
+        Outcome::Unauthenticated => println!(
+            "unverified: {}: unauthenticated (AES-CFB), cannot verify",
+            e.path
+        ),
+    };
+    let summary = Progress::track(&format!("verify {rpath}"), None, |counter| {
+        storage.verify(rpath, &opts, counter, &mut report)
+    })
+    .await?;
+    let mut line = format!(
+        "{} objects verified, {} damaged",
+        summary.verified, summary.damaged
+    );
+    if summary.unauthenticated > 0 {
+        line.push_str(&format!(
+            ", {} unauthenticated (cannot verify)",
+            summary.unauthenticated
+        ));
+    }
+    println!("{line}");
+    if summary.damaged > 0 {
+        return Err(Error::Corrupt(format!(
+            "{} of {} objects are damaged",
+            summary.damaged, summary.verified
+        )));
+    }
+    Ok(())
+}
+
+/// `--sample`: a percentage above 0, at most 100.
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(p) if p > 0.0 && p <= 100.0 => Ok(p),
+        _ => Err(format!(
+            "{s:?} is not a percentage: use a number above 0, at most 100"
+        )),
+    }
+}
+
 /// `--expected-size`: bytes, or a number with a unit (`2TiB`, `500GB`).
 pub fn parse_expected_size(s: &str) -> Result<u64, String> {
     backuprepo_transfer::size::parse_bytes(s)
@@ -398,6 +467,11 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             }
             Ok(())
         }
+        Verb::Verify {
+            rpath,
+            decompress,
+            sample,
+        } => verify(storage, &rpath, codec(decompress)?, sample).await,
         Verb::Rm { rpath, recursive } => storage.remove(&rpath, recursive).await,
         Verb::Rmdir { rpath } => storage.rmdir(&rpath).await,
         Verb::Mkdir { rpath } => storage.mkdir(&rpath).await,

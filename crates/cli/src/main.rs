@@ -199,6 +199,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read every object under a path of a repository end to end and check it, writing
+    /// nothing (see `datasafed verify --help`); exit 1 if any is damaged.
+    Verify {
+        #[command(flatten)]
+        repo: RepoArg,
+        /// Remote path (default: the whole repository).
+        #[arg(default_value = "")]
+        rpath: String,
+        /// The compression used on push (default: recognised by its magic number).
+        #[arg(short = 'd', long = "decompress")]
+        decompress: Option<String>,
+        /// Check only this percentage of the objects, picked at random.
+        #[arg(long, value_name = "PERCENT")]
+        sample: Option<String>,
+    },
     /// Remove a file (or a tree with -r) from a repository.
     Rm {
         #[command(flatten)]
@@ -474,6 +489,23 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             rpath,
             recursive,
         } => data::run(store, repo.repo.as_deref(), Verb::Rm { rpath, recursive }).await,
+        Command::Verify {
+            repo,
+            rpath,
+            decompress,
+            sample,
+        } => {
+            let sample = sample
+                .map(|s| datasafed::parse_percent(&s))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--sample: {e}"))?;
+            let verb = Verb::Verify {
+                rpath,
+                decompress,
+                sample,
+            };
+            data::run(store, repo.repo.as_deref(), verb).await
+        }
         // Run before a store is opened.
         Command::Crds | Command::Datasafed(_) | Command::Controller => Ok(()),
     }

@@ -72,6 +72,98 @@ fn expected_size_hint_makes_big_parts(c: &Ctx) {
     assert!(String::from_utf8_lossy(&o.stderr).contains("\"lots\" is not a size"));
 }
 
+/// `verify` names exactly the objects that were truncated, bit-flipped or encrypted under
+/// another pass phrase, passes clean ones, and calls AES-CFB objects unverifiable.
+fn verify_names_damaged_objects(c: &Ctx) {
+    let gcm = [
+        ("DATASAFED_ENCRYPTION_ALGORITHM", "AES-256-GCM-STREAM"),
+        ("DATASAFED_ENCRYPTION_PASS_PHRASE", "verify-pass"),
+    ];
+    let verify = |path: &str, env: &[(&str, &str)]| {
+        let o = c.run_with(&["verify", path], None, env);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let d = data(300_000, 11);
+    // Plain and zstd objects, clean.
+    c.push("v/plain/raw", &d, &[], &[]);
+    c.push("v/plain/z", &d, &["-z", "zstd"], &[]);
+    c.push("v/plain/z2", &d, &["-z", "zstd"], &[]);
+    // Encrypted ones (one also compressed).
+    for name in ["a", "b", "c", "other"] {
+        c.push(&format!("v/enc/{name}"), &d, &[], &gcm);
+    }
+    c.push("v/enc/z", &d, &["-z", "zstd"], &gcm);
+    let (code, out) = verify("v/plain/", &[]);
+    assert_eq!(code, Some(0), "[{}] {out}", c.backend);
+    assert!(out.contains("3 objects verified, 0 damaged"), "{out}");
+    let (code, out) = verify("v/enc/", &gcm);
+    assert_eq!(code, Some(0), "[{}] {out}", c.backend);
+    assert!(out.contains("5 objects verified, 0 damaged"), "{out}");
+
+    // Damage: a truncated zstd object, a flipped bit, a cut encrypted object, another phrase.
+    let z = c.pull("v/plain/z", &[], &[]);
+    c.push("v/plain/z", &z[..z.len() / 2], &[], &[]);
+    let mut a = c.pull("v/enc/a.enc", &[], &[]);
+    let mid = a.len() / 2;
+    a[mid] ^= 0x01;
+    c.push("v/enc/a.enc", &a, &[], &[]);
+    let b = c.pull("v/enc/b.enc", &[], &[]);
+    c.push("v/enc/b.enc", &b[..b.len() - 100], &[], &[]);
+    let other = [
+        ("DATASAFED_ENCRYPTION_ALGORITHM", "AES-256-GCM-STREAM"),
+        ("DATASAFED_ENCRYPTION_PASS_PHRASE", "another-pass"),
+    ];
+    c.push("v/enc/other", &d, &[], &other);
+
+    let (code, out) = verify("v/plain/", &[]);
+    assert_eq!(code, Some(1), "[{}] {out}", c.backend);
+    let damaged: Vec<&str> = out.lines().filter(|l| l.starts_with("damaged: ")).collect();
+    assert_eq!(damaged.len(), 1, "{out}");
+    assert!(damaged[0].starts_with("damaged: v/plain/z: "), "{out}");
+    assert!(out.contains("3 objects verified, 1 damaged"), "{out}");
+    let (code, out) = verify("v/enc/", &gcm);
+    assert_eq!(code, Some(1), "[{}] {out}", c.backend);
+    let mut names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("damaged: "))
+        .map(|l| l.split(": ").next().unwrap_or_default())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["v/enc/a", "v/enc/b", "v/enc/other"], "{out}");
+    assert!(out.contains("5 objects verified, 3 damaged"), "{out}");
+    // A sample still names only damaged objects.
+    let o = c.run_with(&["verify", "--sample", "50", "v/enc/"], None, &gcm);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.lines().filter(|l| l.starts_with("damaged: ")).all(|l| {
+            ["v/enc/a:", "v/enc/b:", "v/enc/other:"]
+                .iter()
+                .any(|n| l.contains(n))
+        }),
+        "{out}"
+    );
+
+    // datasafed's AES-CFB: no authentication, so not "good".
+    let cfb = [
+        ("DATASAFED_ENCRYPTION_ALGORITHM", "AES-256-CFB"),
+        ("DATASAFED_ENCRYPTION_PASS_PHRASE", "verify-pass"),
+    ];
+    c.push("v/cfb/x", &d, &[], &cfb);
+    let (code, out) = verify("v/cfb/", &cfb);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("unverified: v/cfb/x: unauthenticated"),
+        "{out}"
+    );
+    assert!(
+        out.contains("0 objects verified, 0 damaged, 1 unauthenticated"),
+        "{out}"
+    );
+}
+
 fn names_and_deep_paths(c: &Ctx) {
     for name in [
         "with space/a file.txt",
@@ -426,6 +518,7 @@ macro_rules! suite {
 
 suite!(
     expected_size_hint_makes_big_parts,
+    verify_names_damaged_objects,
     sizes_round_trip,
     names_and_deep_paths,
     overwrite_replaces,

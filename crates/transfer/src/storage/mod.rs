@@ -21,6 +21,10 @@ use crate::service::local::{self as localfs, Source};
 use crate::service::{self, Site, LOCAL_TMP_DIR};
 use crate::{Error, Result};
 
+mod verify;
+
+pub use verify::{sniff, Outcome, Summary, VerifyOptions};
+
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
 /// without it gets the same largest object (10,000 × 50 MiB).
 pub const DEFAULT_CHUNK_SIZE: u64 = 50 << 20;
