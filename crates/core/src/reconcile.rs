@@ -299,8 +299,13 @@ struct Work<'a> {
 fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Option<Work<'a>> {
     let provider = provider_step(input, step)?;
     let parameters = parameters_step(input, step, provider)?;
-    storage_class_step(input, step, out, provider, &parameters)?;
-    pvc_step(input, step, out, provider, &parameters)?;
+    let render = Render {
+        input,
+        provider,
+        parameters: &parameters,
+    };
+    storage_class_step(&render, step, out)?;
+    pvc_step(&render, step, out)?;
     let digest = digest(&parameters, &provider.spec);
     Some(Work {
         provider,
@@ -430,16 +435,18 @@ fn parameters_step(
     Some(parameters)
 }
 
+/// What steps 3 and 4 render from: the repository, its provider, the merged parameters.
+struct Render<'i, 'a> {
+    input: &'i Input<'a>,
+    provider: &'i StorageProvider,
+    parameters: &'i BTreeMap<String, String>,
+}
+
 /// Step 3: the CSI secret and StorageClass (Kubernetes, Mount only; condition
 /// StorageClassCreated). KubeBlocks makes them for every access method; a Tool repository never
 /// mounts, and its CSI secret would only be one more copy of the credentials in the cluster.
-fn storage_class_step(
-    input: &Input<'_>,
-    step: &mut Step<'_>,
-    out: &mut Output,
-    provider: &StorageProvider,
-    parameters: &BTreeMap<String, String>,
-) -> Option<()> {
+fn storage_class_step(r: &Render<'_, '_>, step: &mut Step<'_>, out: &mut Output) -> Option<()> {
+    let (input, provider, parameters) = (r.input, r.provider, r.parameters);
     let repo = input.repo;
     let method = repo.access_method();
     let spec = &provider.spec;
@@ -532,13 +539,8 @@ fn storage_class_step(
 }
 
 /// Step 4: the PVC template renders (Mount only; condition PVCTemplateChecked).
-fn pvc_step(
-    input: &Input<'_>,
-    step: &mut Step<'_>,
-    out: &mut Output,
-    provider: &StorageProvider,
-    parameters: &BTreeMap<String, String>,
-) -> Option<()> {
+fn pvc_step(r: &Render<'_, '_>, step: &mut Step<'_>, out: &mut Output) -> Option<()> {
+    let (input, provider, parameters) = (r.input, r.provider, r.parameters);
     let spec = &provider.spec;
     if input.repo.access_method() == AccessMethod::Mount
         && spec.persistent_volume_claim_template.is_some()
