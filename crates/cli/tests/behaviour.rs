@@ -361,6 +361,21 @@ fn compression(c: &Ctx) {
     let o = c.run_with(&["push", "-z", "brotli", "-", "z/b"], Some(b"x"), &[]);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("brotli is not included in"));
+    // zstd's multithreaded mode (the default where more than two cores are available) writes
+    // the same format.
+    let d = data(3 << 20, 21);
+    c.push(
+        "zmt/obj",
+        &d,
+        &["-z", "zstd"],
+        &[("BACKUPREPO_ZSTD_WORKERS", "2")],
+    );
+    assert_eq!(
+        c.pull("zmt/obj", &["-d", "zstd"], &[]),
+        d,
+        "[{}] zstd workers",
+        c.backend
+    );
 }
 
 fn encryption_cfb(c: &Ctx) {
