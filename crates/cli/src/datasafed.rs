@@ -119,6 +119,17 @@ pub enum Verb {
         #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
         sample: Option<f64>,
     },
+    /// Remove what interrupted work left under the base path (incomplete S3 multipart
+    /// uploads, temporary files of local and FTP writes, pre-check directories), and nothing
+    /// else. Prints each thing removed.
+    Gc {
+        /// Only what is at least this old: 24h, 30m, 90s, 7d, 0s.
+        #[arg(long = "older-than", value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+        older_than: std::time::Duration,
+        /// Print what would be removed; remove nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
     /// Remove a remote file, or a directory tree with -r.
     Rm {
         /// Remote path.
@@ -320,6 +331,24 @@ async fn verify(
     Ok(())
 }
 
+/// A duration: a whole number with a unit s, m, h or d (`24h`, `0s`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration: use e.g. 24h, 30m, 90s, 7d"))?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d (e.g. 24h)")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
+}
+
 /// `--sample`: a percentage above 0, at most 100.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     match s.trim_end_matches('%').parse::<f64>() {
@@ -472,6 +501,23 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             decompress,
             sample,
         } => verify(storage, &rpath, codec(decompress)?, sample).await,
+        Verb::Gc {
+            older_than,
+            dry_run,
+        } => {
+            let opts = backuprepo_transfer::storage::GcOptions {
+                older_than,
+                dry_run,
+            };
+            let verb = if dry_run { "would remove" } else { "removed" };
+            let n = storage
+                .gc(&opts, &mut |what| println!("{verb}: {what}"))
+                .await?;
+            if n == 0 {
+                println!("nothing to remove");
+            }
+            Ok(())
+        }
         Verb::Rm { rpath, recursive } => storage.remove(&rpath, recursive).await,
         Verb::Rmdir { rpath } => storage.rmdir(&rpath).await,
         Verb::Mkdir { rpath } => storage.mkdir(&rpath).await,

@@ -214,6 +214,22 @@ enum Command {
         #[arg(long, value_name = "PERCENT")]
         sample: Option<String>,
     },
+    /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
+    /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
+    Gc {
+        /// Repository name (default: the default repository).
+        #[arg(conflicts_with = "all")]
+        name: Option<String>,
+        /// Every Ready repository.
+        #[arg(long)]
+        all: bool,
+        /// Only what is at least this old: 24h, 30m, 90s, 7d, 0s.
+        #[arg(long = "older-than", value_name = "DURATION", default_value = "24h", value_parser = datasafed::parse_duration)]
+        older_than: std::time::Duration,
+        /// Print what would be removed; remove nothing.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
     /// Remove a file (or a tree with -r) from a repository.
     Rm {
         #[command(flatten)]
@@ -489,6 +505,35 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             rpath,
             recursive,
         } => data::run(store, repo.repo.as_deref(), Verb::Rm { rpath, recursive }).await,
+        Command::Gc {
+            name,
+            all,
+            older_than,
+            dry_run,
+        } => {
+            let names: Vec<Option<String>> = if all {
+                store
+                    .current_all()
+                    .await?
+                    .iter()
+                    .filter(|r| r.phase() == Some(backuprepo_api::BackupRepoPhase::Ready))
+                    .map(|r| Some(r.name().to_string()))
+                    .collect()
+            } else {
+                vec![name]
+            };
+            for n in names {
+                if let Some(n) = &n {
+                    println!("backuprepo/{n}:");
+                }
+                let verb = Verb::Gc {
+                    older_than,
+                    dry_run,
+                };
+                data::run(store, n.as_deref(), verb).await?;
+            }
+            Ok(())
+        }
         Command::Verify {
             repo,
             rpath,

@@ -15,7 +15,7 @@ use std::time::Duration;
 use opendal::layers::{RetryLayer, TimeoutLayer};
 use opendal::Operator;
 
-use crate::config::{Backend, ToolConfig};
+use crate::config::{Backend, ToolConfig, Tuning};
 use crate::probe::Operation;
 use crate::{Error, Result};
 
@@ -146,7 +146,7 @@ impl std::fmt::Display for Site {
 pub fn build(cfg: &ToolConfig) -> Result<Operator> {
     install_crypto_provider();
     let op = of(&cfg.backend).operator()?;
-    let op = with_http_client(op, cfg)?;
+    let op = with_http_client(op, &cfg.tuning)?;
     Ok(op
         .layer(
             TimeoutLayer::new()
@@ -169,11 +169,21 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn with_http_client(op: Operator, cfg: &ToolConfig) -> Result<Operator> {
+fn with_http_client(op: Operator, tuning: &Tuning) -> Result<Operator> {
+    let transport = opendal::HttpTransporter::new(
+        opendal_http_transport_reqwest::ReqwestTransport::new(http_client(tuning)?),
+    );
+    let ctx = op.context().with_http_transport(transport);
+    Ok(op.with_context(ctx))
+}
+
+/// The HTTP client of a config: its TLS options and a connect timeout.
+pub(crate) fn http_client(tuning: &Tuning) -> Result<reqwest::Client> {
+    install_crypto_provider();
     let mut b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .tls_danger_accept_invalid_certs(cfg.tuning.insecure);
-    if let Some(path) = &cfg.tuning.ca_cert {
+        .tls_danger_accept_invalid_certs(tuning.insecure);
+    if let Some(path) = &tuning.ca_cert {
         let pem = std::fs::read(path).map_err(|e| {
             Error::Config(format!(
                 "cannot read ca_cert {}: {e}; point ca_cert at a PEM bundle",
@@ -190,14 +200,8 @@ fn with_http_client(op: Operator, cfg: &ToolConfig) -> Result<Operator> {
             b = b.add_root_certificate(c);
         }
     }
-    let client = b
-        .build()
-        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
-    let transport = opendal::HttpTransporter::new(
-        opendal_http_transport_reqwest::ReqwestTransport::new(client),
-    );
-    let ctx = op.context().with_http_transport(transport);
-    Ok(op.with_context(ctx))
+    b.build()
+        .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))
 }
 
 /// An endpoint with its scheme (`https://` when none is given, as rclone does).

@@ -21,8 +21,10 @@ use crate::service::local::{self as localfs, Source};
 use crate::service::{self, Site, LOCAL_TMP_DIR};
 use crate::{Error, Result};
 
+mod gc;
 mod verify;
 
+pub use gc::GcOptions;
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
@@ -41,6 +43,8 @@ pub struct Storage {
     site: Site,
     /// The local backend's absolute root: push and pull go straight to `std::fs` there.
     local_root: Option<PathBuf>,
+    /// TLS options and timeouts, for the calls made beside OpenDAL (gc).
+    tuning: crate::config::Tuning,
 }
 
 /// Where pulled data goes.
@@ -94,6 +98,7 @@ impl Storage {
             shape,
             site: Site::of(&cfg.backend),
             local_root,
+            tuning: cfg.tuning.clone(),
         })
     }
 
@@ -209,7 +214,12 @@ impl Storage {
             .map_err(|e| self.err(e))?;
         match lister.try_next().await {
             Ok(_) => Ok(()),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => Ok(()),
+            Err(e)
+                if e.kind() == opendal::ErrorKind::NotFound
+                    && !crate::diagnose::is_missing_bucket(&e) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(self.err(e)),
         }
     }
@@ -338,7 +348,10 @@ impl Storage {
                 Ok(self.to_entry(&key, m.content_length(), mtime_of(&m), false))
             }
             Ok(_) => Ok(None),
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => {
+            Err(e)
+                if e.kind() == opendal::ErrorKind::NotFound
+                    && !crate::diagnose::is_missing_bucket(&e) =>
+            {
                 Ok(None)
             }
             Err(e) => Err(self.err(e)),
@@ -375,7 +388,10 @@ impl Storage {
         while let Some(d) = queue.pop_front() {
             let lister = match self.op.lister_with(&d).recursive(native).await {
                 Ok(l) => l,
-                Err(e) if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) => {
+                Err(e)
+                    if e.kind() == opendal::ErrorKind::NotFound
+                        && !crate::diagnose::is_missing_bucket(&e) =>
+                {
                     continue
                 }
                 Err(e) => return Err(self.err(e)),
@@ -386,7 +402,8 @@ impl Storage {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
                     Err(e)
-                        if e.kind() == opendal::ErrorKind::NotFound && !is_missing_bucket(&e) =>
+                        if e.kind() == opendal::ErrorKind::NotFound
+                            && !crate::diagnose::is_missing_bucket(&e) =>
                     {
                         break
                     }
@@ -607,11 +624,6 @@ impl Storage {
             .await
             .map_err(|e| self.err(e))
     }
-}
-
-fn is_missing_bucket(e: &opendal::Error) -> bool {
-    let t = e.to_string();
-    t.contains("NoSuchBucket") || t.contains("ContainerNotFound")
 }
 
 fn mtime_of(m: &opendal::Metadata) -> i64 {

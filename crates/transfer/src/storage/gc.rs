@@ -1,0 +1,113 @@
+//! `gc`: remove what interrupted work left under the storage's base path, and nothing else:
+//! incomplete S3 multipart uploads (ListMultipartUploads, then AbortMultipartUpload), the
+//! temporary files of local and FTP writes, and pre-check directories, each only when older
+//! than the given age (a push or probe in flight is younger).
+
+use std::time::Duration;
+
+use super::Storage;
+use crate::config::Backend;
+use crate::probe::PROBE_DIR;
+use crate::service::{self, s3, LOCAL_TMP_DIR};
+use crate::Result;
+
+/// What to remove.
+#[derive(Debug, Clone, Copy)]
+pub struct GcOptions {
+    /// Only what is at least this old.
+    pub older_than: Duration,
+    /// Report what would be removed; remove nothing.
+    pub dry_run: bool,
+}
+
+impl Default for GcOptions {
+    fn default() -> Self {
+        GcOptions {
+            older_than: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
+}
+
+impl Storage {
+    /// Remove (or with `dry_run`, list) leftovers older than `older_than`; `each` is told every
+    /// one. Returns how many there were.
+    pub async fn gc(&self, opts: &GcOptions, each: &mut dyn FnMut(&str)) -> Result<u64> {
+        let now = chrono::Utc::now().timestamp();
+        let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
+        let mut n = 0;
+        if let Backend::S3(c) = &self.backend {
+            let client = service::http_client(&self.tuning)?;
+            let root = c.prefix.trim_matches('/');
+            let prefix = if root.is_empty() {
+                self.base.clone()
+            } else {
+                format!("{root}/{}", self.base)
+            };
+            for u in s3::incomplete_uploads(c, &client, &prefix).await? {
+                if u.initiated.is_some_and(|t| t > cutoff) {
+                    continue;
+                }
+                if !opts.dry_run {
+                    s3::abort_upload(c, &client, &u).await?;
+                }
+                n += 1;
+                each(&format!(
+                    "incomplete multipart upload of {} ({})",
+                    u.key, u.upload_id
+                ));
+            }
+        }
+        // Temporary files and pre-check directories: a raw listing (the verbs hide them).
+        let service = service::of(&self.backend);
+        // A walk one directory at a time: not every service lists recursively (FTP).
+        let mut dirs = vec![if self.base.is_empty() {
+            "/".to_string()
+        } else {
+            self.base.clone()
+        }];
+        let mut leftovers = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            let entries = match self.op.list(&dir).await {
+                Ok(e) => e,
+                Err(e) if e.kind() == opendal::ErrorKind::NotFound => continue,
+                Err(e) => return Err(self.err(e)),
+            };
+            for entry in entries {
+                let path = entry.path().to_string();
+                if path == dir || path.trim_start_matches('/') == dir.trim_start_matches('/') {
+                    continue;
+                }
+                if entry.metadata().is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let rel = path.strip_prefix(&self.base).unwrap_or(&path);
+                let base_name = rel.rsplit('/').next().unwrap_or(rel);
+                let ours = rel.split('/').any(|c| c == LOCAL_TMP_DIR || c == PROBE_DIR)
+                    || service.is_temporary(base_name);
+                if ours {
+                    leftovers.push(path);
+                }
+            }
+        }
+        for path in leftovers {
+            let mtime = match self.op.stat(&path).await {
+                Ok(m) => m
+                    .last_modified()
+                    .map(|t| t.into_inner().as_second())
+                    .unwrap_or(0),
+                Err(_) => continue, // gone meanwhile
+            };
+            if mtime > cutoff {
+                continue;
+            }
+            if !opts.dry_run {
+                self.op.delete(&path).await.map_err(|e| self.err(e))?;
+            }
+            n += 1;
+            each(&format!("temporary file {path}"));
+        }
+        Ok(n)
+    }
+}
