@@ -86,6 +86,11 @@ pub(crate) fn is_missing_bucket(err: &opendal::Error) -> bool {
     text.contains("NoSuchBucket") || text.contains("ContainerNotFound")
 }
 
+/// The object (or directory) is not there, and the bucket is.
+pub(crate) fn is_gone(err: &opendal::Error) -> bool {
+    err.kind() == ErrorKind::NotFound && !is_missing_bucket(err)
+}
+
 pub(crate) fn find_code<'a>(text: &str, codes: &[&'a str]) -> Option<&'a str> {
     codes.iter().find(|c| text.contains(*c)).copied()
 }

@@ -17,9 +17,7 @@ pub(super) async fn bucket_check(ctx: &Ctx<'_>) -> StepResult {
     match lister.try_next().await {
         Ok(_) => Ok(Some(what)),
         // Nothing under the prefix/root yet: fine, it is created by the first write.
-        Err(e) if e.kind() == ErrorKind::NotFound && !crate::diagnose::is_missing_bucket(&e) => {
-            Ok(Some(format!("{what} (empty so far)")))
-        }
+        Err(e) if crate::diagnose::is_gone(&e) => Ok(Some(format!("{what} (empty so far)"))),
         Err(e) => Err(ctx.classify(Operation::Bucket, e)),
     }
 }

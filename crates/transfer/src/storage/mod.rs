@@ -214,12 +214,7 @@ impl Storage {
             .map_err(|e| self.err(e))?;
         match lister.try_next().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if e.kind() == opendal::ErrorKind::NotFound
-                    && !crate::diagnose::is_missing_bucket(&e) =>
-            {
-                Ok(())
-            }
+            Err(e) if crate::diagnose::is_gone(&e) => Ok(()),
             Err(e) => Err(self.err(e)),
         }
     }
@@ -348,12 +343,7 @@ impl Storage {
                 Ok(self.to_entry(&key, m.content_length(), mtime_of(&m), false))
             }
             Ok(_) => Ok(None),
-            Err(e)
-                if e.kind() == opendal::ErrorKind::NotFound
-                    && !crate::diagnose::is_missing_bucket(&e) =>
-            {
-                Ok(None)
-            }
+            Err(e) if crate::diagnose::is_gone(&e) => Ok(None),
             Err(e) => Err(self.err(e)),
         }
     }
@@ -388,12 +378,7 @@ impl Storage {
         while let Some(d) = queue.pop_front() {
             let lister = match self.op.lister_with(&d).recursive(native).await {
                 Ok(l) => l,
-                Err(e)
-                    if e.kind() == opendal::ErrorKind::NotFound
-                        && !crate::diagnose::is_missing_bucket(&e) =>
-                {
-                    continue
-                }
+                Err(e) if crate::diagnose::is_gone(&e) => continue,
                 Err(e) => return Err(self.err(e)),
             };
             let mut lister = lister;
@@ -401,12 +386,7 @@ impl Storage {
                 let item = match lister.try_next().await {
                     Ok(Some(item)) => item,
                     Ok(None) => break,
-                    Err(e)
-                        if e.kind() == opendal::ErrorKind::NotFound
-                            && !crate::diagnose::is_missing_bucket(&e) =>
-                    {
-                        break
-                    }
+                    Err(e) if crate::diagnose::is_gone(&e) => break,
                     Err(e) => return Err(self.err(e)),
                 };
                 let path = item.path().to_string();
