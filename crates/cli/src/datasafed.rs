@@ -508,6 +508,7 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             let opts = backuprepo_transfer::storage::GcOptions {
                 older_than,
                 dry_run,
+                full_walk: true,
             };
             let verb = if dry_run { "would remove" } else { "removed" };
             let n = storage

@@ -1123,3 +1123,39 @@ fn credentials_from_stdin_file_and_environment() {
     assert_eq!(h.phase("from-file"), "Ready");
     h.secret_only_in_private_files();
 }
+
+/// A passing check also clears what interrupted work left, older than a day; younger files
+/// (a push in flight) stay.
+#[test]
+fn check_clears_old_leftovers() {
+    let h = Home::new();
+    let data = h.dir.path().join("store");
+    std::fs::create_dir(&data).unwrap();
+    h.ok(
+        &[
+            "create",
+            "r",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    let tmp = data.join(".backuprepo-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let old = tmp.join("push-old");
+    let young = tmp.join("push-young");
+    std::fs::write(&old, b"left by a killed push").unwrap();
+    std::fs::write(&young, b"a push in flight").unwrap();
+    let two_days = std::time::Duration::from_secs(2 * 86400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - two_days)
+        .unwrap();
+    h.ok(&["check", "r"], None);
+    assert!(!old.exists(), "the day-old temporary file was removed");
+    assert!(young.exists(), "the young one stays");
+}

@@ -270,6 +270,9 @@ async fn probe(
     };
     let report = probe::run(&config.config, &opts).await;
     tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
+    if report.passed() {
+        backuprepo_transfer::storage::gc_after_check(&config.config, path_prefix).await;
+    }
     ProbeResult {
         digest: digest.to_string(),
         passed: report.passed(),

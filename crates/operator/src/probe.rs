@@ -58,6 +58,9 @@ pub async fn run_tool(
         ctx.metrics.observe_probe(&c.operation, &c.result, seconds);
     }
     tracing::debug!(elapsed = ?report.duration, passed = report.passed(), "tool probe finished");
+    if report.passed() {
+        backuprepo_transfer::storage::gc_after_check(&config.config, path_prefix).await;
+    }
     ProbeResult {
         digest: digest.to_string(),
         passed: report.passed(),

@@ -18,6 +18,9 @@ pub struct GcOptions {
     pub older_than: Duration,
     /// Report what would be removed; remove nothing.
     pub dry_run: bool,
+    /// Walk the whole path (FTP's temporary files lie next to the objects). Without it only
+    /// the pre-check and temporary directories are read: what a re-check can afford every time.
+    pub full_walk: bool,
 }
 
 impl Default for GcOptions {
@@ -25,6 +28,7 @@ impl Default for GcOptions {
         GcOptions {
             older_than: Duration::from_secs(24 * 3600),
             dry_run: false,
+            full_walk: true,
         }
     }
 }
@@ -32,7 +36,7 @@ impl Default for GcOptions {
 impl Storage {
     /// Remove (or with `dry_run`, list) leftovers older than `older_than`; `each` is told every
     /// one. Returns how many there were.
-    pub async fn gc(&self, opts: &GcOptions, each: &mut dyn FnMut(&str)) -> Result<u64> {
+    pub async fn gc(&self, opts: &GcOptions, each: &mut (dyn FnMut(&str) + Send)) -> Result<u64> {
         let now = chrono::Utc::now().timestamp();
         let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
         let mut n = 0;
@@ -61,12 +65,20 @@ impl Storage {
         // Temporary files and pre-check directories: a raw listing (the verbs hide them).
         let service = service::of(&self.backend);
         // A walk one directory at a time: not every service lists recursively (FTP).
-        let mut dirs = vec![if self.base.is_empty() {
-            "/".to_string()
+        let mut dirs = if opts.full_walk {
+            vec![if self.base.is_empty() {
+                "/".to_string()
+            } else {
+                self.base.clone()
+            }]
         } else {
-            self.base.clone()
-        }];
-        let mut leftovers = Vec::new();
+            vec![format!("{}{PROBE_DIR}/", self.base)]
+        };
+        if self.local_root.is_some() {
+            // Local writes stage in the root's temporary directory, whatever the base path.
+            dirs.push(format!("{LOCAL_TMP_DIR}/"));
+        }
+        let mut leftovers = std::collections::BTreeSet::new();
         while let Some(dir) = dirs.pop() {
             let entries = match self.op.list(&dir).await {
                 Ok(e) => e,
@@ -87,7 +99,7 @@ impl Storage {
                 let ours = rel.split('/').any(|c| c == LOCAL_TMP_DIR || c == PROBE_DIR)
                     || service.is_temporary(base_name);
                 if ours {
-                    leftovers.push(path);
+                    leftovers.insert(path);
                 }
             }
         }
@@ -109,5 +121,30 @@ impl Storage {
             each(&format!("temporary file {path}"));
         }
         Ok(n)
+    }
+}
+
+/// The re-check's clean-up: after a passing check of a repository, remove what interrupted work
+/// left under its path that is older than the default age (24h). Failures are logged, never
+/// reported as the check's: the repository works whether or not its leftovers are gone.
+pub async fn after_check(cfg: &crate::config::ToolConfig, path_prefix: &str) -> u64 {
+    let storage = match Storage::open(cfg, path_prefix, None) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "gc after the check: cannot open the storage");
+            return 0;
+        }
+    };
+    let mut report = |what: &str| tracing::info!("gc after the check removed {what}");
+    let opts = GcOptions {
+        full_walk: false,
+        ..GcOptions::default()
+    };
+    match storage.gc(&opts, &mut report).await {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "gc after the check failed");
+            0
+        }
     }
 }

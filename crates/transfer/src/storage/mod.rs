@@ -24,7 +24,7 @@ use crate::{Error, Result};
 mod gc;
 mod verify;
 
-pub use gc::GcOptions;
+pub use gc::{after_check as gc_after_check, GcOptions};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
