@@ -176,25 +176,12 @@ fn gc_removes_leftovers_of_interrupted_work(c: &Ctx) {
         &[],
         &[],
     );
-    let mut cmd = c.command(&["push", "-", "gc/killed"]);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let chunk = data(1 << 20, 3);
-    for _ in 0..20 {
-        use std::io::Write;
-        stdin.write_all(&chunk).unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    let st = std::process::Command::new("kill")
-        .args(["-KILL", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    child.wait().unwrap();
-    drop(stdin);
+    let out = kill_push_midway(c, "gc/killed", "KILL");
+    assert!(
+        !out.status.success(),
+        "[{}] killed push succeeded",
+        c.backend
+    );
 
     let found =
         String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[])).unwrap();
@@ -537,6 +524,31 @@ fn encryption_aead(c: &Ctx) {
 
 /// Kill a push mid-stream: the target keeps its old object (or stays absent) and no temporary
 /// object shows in listings. SIGKILL gives no chance to clean up; SIGTERM aborts the upload.
+/// Push to `target` from a pipe: feed 20 MiB (several parts in flight), stall with the pipe
+/// still open, then send `signal`. Returns the push's exit status and stderr.
+fn kill_push_midway(c: &Ctx, target: &str, signal: &str) -> std::process::Output {
+    let mut cmd = c.command(&["push", "-", target]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = data(1 << 20, 3);
+    for _ in 0..20 {
+        use std::io::Write;
+        stdin.write_all(&chunk).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    out
+}
+
 fn interrupted_push_leaves_nothing(c: &Ctx) {
     c.push("int/existing", b"the old object", &[], &[]);
     for (signal, target) in [
@@ -545,26 +557,7 @@ fn interrupted_push_leaves_nothing(c: &Ctx) {
         ("KILL", "int/new"),
         ("TERM", "int/new"),
     ] {
-        let mut cmd = c.command(&["push", "-", target]);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let chunk = data(1 << 20, 3);
-        // Feed 20 MiB (several parts in flight), then stall with the pipe still open.
-        for _ in 0..20 {
-            use std::io::Write;
-            stdin.write_all(&chunk).unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let st = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        let out = child.wait_with_output().unwrap();
-        drop(stdin);
+        let out = kill_push_midway(c, target, signal);
         assert!(
             !out.status.success(),
             "[{}] killed push succeeded",

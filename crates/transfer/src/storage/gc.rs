@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::Storage;
+use super::{is_temporary, Storage};
 use crate::config::Backend;
 use crate::probe::PROBE_DIR;
 use crate::service::{self, s3, LOCAL_TMP_DIR};
@@ -63,7 +63,6 @@ impl Storage {
             }
         }
         // Temporary files and pre-check directories: a raw listing (the verbs hide them).
-        let service = service::of(&self.backend);
         // A walk one directory at a time: not every service lists recursively (FTP).
         let mut dirs = if opts.full_walk {
             vec![if self.base.is_empty() {
@@ -94,11 +93,9 @@ impl Storage {
                     dirs.push(path);
                     continue;
                 }
+                // The same rule that hides them from listings.
                 let rel = path.strip_prefix(&self.base).unwrap_or(&path);
-                let base_name = rel.rsplit('/').next().unwrap_or(rel);
-                let ours = rel.split('/').any(|c| c == LOCAL_TMP_DIR || c == PROBE_DIR)
-                    || service.is_temporary(base_name);
-                if ours {
+                if is_temporary(&self.backend, rel) {
                     leftovers.insert(path);
                 }
             }

@@ -122,8 +122,15 @@ impl Storage {
         let key = self.stored_key(&paths::resolve_file(&self.base, &entry.path)?.key);
         let codec = match opts.codec {
             Some(c) => Some(c),
+            // Unencrypted: the stored bytes are the plaintext, and their first 8 bytes tell the
+            // compression, so the pass below is the only full read. A head that cannot be
+            // read leaves the verdict to that pass.
+            None if self.encryption.is_none() => {
+                let head = self.op.read_with(&key).range(0..8).await;
+                sniff(&head.map(|b| b.to_vec()).unwrap_or_default())
+            }
             None => {
-                // The plaintext's first bytes (a whole authenticated pass when encrypted).
+                // The plaintext's first bytes: a whole authenticated pass.
                 let head = Arc::new(Mutex::new(Vec::new()));
                 let filters = Filters {
                     codec: None,
@@ -137,20 +144,30 @@ impl Storage {
                     return damaged_or_fail(e);
                 }
                 let head = head.lock().map(|h| h.clone()).unwrap_or_default();
-                sniff(&head)
+                match sniff(&head) {
+                    Some(c) => Some(c),
+                    // Not compressed: the pass above read it to its end and authenticated it.
+                    None => return Ok(Outcome::Good),
+                }
             }
         };
-        if codec.is_none() && opts.codec.is_none() {
-            // Not compressed: the pass above read it to its end (and authenticated it).
-            return Ok(Outcome::Good);
-        }
+        self.read_through(&key, codec, progress).await
+    }
+
+    /// Read `key` to its end through the storage's encryption and `codec`, writing nothing.
+    async fn read_through(
+        &self,
+        key: &str,
+        codec: Option<Codec>,
+        progress: Option<Arc<AtomicU64>>,
+    ) -> Result<Outcome> {
         let filters = Filters {
             codec,
             encryption: self.encryption.clone(),
         };
         match self
             .fetch(
-                &key,
+                key,
                 Box::new(io::sink()),
                 filters,
                 progress,
