@@ -617,3 +617,69 @@ suite!(
     interrupted_push_leaves_nothing,
     getconf_and_version,
 );
+
+/// S3: a stream longer than the parts uploaded straight into the object continues into
+/// segments (temporary objects copied into the object by UploadPartCopy, then deleted), so its
+/// memory stays that of 8 MiB parts however long it runs. The limits are lowered here (2 direct
+/// parts, 20 MiB segments) so that 70 MiB reach them: 2 direct parts, then 3 full segments of
+/// 2 parts and a short last one.
+#[test]
+fn s3_long_streams_continue_into_segments() {
+    let Some(c) = common::ctx("s3", "segments") else {
+        return;
+    };
+    let limits = [
+        ("BACKUPREPO_S3_DIRECT_PARTS", "2"),
+        ("BACKUPREPO_S3_SEGMENT_SIZE", "20Mi"),
+    ];
+    let d = data((70 << 20) + 12345, 21);
+    c.push("seg/plain", &d, &[], &limits);
+    assert_eq!(c.pull("seg/plain", &[], &[]), d);
+    let o = c.run_with(&["verify", "seg/"], None, &[]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("1 objects verified, 0 damaged"), "{out}");
+    // Nothing is left: no segment, no incomplete upload.
+    assert_eq!(c.lines(&["list", "-r", "/"]), vec!["seg/", "seg/plain"]);
+    let left =
+        String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[])).unwrap();
+    assert_eq!(left.trim(), "nothing to remove");
+
+    // Killed while a segment is open: gc finds the object's upload and the segment's, and
+    // removes both without touching the objects.
+    let mut cmd = c.command(&["push", "-", "seg/killed"]);
+    cmd.envs(limits)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let chunk = data(1 << 20, 3);
+    for _ in 0..30 {
+        use std::io::Write;
+        stdin.write_all(&chunk).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    drop(stdin);
+    let found =
+        String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[])).unwrap();
+    let uploads: Vec<_> = found
+        .lines()
+        .filter(|l| l.contains("incomplete multipart upload of "))
+        .collect();
+    assert_eq!(uploads.len(), 2, "{found}");
+    assert!(
+        uploads
+            .iter()
+            .any(|l| l.contains("/.backuprepo-tmp/segment-")),
+        "{found}"
+    );
+    c.ok_env(&["gc", "--older-than", "0s"], None, &[]);
+    let after =
+        String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[])).unwrap();
+    assert_eq!(after.trim(), "nothing to remove");
+    assert_eq!(c.pull("seg/plain", &[], &[]), d);
+    assert_eq!(c.lines(&["list", "-r", "/"]), vec!["seg/", "seg/plain"]);
+}

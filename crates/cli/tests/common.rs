@@ -88,7 +88,7 @@ pub fn ctx(backend: &'static str, test: &str) -> Option<Ctx> {
 
 pub fn s3_conf(endpoint: &str, key: &str, secret: &str, bucket: &str) -> String {
     format!(
-        "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\naccess_key_id = {key}\nsecret_access_key = {secret}\nregion = \nendpoint = {endpoint}\nroot = {bucket}\nno_check_certificate = false\nno_check_bucket = \nforce_path_style = true\n"
+        "[storage]\ntype = s3\nprovider = Minio\nenv_auth = false\naccess_key_id = {key}\nsecret_access_key = {secret}\nregion = \nendpoint = {endpoint}\nroot = {bucket}\nno_check_certificate = false\nno_check_bucket = \nforce_path_style = true\nchunk_size = 50Mi\n"
     )
 }
 

@@ -130,10 +130,10 @@ async fn passes(backend_name: &'static str) {
         let names: Vec<String> = std::fs::read_dir(root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n != backend::LOCAL_TMP_DIR)
+            .filter(|n| n != backend::TMP_DIR)
             .collect();
         assert!(names.is_empty(), "left in the local root: {names:?}");
-        let tmp = Path::new(root).join(backend::LOCAL_TMP_DIR);
+        let tmp = Path::new(root).join(backend::TMP_DIR);
         if tmp.exists() {
             assert_eq!(std::fs::read_dir(&tmp).unwrap().count(), 0);
         }

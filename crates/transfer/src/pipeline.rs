@@ -31,33 +31,37 @@ pub const MAX_PARTS: u64 = 10_000;
 pub const MAX_PART: u64 = 5 << 30;
 /// S3's smallest part (but the last).
 pub const MIN_PART: u64 = 5 << 20;
-/// The largest part of the first, fast stage of a push.
+/// The largest part a push holds in memory while the stream's size is unknown.
 pub const SMALL_PART: u64 = 8 << 20;
-/// How many parts the first stage has: a stream up to this many small parts (8 GiB at 8 MiB)
-/// uploads with several parts in flight.
-pub const SMALL_PARTS: u64 = 1000;
 /// The memory all part buffers of one push may hold together.
 pub const PART_MEMORY: u64 = 40 << 20;
 
-/// How a push is cut and uploaded: memory bounded by [`PART_MEMORY`] whatever `chunk_size`,
-/// and room for an object of `MAX_PARTS × chunk_size` from a stream of unknown size, as
-/// rclone allows.
+/// How a push is cut and uploaded: parts of `min(chunk_size, 8 MiB)`, up to `concurrency` of
+/// them uploading, so that memory stays within [`PART_MEMORY`] whatever the stream's size.
 ///
-/// The first [`SMALL_PARTS`] parts are `min(chunk_size, 8 MiB)` with up to `concurrency` of
-/// them uploading; then every part is the size that lets the remaining parts reach
-/// `MAX_PARTS × chunk_size`. Parts in memory at once: as many as fit in [`PART_MEMORY`], and at
-/// least two (see [`Shape::buffers_at`]): a stream past the first stage (8 GiB) holds two of
-/// its larger parts (2 × 55 MiB at chunk_size 50Mi). An expected size (a file's, or the hint)
-/// raises part sizes so that the stream fits in the parts, whatever that costs in memory: the
-/// user said it is that big.
+/// How a large stream of unknown size still fits depends on the service:
+/// - S3 (`max_parts: None`): our uploader ([`crate::service::s3::upload`]) composes parts
+///   beyond the first 9,000 in the service, so parts never grow: a push holds at most
+///   `concurrency + 2` small parts (48 MiB at the defaults, at any chunk_size);
+/// - a service with a part limit (`max_parts: Some(m)`, Azure's 50,000 blocks): the first
+///   four fifths of the parts are small; then every part is the size that lets the remaining
+///   parts reach `m × chunk_size` (rclone's largest object for a stream of unknown size), as
+///   many in memory as fit in [`PART_MEMORY`] and at least two (see [`Shape::buffers_at`]);
+/// - services that take one stream (FTP, local) never grow them.
+///
+/// An expected size (a file's, or the hint) raises part sizes so that the stream fits in 95% of
+/// the parts, whatever that costs in memory: the user said it is that big (and on S3 it spares
+/// the service the copies of the segments).
 #[derive(Debug, Clone, Copy)]
 pub struct Shape {
     /// `chunk_size` of the tool config (5 MiB to 5 GiB).
     pub chunk_size: u64,
-    /// Parts uploaded at once in the first stage.
+    /// Parts uploaded at once.
     pub concurrency: usize,
     /// The stream's expected size, when known.
     pub expected_size: Option<u64>,
+    /// The service's limit on parts, when parts must grow to reach `max_parts × chunk_size`.
+    pub max_parts: Option<u64>,
 }
 
 impl Shape {
@@ -68,17 +72,19 @@ impl Shape {
     /// The size of part `index` (0-based).
     pub fn part_size_at(&self, index: u64) -> usize {
         let small = self.small_part();
-        let scheduled = if index < SMALL_PARTS || small >= self.chunk_size {
-            small
-        } else {
-            // What the remaining parts must carry for MAX_PARTS × chunk_size in all.
-            let rest = MAX_PARTS * self.chunk_size - SMALL_PARTS * small;
-            round_up_mib(rest.div_ceil(MAX_PARTS - SMALL_PARTS))
+        let scheduled = match self.max_parts {
+            Some(max) if index >= max / 5 * 4 && small < self.chunk_size => {
+                // What the remaining parts must carry for max × chunk_size in all.
+                let first = max / 5 * 4;
+                let rest = max * self.chunk_size - first * small;
+                round_up_mib(rest.div_ceil(max - first))
+            }
+            _ => small,
         };
-        // An expected size spread over 95% of the parts (room for a wrong guess).
+        let parts = self.max_parts.unwrap_or(MAX_PARTS);
         let hinted = self
             .expected_size
-            .map(|n| round_up_mib(n.div_ceil(MAX_PARTS * 95 / 100)))
+            .map(|n| round_up_mib(n.div_ceil(parts * 95 / 100)))
             .unwrap_or(0);
         // Services without multipart (one stream) take small pieces below S3's minimum.
         scheduled
@@ -88,9 +94,9 @@ impl Shape {
 
     /// How many part buffers may exist at once while part `index` is filled: those uploading,
     /// one waiting for a slot and the one being filled, within [`PART_MEMORY`]. At least two:
-    /// OpenDAL's multipart writer keeps the last part it was given until the next one (or
-    /// close) arrives, so it can send a small stream as one PUT; with one buffer the reader
-    /// would wait for it forever.
+    /// the multipart writers (OpenDAL's and ours) keep the last part they were given until the
+    /// next one (or close) arrives, so they can send a small stream as one PUT; with one
+    /// buffer the reader would wait for it forever.
     pub fn buffers_at(&self, index: u64) -> usize {
         let part = self.part_size_at(index) as u64;
         ((PART_MEMORY / part) as usize).clamp(2, self.concurrency.max(1) + 2)
@@ -378,12 +384,39 @@ pub(crate) fn decode_into(
     Ok(out.total)
 }
 
-/// Stream `input` into `key`. On any failure or when `cancel` completes first, the upload is
+/// Where a push's parts go: OpenDAL's writer, or our S3 upload.
+pub enum Writer {
+    OpenDal(opendal::Writer),
+    S3(Box<crate::service::s3::upload::Upload>),
+}
+
+impl Writer {
+    async fn write(&mut self, part: Bytes) -> opendal::Result<()> {
+        match self {
+            Writer::OpenDal(w) => w.write(part).await,
+            Writer::S3(u) => u.write(part).await,
+        }
+    }
+
+    async fn close(&mut self) -> opendal::Result<()> {
+        match self {
+            Writer::OpenDal(w) => w.close().await.map(|_| ()),
+            Writer::S3(u) => u.close().await,
+        }
+    }
+
+    async fn abort(&mut self) -> opendal::Result<()> {
+        match self {
+            Writer::OpenDal(w) => w.abort().await,
+            Writer::S3(u) => u.abort().await,
+        }
+    }
+}
+
+/// Stream `input` into `writer`. On any failure or when `cancel` completes first, the upload is
 /// aborted and the target keeps whatever it held before.
-#[allow(clippy::too_many_arguments)]
 pub async fn push(
-    op: &Operator,
-    key: &str,
+    mut writer: Writer,
     input: Box<dyn Read + Send>,
     filters: Filters,
     shape: Shape,
@@ -391,11 +424,6 @@ pub async fn push(
     cancel: impl Future<Output = ()>,
     site: &Site,
 ) -> Result<u64> {
-    let mut writer = op
-        .writer_with(key)
-        .concurrent(shape.concurrency)
-        .await
-        .map_err(|e| site.error(e))?;
     let (tx, mut rx) = mpsc::channel::<Bytes>(1);
     let producer =
         tokio::task::spawn_blocking(move || produce(input, filters, shape, tx, progress));
@@ -420,21 +448,16 @@ pub async fn push(
         // Do not wait for it: it may be blocked reading an input that never ends.
         Err(_) => Ok(0),
     };
-    match (uploaded, produced) {
-        (Ok(()), Ok(n)) => match writer.close().await {
-            Ok(_) => Ok(n),
-            Err(e) => {
-                let _ = writer.abort().await;
-                Err(site.error(e))
-            }
-        },
-        (Err(e), _) | (Ok(()), Err(e)) => {
-            if let Err(abort) = writer.abort().await {
-                tracing::debug!(error = %abort, "abort after a failed push");
-            }
-            Err(e)
+    let result = match (uploaded, produced) {
+        (Ok(()), Ok(n)) => writer.close().await.map(|()| n).map_err(|e| site.error(e)),
+        (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+    };
+    if result.is_err() {
+        if let Err(abort) = writer.abort().await {
+            tracing::debug!(error = %abort, "abort after a failed push");
         }
     }
+    result
 }
 
 /// Reads the downloaded byte stream from the channel, counting what arrives.
@@ -568,46 +591,53 @@ mod tests {
 
     const MIB: u64 = 1 << 20;
 
-    fn total(s: &Shape) -> u64 {
-        (0..MAX_PARTS).map(|i| s.part_size_at(i) as u64).sum()
-    }
-
     #[test]
-    fn memory_is_bounded_whatever_chunk_size_and_objects_reach_rclones_limit() {
+    fn s3_parts_stay_small_whatever_chunk_size() {
         for chunk in [5 * MIB, 8 * MIB, 16 * MIB, 50 * MIB, 64 * MIB] {
             let s = Shape {
                 chunk_size: chunk,
                 concurrency: 4,
                 expected_size: None,
+                max_parts: None,
             };
-            assert_eq!(s.part_size_at(0) as u64, chunk.min(8 * MIB), "{chunk}");
-            assert_eq!(s.part_size_at(999) as u64, chunk.min(8 * MIB), "{chunk}");
-            for i in [0, 999, 1000, 5000, 9999] {
-                let part = s.part_size_at(i) as u64;
-                let held = s.buffers_at(i) as u64 * part;
-                assert!(
-                    held <= PART_MEMORY || s.buffers_at(i) == 2,
-                    "chunk {chunk}, part {i}: {held} bytes of buffers"
-                );
-                assert!((MIN_PART..=MAX_PART).contains(&part));
+            for i in [0, 999, 1000, 5000, 9999, 100_000] {
+                assert_eq!(s.part_size_at(i) as u64, chunk.min(8 * MIB), "{chunk}");
+                let held = s.buffers_at(i) as u64 * s.part_size_at(i) as u64;
+                assert!(held <= PART_MEMORY, "chunk {chunk}, part {i}: {held}");
             }
-            // rclone's largest object for a stream of unknown size: 10,000 × chunk_size.
-            assert!(
-                total(&s) >= MAX_PARTS * chunk,
-                "chunk {chunk}: {}",
-                total(&s)
-            );
         }
-        // KubeBlocks' 50Mi: 4 parts of 8 MiB in flight first (5 buffers, 40 MiB), then parts of
-        // about 55 MiB, one uploading while the next fills.
+        // KubeBlocks' 50Mi: 4 parts of 8 MiB in flight, one waiting (5 buffers, 40 MiB).
         let s = Shape {
             chunk_size: 50 * MIB,
             concurrency: 4,
             expected_size: None,
+            max_parts: None,
         };
         assert_eq!(s.buffers_at(0), 5);
-        assert_eq!(s.part_size_at(1000) as u64, 55 * MIB);
-        assert_eq!(s.buffers_at(1000), 2);
+        assert_eq!(s.buffers_at(1_000_000), 5);
+    }
+
+    #[test]
+    fn with_a_part_limit_parts_grow_to_reach_rclones_largest_object() {
+        let max = 50_000;
+        let total = |s: &Shape| (0..max).map(|i| s.part_size_at(i) as u64).sum::<u64>();
+        for chunk in [5 * MIB, 8 * MIB, 50 * MIB, 64 * MIB] {
+            let s = Shape {
+                chunk_size: chunk,
+                concurrency: 4,
+                expected_size: None,
+                max_parts: Some(max),
+            };
+            assert_eq!(s.part_size_at(0) as u64, chunk.min(8 * MIB));
+            assert_eq!(s.part_size_at(39_999) as u64, chunk.min(8 * MIB));
+            for i in [0, 39_999, 40_000, 49_999] {
+                let part = s.part_size_at(i) as u64;
+                assert!(s.buffers_at(i) as u64 * part <= PART_MEMORY || s.buffers_at(i) == 2);
+                assert!((MIN_PART..=MAX_PART).contains(&part));
+            }
+            // rclone's largest object for a stream of unknown size: max × chunk_size.
+            assert!(total(&s) >= max * chunk, "chunk {chunk}: {}", total(&s));
+        }
     }
 
     #[test]
@@ -617,9 +647,15 @@ mod tests {
             chunk_size: 50 * MIB,
             concurrency: 4,
             expected_size: Some(2 * tib),
+            max_parts: None,
         };
         assert!(s.part_size_at(0) as u64 * 9_500 >= 2 * tib);
-        assert!(total(&s) >= 2 * tib);
+        assert!(
+            (0..MAX_PARTS)
+                .map(|i| s.part_size_at(i) as u64)
+                .sum::<u64>()
+                >= 2 * tib
+        );
         // A small expected size changes nothing.
         let small = Shape {
             expected_size: Some(tib / 1024),
@@ -635,6 +671,7 @@ mod tests {
             chunk_size: MIB,
             concurrency: 1,
             expected_size: Some(10 << 30),
+            max_parts: None,
         };
         assert_eq!(s.part_size_at(0) as u64, 2 * MIB);
         assert_eq!(s.part_size_at(5000) as u64, 2 * MIB);

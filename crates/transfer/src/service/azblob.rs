@@ -8,6 +8,11 @@ use crate::diagnose::find_code;
 use crate::Result;
 
 impl Service for AzblobConfig {
+    /// A block blob has at most 50,000 blocks.
+    fn part_limit(&self) -> Option<u64> {
+        Some(50_000)
+    }
+
     fn operator(&self) -> Result<Operator> {
         let mut b = services::Azblob::default()
             .container(&self.container)

@@ -15,15 +15,12 @@ use rand::RngCore;
 
 use opendal::{services, Operator};
 
+use super::TMP_DIR;
 use super::{build_error, Service};
 use crate::compress::Sink;
 use crate::config::LocalConfig;
 use crate::pipeline::{decode_into, encode_into, encoder_chain, Filters};
 use crate::{Error, Result};
-
-/// Temporary files of local writes live here (inside the root, so rename is atomic) and are
-/// hidden from listings.
-pub const LOCAL_TMP_DIR: &str = ".backuprepo-tmp";
 
 impl Service for LocalConfig {
     fn operator(&self) -> Result<Operator> {
@@ -37,7 +34,7 @@ impl Service for LocalConfig {
         }
         let b = services::Fs::default()
             .root(&root.display().to_string())
-            .atomic_write_dir(&root.join(LOCAL_TMP_DIR).display().to_string());
+            .atomic_write_dir(&root.join(TMP_DIR).display().to_string());
         Operator::new(b).map_err(build_error)
     }
 
@@ -114,7 +111,7 @@ fn temp_path(root: &Path) -> PathBuf {
     let mut r = [0u8; 8];
     rand::thread_rng().fill_bytes(&mut r);
     let name: String = r.iter().map(|b| format!("{b:02x}")).collect();
-    root.join(LOCAL_TMP_DIR).join(format!("push-{name}"))
+    root.join(TMP_DIR).join(format!("push-{name}"))
 }
 
 fn mkdirs(dir: &Path) -> Result<()> {
@@ -135,7 +132,7 @@ pub(crate) async fn push(
         return Err(Error::InvalidPath("the target is a directory".into()));
     }
     let tmp = temp_path(root);
-    mkdirs(root.join(LOCAL_TMP_DIR).as_path())?;
+    mkdirs(root.join(TMP_DIR).as_path())?;
     if let Some(parent) = target.parent() {
         mkdirs(parent)?;
     }

@@ -19,7 +19,10 @@ use crate::config::{Backend, ToolConfig, Tuning};
 use crate::probe::Operation;
 use crate::{Error, Result};
 
-pub use local::LOCAL_TMP_DIR;
+/// The temporary directory: local writes stage their files in it (inside the root, so the
+/// rename is atomic), S3 uploads their segments (under the base path). Hidden from listings;
+/// `gc` removes what is old in it.
+pub const TMP_DIR: &str = ".backuprepo-tmp";
 
 /// What a storage service knows about itself.
 pub trait Service: Send + Sync {
@@ -47,6 +50,12 @@ pub trait Service: Send + Sync {
     /// How a 2-part upload is made, for the pre-check's report.
     fn multipart_how(&self) -> &'static str {
         "a 2-part multipart upload"
+    }
+    /// The most parts an upload may have, when part sizes must grow to reach
+    /// `limit × chunk_size` (see [`crate::pipeline::Shape`]); `None` when they need not (one
+    /// stream, or S3's uploader, which composes instead).
+    fn part_limit(&self) -> Option<u64> {
+        None
     }
     /// A file the service's own uploads leave while in flight (`name` is a base name).
     fn is_temporary(&self, _name: &str) -> bool {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{is_temporary, Storage};
 use crate::config::Backend;
 use crate::probe::PROBE_DIR;
-use crate::service::{self, s3, LOCAL_TMP_DIR};
+use crate::service::{s3, TMP_DIR};
 use crate::Result;
 
 /// What to remove.
@@ -41,19 +41,20 @@ impl Storage {
         let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
         let mut n = 0;
         if let Backend::S3(c) = &self.backend {
-            let client = service::http_client(&self.tuning)?;
-            let root = c.prefix.trim_matches('/');
-            let prefix = if root.is_empty() {
-                self.base.clone()
-            } else {
-                format!("{root}/{}", self.base)
-            };
-            for u in s3::incomplete_uploads(c, &client, &prefix).await? {
+            let api = s3::Api::new(c, &self.tuning)?;
+            let prefix = api.key(&self.base);
+            let uploads = api
+                .incomplete_uploads(&prefix)
+                .await
+                .map_err(|e| self.err(e))?;
+            for u in uploads {
                 if u.initiated.is_some_and(|t| t > cutoff) {
                     continue;
                 }
                 if !opts.dry_run {
-                    s3::abort_upload(c, &client, &u).await?;
+                    api.abort(&u.key, &u.upload_id)
+                        .await
+                        .map_err(|e| self.err(e))?;
                 }
                 n += 1;
                 each(&format!(
@@ -71,11 +72,15 @@ impl Storage {
                 self.base.clone()
             }]
         } else {
-            vec![format!("{}{PROBE_DIR}/", self.base)]
+            // The pre-check's directory, and the temporary one (segments of S3 uploads).
+            vec![
+                format!("{}{PROBE_DIR}/", self.base),
+                format!("{}{TMP_DIR}/", self.base),
+            ]
         };
         if self.local_root.is_some() {
             // Local writes stage in the root's temporary directory, whatever the base path.
-            dirs.push(format!("{LOCAL_TMP_DIR}/"));
+            dirs.push(format!("{TMP_DIR}/"));
         }
         let mut leftovers = std::collections::BTreeSet::new();
         while let Some(dir) = dirs.pop() {

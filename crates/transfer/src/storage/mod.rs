@@ -18,7 +18,7 @@ use crate::list::{self, Entry, ListOptions, StatResult};
 use crate::paths::{self, Remote};
 use crate::pipeline::{self, Filters, Shape};
 use crate::service::local::{self as localfs, Source};
-use crate::service::{self, Site, LOCAL_TMP_DIR};
+use crate::service::{self, Site, TMP_DIR};
 use crate::{Error, Result};
 
 mod gc;
@@ -82,6 +82,7 @@ impl Storage {
                 1
             }),
             expected_size: None,
+            max_parts: service::of(&cfg.backend).part_limit(),
         };
         let local_root = match &cfg.backend {
             Backend::Local(c) => Some(
@@ -171,9 +172,24 @@ impl Storage {
         if let Some(root) = &self.local_root {
             return localfs::push(root, &key, source, filters, progress, cancel).await;
         }
+        let writer = match &self.backend {
+            Backend::S3(c) => pipeline::Writer::S3(Box::new(service::s3::upload::Upload::new(
+                Arc::new(service::s3::Api::new(c, &self.tuning)?),
+                &key,
+                &format!("{}{TMP_DIR}/", self.base),
+                shape.concurrency,
+                service::s3::upload::Limits::from_env()?,
+            ))),
+            _ => pipeline::Writer::OpenDal(
+                self.op
+                    .writer_with(&key)
+                    .concurrent(shape.concurrency)
+                    .await
+                    .map_err(|e| self.err(e))?,
+            ),
+        };
         let r = pipeline::push(
-            &self.op,
-            &key,
+            writer,
             Box::new(source),
             filters,
             shape,
@@ -617,7 +633,7 @@ fn mtime_of(m: &opendal::Metadata) -> i64 {
 fn is_temporary(backend: &Backend, path: &str) -> bool {
     let p = path.trim_end_matches('/');
     if p.split('/')
-        .any(|c| c == LOCAL_TMP_DIR || c == crate::probe::PROBE_DIR)
+        .any(|c| c == TMP_DIR || c == crate::probe::PROBE_DIR)
     {
         return true;
     }

@@ -9,6 +9,11 @@ use crate::diagnose::{between, find_code};
 use crate::probe::Operation;
 use crate::{Error, Result};
 
+mod api;
+pub mod upload;
+
+pub use api::{Api, IncompleteUpload};
+
 /// The endpoint for an S3-family config: as given (https:// added when the scheme is missing,
 /// as rclone does), or derived from the region for providers with a fixed naming scheme.
 pub fn endpoint(c: &S3Config) -> Result<String> {
@@ -41,7 +46,7 @@ pub fn endpoint(c: &S3Config) -> Result<String> {
 }
 
 /// Whether requests put the bucket in the path (else in the host name).
-fn path_style(c: &S3Config) -> bool {
+pub(crate) fn path_style(c: &S3Config) -> bool {
     c.force_path_style
         .unwrap_or(!c.provider.virtual_host_by_default())
 }
@@ -203,173 +208,4 @@ impl Service for S3Config {
             self.bucket, self.bucket
         ))
     }
-}
-
-/// An upload begun and never completed or aborted (a killed push leaves one; the service keeps
-/// its parts, invisible to listings, and bills them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IncompleteUpload {
-    /// The object key in the bucket.
-    pub key: String,
-    pub upload_id: String,
-    /// When it began (unix seconds), when the service says.
-    pub initiated: Option<i64>,
-}
-
-/// The URL of `path_and_query` (starting with `/`) in the bucket, path or virtual-host style.
-fn bucket_url(c: &S3Config, path_and_query: &str) -> Result<String> {
-    let ep = endpoint(c)?;
-    Ok(if path_style(c) {
-        format!("{ep}/{}{path_and_query}", c.bucket)
-    } else {
-        let (scheme, host) = ep.split_once("://").unwrap_or(("https", &ep));
-        format!("{scheme}://{}.{host}{path_and_query}", c.bucket)
-    })
-}
-
-/// Percent-encode for a query value or a key in a path (`/` kept in paths).
-fn encode(s: &str, keep_slash: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            b'/' if keep_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
-/// One SigV4-signed request (unsigned payload) with the config's credentials; the body.
-async fn signed(c: &S3Config, client: &reqwest::Client, method: &str, url: &str) -> Result<String> {
-    use reqsign_core::SignRequest;
-    let fail = |what: String| Error::Storage(format!("{method} {}: {what}", redact_query(url)));
-    let req = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("x-amz-content-sha256", "UNSIGNED-PAYLOAD")
-        .body(())
-        .map_err(|e| fail(e.to_string()))?;
-    let (mut parts, ()) = req.into_parts();
-    let cred = reqsign_aws_v4::Credential {
-        access_key_id: c.access_key_id.expose().to_string(),
-        secret_access_key: c.secret_access_key.expose().to_string(),
-        session_token: (!c.session_token.is_empty()).then(|| c.session_token.expose().to_string()),
-        expires_in: None,
-    };
-    let region = if c.region.is_empty() {
-        "us-east-1"
-    } else {
-        &c.region
-    };
-    reqsign_aws_v4::RequestSigner::new("s3", region)
-        .sign_request(&reqsign_core::Context::new(), &mut parts, Some(&cred), None)
-        .await
-        .map_err(|e| fail(format!("cannot sign: {e}")))?;
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| fail(e.to_string()))?;
-    let mut rb = client.request(method, parts.uri.to_string());
-    for (k, v) in &parts.headers {
-        if k != http::header::HOST {
-            rb = rb.header(k.as_str(), v.as_bytes());
-        }
-    }
-    let resp = rb.send().await.map_err(|e| {
-        Error::service(
-            crate::Problem::Unreachable,
-            format!("cannot reach the storage at {}: {e}", redact_query(url)),
-            true,
-            Some(Box::new(e)),
-        )
-    })?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| fail(e.to_string()))?;
-    if !status.is_success() {
-        let code = between(&body, "<Code>", '<').unwrap_or("");
-        return Err(fail(format!("the service answered {status} {code}")));
-    }
-    Ok(body)
-}
-
-fn redact_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-fn xml_text(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-/// The text of `<tag>…</tag>` in `block`.
-fn element<'a>(block: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let i = block.find(&open)? + open.len();
-    let j = block[i..].find(&format!("</{tag}>"))?;
-    Some(&block[i..i + j])
-}
-
-/// Every incomplete multipart upload under `prefix` (a key prefix in the bucket).
-pub async fn incomplete_uploads(
-    c: &S3Config,
-    client: &reqwest::Client,
-    prefix: &str,
-) -> Result<Vec<IncompleteUpload>> {
-    let mut out = Vec::new();
-    let (mut key_marker, mut id_marker) = (String::new(), String::new());
-    loop {
-        let mut q = format!("/?uploads=&prefix={}", encode(prefix, false));
-        if !key_marker.is_empty() {
-            q.push_str(&format!(
-                "&key-marker={}&upload-id-marker={}",
-                encode(&key_marker, false),
-                encode(&id_marker, false)
-            ));
-        }
-        let body = signed(c, client, "GET", &bucket_url(c, &q)?).await?;
-        for block in body.split("<Upload>").skip(1) {
-            let block = block.split("</Upload>").next().unwrap_or_default();
-            let (Some(key), Some(id)) = (element(block, "Key"), element(block, "UploadId")) else {
-                continue;
-            };
-            out.push(IncompleteUpload {
-                key: xml_text(key),
-                upload_id: xml_text(id),
-                initiated: element(block, "Initiated")
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.timestamp()),
-            });
-        }
-        if element(&body, "IsTruncated") != Some("true") {
-            return Ok(out);
-        }
-        key_marker = element(&body, "NextKeyMarker")
-            .map(xml_text)
-            .unwrap_or_default();
-        id_marker = element(&body, "NextUploadIdMarker")
-            .map(xml_text)
-            .unwrap_or_default();
-        if key_marker.is_empty() {
-            return Ok(out);
-        }
-    }
-}
-
-/// Abort one multipart upload (its parts are freed).
-pub async fn abort_upload(
-    c: &S3Config,
-    client: &reqwest::Client,
-    u: &IncompleteUpload,
-) -> Result<()> {
-    let q = format!(
-        "/{}?uploadId={}",
-        encode(&u.key, true),
-        encode(&u.upload_id, false)
-    );
-    signed(c, client, "DELETE", &bucket_url(c, &q)?)
-        .await
-        .map(|_| ())
 }
