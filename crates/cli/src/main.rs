@@ -214,6 +214,19 @@ enum Command {
         #[arg(long, value_name = "PERCENT")]
         sample: Option<String>,
     },
+    /// Measure push and pull on a repository's storage over chunk_size × upload_concurrency
+    /// within a memory limit; print a table and recommend settings. Removes what it wrote,
+    /// also when interrupted (see `datasafed bench --help`).
+    Bench {
+        /// Repository name (default: the default repository).
+        name: Option<String>,
+        /// Bytes pushed per setting.
+        #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = datasafed::parse_expected_size)]
+        size: u64,
+        /// Skip settings whose estimated peak memory is above this.
+        #[arg(long = "max-memory", value_name = "SIZE", default_value = "64MiB", value_parser = datasafed::parse_expected_size)]
+        max_memory: u64,
+    },
     /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
     /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
     Gc {
@@ -534,6 +547,11 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Bench {
+            name,
+            size,
+            max_memory,
+        } => data::run(store, name.as_deref(), Verb::Bench { size, max_memory }).await,
         Command::Verify {
             repo,
             rpath,

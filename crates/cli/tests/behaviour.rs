@@ -578,6 +578,49 @@ fn interrupted_push_leaves_nothing(c: &Ctx) {
     }
 }
 
+/// `bench` measures, recommends and leaves nothing, also when stopped by a signal half-way.
+fn bench_leaves_nothing(c: &Ctx) {
+    let out = c.ok(&["bench", "--size", "6MiB"]);
+    assert!(out.contains("recommended: "), "[{}] {out}", c.backend);
+    let trials = out.lines().filter(|l| l.ends_with(" MB/s")).count();
+    let expected = if c.has_dirs() { 1 } else { 8 };
+    assert_eq!(trials, expected, "[{}] {out}", c.backend);
+    let nothing = |when: &str| {
+        assert_eq!(
+            c.lines(&["list", "-r", "/"]),
+            Vec::<String>::new(),
+            "[{}] {when}",
+            c.backend
+        );
+        let left =
+            String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[]))
+                .unwrap();
+        assert_eq!(left.trim(), "nothing to remove", "[{}] {when}", c.backend);
+    };
+    nothing("after a run");
+    let child = c
+        .command(&["bench", "--size", "1GiB"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "[{}] bench survived SIGTERM",
+        c.backend
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted"), "[{}] {err}", c.backend);
+    nothing("after SIGTERM");
+}
+
 fn getconf_and_version(c: &Ctx) {
     if c.backend != "local" {
         let root = c.ok(&["getconf", "storage.type"]);
@@ -616,6 +659,7 @@ suite!(
     encryption_aead,
     interrupted_push_leaves_nothing,
     getconf_and_version,
+    bench_leaves_nothing,
 );
 
 /// S3: a stream longer than the parts uploaded straight into the object continues into

@@ -1159,3 +1159,44 @@ fn check_clears_old_leftovers() {
     assert!(!old.exists(), "the day-old temporary file was removed");
     assert!(young.exists(), "the young one stays");
 }
+
+/// `backuprepo bench NAME` measures the repository's own storage, prints the table and a
+/// recommendation, and leaves nothing in it; a memory limit below every setting is an error
+/// that says how to fix it.
+#[test]
+fn bench_measures_a_repository_and_leaves_nothing() {
+    let h = Home::new();
+    let data = h.dir.path().join("store");
+    std::fs::create_dir(&data).unwrap();
+    h.ok(
+        &[
+            "create",
+            "r",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    let out = h.ok(&["bench", "r", "--size", "4MiB"], None);
+    assert!(out.contains("CHUNK_SIZE"), "{out}");
+    assert!(out.contains("recommended: "), "{out}");
+    assert!(out.contains("pull: "), "{out}");
+    let left: Vec<_> = walkdir(&data);
+    assert!(left.is_empty(), "bench left {left:?}");
+    let err = h.fails(&["bench", "r", "--max-memory", "1MiB"], None);
+    assert!(err.contains("raise it"), "{err}");
+}
+
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walkdir(&p));
+        }
+        out.push(p);
+    }
+    out
+}

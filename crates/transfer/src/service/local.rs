@@ -64,6 +64,8 @@ impl Service for LocalConfig {
 pub(crate) enum Source {
     Stdin,
     File(std::fs::File),
+    /// Any other reader (`bench`'s generated data).
+    Reader(Box<dyn Read + Send>),
 }
 
 impl Read for Source {
@@ -71,6 +73,7 @@ impl Read for Source {
         match self {
             Source::Stdin => io::stdin().read(buf),
             Source::File(f) => f.read(buf),
+            Source::Reader(r) => r.read(buf),
         }
     }
 }
@@ -151,6 +154,7 @@ pub(crate) async fn push(
                 ),
                 (None, Source::Stdin) => io::copy(&mut io::stdin().lock(), &mut file),
                 (None, Source::File(mut f)) => io::copy(&mut f, &mut file),
+                (None, Source::Reader(mut r)) => io::copy(&mut r, &mut file),
             };
             return n.map_err(|e| Error::io("write the object", e));
         }

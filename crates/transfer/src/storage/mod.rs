@@ -21,9 +21,11 @@ use crate::service::local::{self as localfs, Source};
 use crate::service::{self, Site, TMP_DIR};
 use crate::{Error, Result};
 
+mod bench;
 mod gc;
 mod verify;
 
+pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::{after_check as gc_after_check, GcOptions};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
@@ -143,7 +145,11 @@ impl Storage {
             expected_size,
             ..self.shape
         };
-        self.push_reader(source, &remote, codec, shape, progress, cancel)
+        let filters = Filters {
+            codec,
+            encryption: self.encryption.clone(),
+        };
+        self.push_reader(source, &remote, filters, shape, progress, cancel)
             .await
     }
 
@@ -151,7 +157,7 @@ impl Storage {
         &self,
         source: Source,
         remote: &Remote,
-        codec: Option<Codec>,
+        filters: Filters,
         shape: Shape,
         progress: Option<Arc<AtomicU64>>,
         cancel: impl Future<Output = ()>,
@@ -164,11 +170,10 @@ impl Storage {
             }
         }
         self.check_bucket().await?;
-        let filters = Filters {
-            codec,
-            encryption: self.encryption.clone(),
+        let key = match &filters.encryption {
+            Some(_) => format!("{}{SUFFIX}", remote.key),
+            None => remote.key.clone(),
         };
-        let key = self.stored_key(&remote.key);
         if let Some(root) = &self.local_root {
             return localfs::push(root, &key, source, filters, progress, cancel).await;
         }
@@ -188,6 +193,7 @@ impl Storage {
                     .map_err(|e| self.err(e))?,
             ),
         };
+        let filters_identity = filters.is_identity();
         let r = pipeline::push(
             writer,
             Box::new(source),
@@ -201,9 +207,7 @@ impl Storage {
         if let Backend::Ftp(cfg) = &self.backend {
             match &r {
                 // OpenDAL's ftp writer creates nothing for an empty stream.
-                Ok(0) if self.encryption.is_none() && codec.is_none() => {
-                    service::ftp::put_empty(cfg, &key).await?
-                }
+                Ok(0) if filters_identity => service::ftp::put_empty(cfg, &key).await?,
                 Err(_) => {
                     if let Err(e) = service::ftp::remove_temporaries(cfg, &key).await {
                         tracing::debug!(error = %e, "ftp cleanup after a failed push");
