@@ -269,10 +269,24 @@ impl BackupRepo {
 
     /// Whether the annotation `dataprotection.kubeblocks.io/is-default-repo` is `"true"`.
     pub fn is_default(&self) -> bool {
+        self.annotation_is_true(IS_DEFAULT_REPO_ANNOTATION)
+    }
+
+    /// Whether `backuprepo.io/suspend` is `"true"`: no periodic checks.
+    pub fn is_suspended(&self) -> bool {
+        self.annotation_is_true(crate::constants::SUSPEND_ANNOTATION)
+    }
+
+    /// Whether `backuprepo.io/read-only` is `"true"`: no writes.
+    pub fn is_read_only(&self) -> bool {
+        self.annotation_is_true(crate::constants::READ_ONLY_ANNOTATION)
+    }
+
+    fn annotation_is_true(&self, key: &str) -> bool {
         self.metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(IS_DEFAULT_REPO_ANNOTATION))
+            .and_then(|a| a.get(key))
             .is_some_and(|v| v == "true")
     }
 

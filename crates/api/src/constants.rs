@@ -26,6 +26,13 @@ pub const NEED_UPDATE_TOOL_CONFIG_ANNOTATION: &str =
 /// the re-check interval say; the value is the time of the request. The controller removes it
 /// once the check it asked for finished (`backuprepo check NAME` on a cluster).
 pub const CHECK_REQUESTED_ANNOTATION: &str = "backuprepo.io/check-requested";
+/// Annotation (ours): `"true"` stops periodic checks (and usage scans) of the repository, so
+/// a paid bucket is not polled; `backuprepo check NAME` still checks on demand.
+pub const SUSPEND_ANNOTATION: &str = "backuprepo.io/suspend";
+/// Annotation (ours): `"true"` makes the repository read-only: writes (push, rm, gc, bench)
+/// are refused, reads keep working, and its check writes nothing. An annotation keeps the CRD
+/// wire-compatible with KubeBlocks.
+pub const READ_ONLY_ANNOTATION: &str = "backuprepo.io/read-only";
 /// Label naming the repository, on derived objects and on Backups/Restores using it.
 pub const BACKUP_REPO_NAME_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
 /// Label (`"true"`) on Backups/Restores waiting for the repository to be prepared in their
@@ -67,6 +74,10 @@ pub mod condition_type {
     pub const DERIVED_OBJECTS_DELETED: &str = "DerivedObjectsDeleted";
     /// StorageProvider condition: the CSI driver is installed.
     pub const CSI_DRIVER_INSTALLED: &str = "CSIDriverInstalled";
+    /// Ours: periodic checks are suspended (`backuprepo.io/suspend`); not a failure.
+    pub const SUSPENDED: &str = "Suspended";
+    /// Ours: the repository is read-only (`backuprepo.io/read-only`); not a failure.
+    pub const READ_ONLY: &str = "ReadOnly";
 }
 
 /// Condition reasons (spec §2.6, §2.12).

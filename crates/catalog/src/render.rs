@@ -68,6 +68,30 @@ impl RenderedToolConfig {
     pub fn text(&self) -> &str {
         &self.text
     }
+
+    /// The same config, read-only (`read_only = true` in its `[storage]` section): what a
+    /// read-only repository hands to every user of its config.
+    pub fn read_only(self) -> Result<Self, RenderError> {
+        use backuprepo_toolconfig::config::READ_ONLY_LINE;
+        let mut text = String::with_capacity(self.text.len() + READ_ONLY_LINE.len() + 1);
+        let mut added = false;
+        for line in self.text.lines() {
+            text.push_str(line);
+            text.push('\n');
+            if !added && line.trim() == "[storage]" {
+                text.push_str(READ_ONLY_LINE);
+                text.push('\n');
+                added = true;
+            }
+        }
+        let config = ToolConfig::parse(&text).map_err(|e| {
+            err(
+                Which::ToolConfig,
+                format!("the read-only config is not a valid tool config: {e}"),
+            )
+        })?;
+        Ok(RenderedToolConfig { text, config })
+    }
 }
 
 impl fmt::Debug for RenderedToolConfig {

@@ -599,7 +599,7 @@ fn bench_leaves_nothing(c: &Ctx) {
     };
     nothing("after a run");
     let child = c
-        .command(&["bench", "--size", "1GiB"])
+        .command(&["bench", "--size", "8GiB"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -1200,3 +1200,224 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// `backuprepo.io/read-only: "true"` on an S3 repository (SeaweedFS): push, rm, gc and bench
+/// are refused naming the annotation, pull, list, stat and verify keep working, the check
+/// writes nothing and the repository stays Ready with a ReadOnly condition; it cannot be the
+/// default. Removing the annotation allows writes again.
+#[test]
+fn read_only_repository_refuses_writes_and_serves_reads() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let h = Home::new();
+    let prefix = format!("ro-{}", std::process::id());
+    h.ok(
+        &[
+            "create",
+            "ro",
+            "--provider",
+            "minio",
+            "--bucket",
+            &bucket,
+            "--endpoint",
+            &endpoint,
+            "--access-key-id",
+            &key,
+            "--secret-access-key",
+            &secret,
+            "--path-prefix",
+            &prefix,
+        ],
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.sql");
+    std::fs::write(&file, b"-- a backup taken before the migration\n").unwrap();
+    h.ok(
+        &[
+            "push",
+            "--repo",
+            "ro",
+            file.to_str().unwrap(),
+            "db/dump.sql",
+        ],
+        None,
+    );
+
+    h.ok(
+        &[
+            "annotate",
+            "backuprepo",
+            "ro",
+            "backuprepo.io/read-only=true",
+        ],
+        None,
+    );
+    let r = h.repo("ro");
+    assert_eq!(r["status"]["phase"], "Ready", "{r}");
+    let conds = r["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "ReadOnly" && c["status"] == "True"),
+        "{conds:?}"
+    );
+    // The check wrote nothing: put, multipart and delete were not run; get read the backup.
+    let checks = r["status"]["checks"].as_array().unwrap();
+    let result = |op: &str| {
+        checks
+            .iter()
+            .find(|c| c["operation"] == op)
+            .map(|c| c["result"].as_str().unwrap().to_string())
+    };
+    assert_eq!(result("put").as_deref(), Some("Skipped"), "{checks:?}");
+    assert_eq!(result("delete").as_deref(), Some("Skipped"), "{checks:?}");
+    assert_eq!(result("get").as_deref(), Some("Passed"), "{checks:?}");
+    assert_eq!(result("list").as_deref(), Some("Passed"), "{checks:?}");
+
+    for args in [
+        vec![
+            "push",
+            "--repo",
+            "ro",
+            file.to_str().unwrap(),
+            "db/other.sql",
+        ],
+        vec!["rm", "--repo", "ro", "db/dump.sql"],
+        vec!["gc", "ro"],
+        vec!["bench", "ro"],
+    ] {
+        let err = h.fails(&args, None);
+        assert!(err.contains("backuprepo.io/read-only"), "{args:?}: {err}");
+    }
+    let out = dir.path().join("restored.sql");
+    h.ok(
+        &["pull", "--repo", "ro", "db/dump.sql", out.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&file).unwrap());
+    assert!(h
+        .ok(&["list", "--repo", "ro", "db/"], None)
+        .contains("dump.sql"));
+    assert!(h
+        .ok(&["verify", "--repo", "ro"], None)
+        .contains("1 objects verified, 0 damaged"));
+    // The check says so.
+    let checked = h.ok(&["check", "ro"], None);
+    assert!(
+        checked.contains("ReadOnly: the repository is read-only"),
+        "{checked}"
+    );
+    // Never the default, whichever comes first.
+    let err = h.fails(&["update", "ro", "--default"], None);
+    assert!(
+        err.contains("cannot be both the default and read-only"),
+        "{err}"
+    );
+    h.ok(
+        &["annotate", "backuprepo", "ro", "backuprepo.io/read-only-"],
+        None,
+    );
+    h.ok(&["update", "ro", "--default"], None);
+    let err = h.fails(
+        &[
+            "annotate",
+            "backuprepo",
+            "ro",
+            "backuprepo.io/read-only=true",
+        ],
+        None,
+    );
+    assert!(
+        err.contains("cannot be both the default and read-only"),
+        "{err}"
+    );
+    // Writable again: the object the test wrote is removed.
+    h.ok(&["rm", "--repo", "ro", "db/dump.sql"], None);
+    let r = h.repo("ro");
+    let conds = r["status"]["conditions"].as_array().unwrap();
+    assert!(!conds.iter().any(|c| c["type"] == "ReadOnly"), "{conds:?}");
+}
+
+/// `backuprepo.io/suspend: "true"`: periodic re-checks stop (time passes by the clock
+/// setting), `check NAME` still checks and says the repository is suspended, and the
+/// condition is not a failure. Without the annotation the same time passing re-checks.
+#[test]
+fn suspended_repository_skips_periodic_checks() {
+    let h = Home::new();
+    let data = h.dir.path().join("store");
+    std::fs::create_dir(&data).unwrap();
+    h.ok(
+        &[
+            "create",
+            "s",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    let later = |offset: &str, args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+            .args(args)
+            .env("BACKUPREPO_HOME", h.path())
+            .env("BACKUPREPO_TIME_OFFSET", offset)
+            .env("BACKUPREPO_RECHECK_INTERVAL", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let checked_at = |offset: &str| {
+        let v: Json =
+            serde_json::from_str(&later(offset, &["get", "backuprepo", "s", "-o", "json"]))
+                .unwrap();
+        v["status"]["lastCheckTime"].clone()
+    };
+    h.ok(
+        &["annotate", "backuprepo", "s", "backuprepo.io/suspend=true"],
+        None,
+    );
+    let before = h.repo("s")["status"]["lastCheckTime"].clone();
+    // The storage goes away; a suspended repository is not polled, so it does not notice.
+    std::fs::remove_dir_all(&data).unwrap();
+    assert_eq!(checked_at("5"), before);
+    let r = h.repo("s");
+    assert_eq!(r["status"]["phase"], "Ready");
+    let conds = r["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds
+            .iter()
+            .any(|c| c["type"] == "Suspended" && c["status"] == "True"),
+        "{conds:?}"
+    );
+    // On demand it checks, and says it is suspended.
+    let out = h.run(&["check", "s"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("Suspended: periodic checks are suspended"),
+        "{text}"
+    );
+    std::fs::create_dir(&data).unwrap();
+    h.ok(&["check", "s"], None);
+    let before = h.repo("s")["status"]["lastCheckTime"].clone();
+    // Resumed: the same time passing re-checks.
+    h.ok(
+        &["annotate", "backuprepo", "s", "backuprepo.io/suspend-"],
+        None,
+    );
+    assert_ne!(checked_at("5"), before);
+    let conds = h.repo("s")["status"]["conditions"].clone();
+    assert!(!conds
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Suspended"));
+}

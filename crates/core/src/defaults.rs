@@ -2,15 +2,23 @@
 //! kbcli; here the rule is a function every store calls before it writes, so a second default
 //! is refused wherever it comes from (create, update, apply, annotate).
 
+use backuprepo_api::constants::READ_ONLY_ANNOTATION;
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
 
-/// Refuse making `name` the default while another repository is the default.
+/// Refuse making `name` the default while another repository is the default, or while it is
+/// read-only.
 pub fn check_single_default<'a>(
     repos: impl IntoIterator<Item = &'a BackupRepo>,
     name: &str,
 ) -> Result<(), String> {
+    let repos: Vec<&BackupRepo> = repos.into_iter().collect();
+    if let Some(r) = repos.iter().find(|r| r.name() == name) {
+        if r.is_read_only() {
+            return Err(read_only_default(name));
+        }
+    }
     let others: Vec<&str> = repos
-        .into_iter()
+        .iter()
         .filter(|r| r.is_default() && r.name() != name)
         .map(|r| r.name())
         .collect();
@@ -20,6 +28,21 @@ pub fn check_single_default<'a>(
             "there is already a default backup repository \"{other}\"; make it non-default first (`backuprepo update {other} --default=false`), or do not ask for --default"
         )),
     }
+}
+
+/// Refuse a repository that is both the default and read-only (backups would go to it, and
+/// every one would fail).
+pub fn check_read_only_default(repo: &BackupRepo) -> Result<(), String> {
+    if repo.is_default() && repo.is_read_only() {
+        return Err(read_only_default(repo.name()));
+    }
+    Ok(())
+}
+
+fn read_only_default(name: &str) -> String {
+    format!(
+        "backup repository \"{name}\" cannot be both the default and read-only ({READ_ONLY_ANNOTATION}: \"true\"): new backups go to the default; make another repository the default first, or remove the read-only annotation"
+    )
 }
 
 /// The repository backups go to when none is named: the one marked default, if it is Ready.

@@ -84,6 +84,7 @@ pub fn check_against(existing: &[BackupRepo], docs: &[Document]) -> Result<()> {
                     );
                 }
             }
+            crate::defaults::check_read_only_default(r).map_err(|e| anyhow!(e))?;
             after.insert(r.name().to_string(), r.is_default());
         }
     }
@@ -135,6 +136,7 @@ pub fn annotate(
         ann.insert(k.to_string(), v.to_string());
         out.insert(k.to_string(), Some(v.to_string()));
     }
+    crate::defaults::check_read_only_default(repo).map_err(|e| anyhow!(e))?;
     Ok(out)
 }
 

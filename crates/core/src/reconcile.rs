@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use backuprepo_api::constants::{
     condition_type as ct, message, name_prefix, reason, BACKUP_REPO_DIGEST_ANNOTATION,
-    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+    NEED_UPDATE_TOOL_CONFIG_ANNOTATION, READ_ONLY_ANNOTATION, SUSPEND_ANNOTATION,
 };
 use backuprepo_api::{
     derived_name, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoStatus, ProbeCheck,
@@ -244,6 +244,8 @@ pub fn reconcile(input: Input<'_>) -> Output {
         precheck(&input, &mut step, &mut out, work);
     }
 
+    modes(repo, &mut step);
+
     // Status fields that do not depend on the checks.
     let s = &mut step.status;
     s.is_default = Some(repo.is_default());
@@ -287,6 +289,32 @@ pub fn reconcile(input: Input<'_>) -> Output {
     out
 }
 
+/// The conditions of our annotations: Suspended and ReadOnly are there (True) while the
+/// annotation is, and gone otherwise. Neither is a failure: the phase rule ignores them.
+fn modes(repo: &BackupRepo, step: &mut Step<'_>) {
+    let name = repo.name();
+    if repo.is_suspended() {
+        step.set(
+            ct::SUSPENDED,
+            TRUE,
+            ct::SUSPENDED,
+            format!("periodic checks are suspended ({SUSPEND_ANNOTATION}: \"true\"); `backuprepo check {name}` still checks on demand; remove the annotation to resume"),
+        );
+    } else {
+        conditions::remove(&mut step.status.conditions, ct::SUSPENDED);
+    }
+    if repo.is_read_only() {
+        step.set(
+            ct::READ_ONLY,
+            TRUE,
+            ct::READ_ONLY,
+            format!("the repository is read-only ({READ_ONLY_ANNOTATION}: \"true\"): backups can be restored, none can be written; its check writes nothing; remove the annotation to allow writes"),
+        );
+    } else {
+        conditions::remove(&mut step.status.conditions, ct::READ_ONLY);
+    }
+}
+
 /// What the checks before the pre-check hand over to it.
 struct Work<'a> {
     provider: &'a StorageProvider,
@@ -306,7 +334,15 @@ fn checks<'a>(input: &Input<'a>, step: &mut Step<'_>, out: &mut Output) -> Optio
     };
     storage_class_step(&render, step, out)?;
     pvc_step(&render, step, out)?;
-    let digest = digest(&parameters, &provider.spec);
+    let digest = if input.repo.is_read_only() {
+        // Turning read-only on or off re-checks the storage (the check differs) and re-renders
+        // every copy of the tool config. Parameter names never contain '/'.
+        let mut marked = parameters.clone();
+        marked.insert(READ_ONLY_ANNOTATION.into(), "true".into());
+        digest(&marked, &provider.spec)
+    } else {
+        digest(&parameters, &provider.spec)
+    };
     Some(Work {
         provider,
         parameters,
@@ -623,7 +659,11 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
                 parameters: &work.parameters,
                 csi_secret: None,
             };
-            match render::tool_config(spec, &ctx) {
+            let rendered = render::tool_config(spec, &ctx).and_then(|c| match c {
+                Some(c) if repo.is_read_only() => c.read_only().map(Some),
+                c => Ok(c),
+            });
+            match rendered {
                 Ok(Some(cfg)) => {
                     out.tool_config = Some(cfg.clone());
                     ProbeRequest::Tool {
@@ -672,7 +712,9 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
 
     let current = conditions::get(&step.status.conditions, ct::PRE_CHECK_PASSED);
     let undecided = current.is_none_or(|c| c.status == UNKNOWN);
-    if changed || undecided || input.force_check || due(input, &step.status) {
+    // Suspended: no periodic checks (a change or `check NAME` still checks).
+    let periodic = !repo.is_suspended() && due(input, &step.status);
+    if changed || undecided || input.force_check || periodic {
         if current.is_none() {
             step.set(
                 ct::PRE_CHECK_PASSED,
@@ -752,7 +794,7 @@ fn due(input: &Input<'_>, s: &BackupRepoStatus) -> bool {
 
 /// When to reconcile again for the next periodic check.
 fn next_check(input: &Input<'_>, s: &BackupRepoStatus) -> Option<Duration> {
-    if s.phase == Some(BackupRepoPhase::Deleting) {
+    if s.phase == Some(BackupRepoPhase::Deleting) || input.repo.is_suspended() {
         return None;
     }
     let every = interval(input.settings, s)?;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use backuprepo_api::constants::{
     condition_type as ct, reason, BACKUP_REPO_DIGEST_ANNOTATION, IS_DEFAULT_REPO_ANNOTATION,
-    NEED_UPDATE_TOOL_CONFIG_ANNOTATION,
+    NEED_UPDATE_TOOL_CONFIG_ANNOTATION, READ_ONLY_ANNOTATION, SUSPEND_ANNOTATION,
 };
 use backuprepo_api::k8s_openapi::api::core::v1::SecretReference;
 use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -862,4 +862,115 @@ fn deletion_rules() {
         .conditions
         .iter()
         .any(|c| c.status == TRUE && c.reason == reason::DERIVED_OBJECTS_DELETED));
+}
+
+fn annotated(r: &BackupRepo, key: &str) -> BackupRepo {
+    let mut r = r.clone();
+    r.metadata
+        .annotations
+        .get_or_insert_with(BTreeMap::new)
+        .insert(key.into(), "true".into());
+    r
+}
+
+/// Ready, then annotated: what one reconcile at `now` gives.
+fn ready_then(r: &BackupRepo, key: &str, now: i64) -> (BackupRepo, Output) {
+    let s = local_settings();
+    let p = provider("local");
+    let o = run(r, Some(&p), SecretState::NotReferenced, None, 0, &s);
+    let ready = apply(
+        r,
+        &run(
+            r,
+            Some(&p),
+            SecretState::NotReferenced,
+            Some(result_for(&o, true, 0)),
+            0,
+            &s,
+        ),
+    );
+    let marked = annotated(&ready, key);
+    let out = run(&marked, Some(&p), SecretState::NotReferenced, None, now, &s);
+    (marked, out)
+}
+
+#[test]
+fn suspended_repositories_are_not_checked_periodically() {
+    let s = local_settings();
+    let p = provider("local");
+    let (marked, o) = ready_then(&local_repo(), SUSPEND_ANNOTATION, 601);
+    assert!(o.probe.is_none(), "due, but suspended");
+    assert_eq!(o.requeue_after, None, "no periodic wake-up");
+    assert_eq!(o.status.phase, Some(BackupRepoPhase::Ready));
+    assert_cond(&o, "Suspended", TRUE, "Suspended");
+    // On demand it checks.
+    let forced = reconcile(Input {
+        repo: &marked,
+        provider: Some(&p),
+        secret: SecretState::NotReferenced,
+        probe: None,
+        force_check: true,
+        now: t(601),
+        name_suffix: "x",
+        settings: &s,
+    });
+    assert!(forced.probe.is_some());
+    // The annotation removed: the condition goes, the due check runs.
+    let mut resumed = apply(&marked, &o);
+    resumed
+        .metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .remove(SUSPEND_ANNOTATION);
+    let o = run(
+        &resumed,
+        Some(&p),
+        SecretState::NotReferenced,
+        None,
+        601,
+        &s,
+    );
+    assert!(o.probe.is_some());
+    assert!(!o.status.conditions.iter().any(|c| c.type_ == "Suspended"));
+}
+
+#[test]
+fn read_only_repositories_are_rechecked_and_hand_out_read_only_configs() {
+    let (_, o) = ready_then(&local_repo(), READ_ONLY_ANNOTATION, 5);
+    // Turning read-only on changes the digest: a (read-only) check runs at once, and every
+    // copy of the tool config is rendered again, read-only.
+    assert!(o.probe.is_some(), "re-checked when read-only is turned on");
+    assert_eq!(
+        o.annotations
+            .get(NEED_UPDATE_TOOL_CONFIG_ANNOTATION)
+            .map(String::as_str),
+        Some("true")
+    );
+    let cfg = o.tool_config.as_ref().expect("tool config");
+    assert!(cfg.config.tuning.read_only);
+    assert!(cfg.text().contains("read_only = true"));
+    match o.probe.as_ref() {
+        Some(ProbeRequest::Tool { config, .. }) => assert!(config.config.tuning.read_only),
+        other => panic!("{other:?}"),
+    }
+    assert_cond(&o, "ReadOnly", TRUE, "ReadOnly");
+    assert_ne!(o.status.phase, Some(BackupRepoPhase::Failed));
+}
+
+#[test]
+fn a_read_only_repository_is_never_the_default() {
+    let r = annotated(
+        &annotated(&local_repo(), READ_ONLY_ANNOTATION),
+        IS_DEFAULT_REPO_ANNOTATION,
+    );
+    let e = defaults::check_read_only_default(&r).unwrap_err();
+    assert!(
+        e.contains("cannot be both the default and read-only"),
+        "{e}"
+    );
+    let ro = annotated(&local_repo(), READ_ONLY_ANNOTATION);
+    let e = defaults::check_single_default([&ro], ro.name()).unwrap_err();
+    assert!(e.contains(READ_ONLY_ANNOTATION), "{e}");
+    assert!(defaults::check_read_only_default(&local_repo()).is_ok());
 }

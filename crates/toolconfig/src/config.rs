@@ -233,6 +233,9 @@ pub struct Tuning {
     pub insecure: bool,
     /// `ca_cert`: extra PEM CA bundle to trust.
     pub ca_cert: Option<PathBuf>,
+    /// `read_only` (ours): the repository is read-only (`backuprepo.io/read-only`); writes are
+    /// refused before any request. Other readers of the config ignore the key.
+    pub read_only: bool,
 }
 
 /// A parsed tool config.
@@ -261,6 +264,9 @@ const SECRET_KEYS: &[&str] = &[
     "key",
     "sas_url",
 ];
+
+/// The line that makes a rendered config read-only (appended to its `[storage]` section).
+pub const READ_ONLY_LINE: &str = "read_only = true";
 
 impl ToolConfig {
     /// Read a config file.
@@ -467,6 +473,7 @@ const COMMON_KEYS: &[&str] = &[
     "upload_concurrency",
     "no_check_certificate",
     "ca_cert",
+    "read_only",
 ];
 const S3_KEYS: &[&str] = &[
     "provider",
@@ -542,6 +549,7 @@ fn build_backend(
             .transpose()?,
         insecure: s.bool("no_check_certificate")?.unwrap_or(false),
         ca_cert: s.opt("ca_cert").map(PathBuf::from),
+        read_only: s.bool("read_only")?.unwrap_or(false),
     };
     let backend = match ty {
         "s3" => {

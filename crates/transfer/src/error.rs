@@ -38,6 +38,9 @@ pub enum Error {
     /// Unsupported algorithm or operation.
     #[error("{0}")]
     Unsupported(String),
+    /// A write on a read-only repository, refused before any request.
+    #[error("{0}")]
+    ReadOnly(String),
     /// The transfer was interrupted (signal); nothing was written at the target.
     #[error("interrupted: {0}")]
     Interrupted(String),

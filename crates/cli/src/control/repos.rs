@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Result};
+use backuprepo_api::constants::condition_type as ct;
 use backuprepo_api::{BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion;
 use backuprepo_core::store::{Deletion, RepoStore};
@@ -260,6 +261,17 @@ pub fn print_check(r: &BackupRepo) {
     let msg = failure_message(r);
     if !msg.is_empty() {
         println!("{msg}");
+    }
+    // Our modes (Suspended, ReadOnly): what they change, in their own words.
+    for t in [ct::SUSPENDED, ct::READ_ONLY] {
+        let cond = r.status.as_ref().and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == t && c.status == "True")
+        });
+        if let Some(c) = cond {
+            println!("{t}: {}", c.message);
+        }
     }
 }
 

@@ -287,11 +287,17 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
     // the probe created (real directories on ftp/local, folder markers on some S3 servers).
     let ancestors = ancestors_of(&base);
     let mut existed = Vec::with_capacity(ancestors.len());
+    // A read-only repository is checked without writing: bucket, list, and a read of an
+    // existing object.
+    let read_only = cfg.tuning.read_only;
     for operation in Operation::ALL {
         let skip = stop.or(match operation {
+            Operation::Put | Operation::Multipart | Operation::Delete if read_only => {
+                Some("not run: the repository is read-only")
+            }
             Operation::Bucket => service.bucket_check().err(),
             Operation::Multipart => service.multipart_skip(),
-            Operation::Get | Operation::List | Operation::Delete if !put_ok => {
+            Operation::Get | Operation::List | Operation::Delete if !put_ok && !read_only => {
                 Some("not run: put failed")
             }
             _ => None,
@@ -308,6 +314,13 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
         wrote |= matches!(operation, Operation::Put | Operation::Multipart);
         let passed = match operation {
             Operation::Bucket => ctx.step(&mut rec, operation, bucket_check(&ctx)).await,
+            Operation::Get if read_only => {
+                ctx.step(&mut rec, operation, get_existing(&ctx, &base))
+                    .await
+            }
+            Operation::List if read_only => {
+                ctx.step(&mut rec, operation, list_base(&ctx, &base)).await
+            }
             Operation::Put => {
                 ctx.step(&mut rec, operation, put(&ctx, &small_key, &content))
                     .await

@@ -22,6 +22,58 @@ pub(super) async fn bucket_check(ctx: &Ctx<'_>) -> StepResult {
     }
 }
 
+/// Read-only check, in place of get: read the start of the first object stored under `base`
+/// (nothing stored yet passes: there is nothing to read).
+pub(super) async fn get_existing(ctx: &Ctx<'_>, base: &str) -> StepResult {
+    let dir = if base.is_empty() { "/" } else { base };
+    let mut lister = match ctx.op.lister_with(dir).recursive(true).await {
+        Ok(l) => l,
+        Err(e) if crate::diagnose::is_gone(&e) => return Ok(Some("nothing stored yet".into())),
+        Err(e) => return Err(ctx.classify(Operation::Get, e)),
+    };
+    loop {
+        let entry = match lister.try_next().await {
+            Ok(Some(e)) => e,
+            Ok(None) => return Ok(Some("nothing stored yet: nothing to read".into())),
+            Err(e) if crate::diagnose::is_gone(&e) => return Ok(Some("nothing stored yet".into())),
+            Err(e) => return Err(ctx.classify(Operation::Get, e)),
+        };
+        let path = entry.path().to_string();
+        if entry.metadata().is_dir() || crate::storage::is_temporary(&ctx.cfg.backend, &path) {
+            continue;
+        }
+        let size = ctx
+            .op
+            .stat(&path)
+            .await
+            .map_err(|e| ctx.classify(Operation::Get, e))?
+            .content_length();
+        let got = ctx
+            .op
+            .read_with(&path)
+            .range(0..size.min(4096))
+            .await
+            .map_err(|e| ctx.classify(Operation::Get, e))?;
+        return Ok(Some(format!(
+            "read {} bytes of {path} (read-only: an existing object)",
+            got.len()
+        )));
+    }
+}
+
+/// Read-only check, in place of list: list `base`.
+pub(super) async fn list_base(ctx: &Ctx<'_>, base: &str) -> StepResult {
+    let dir = if base.is_empty() { "/" } else { base };
+    match ctx.op.list(dir).await {
+        Ok(entries) => Ok(Some(format!(
+            "listed {dir}: {} entries (read-only)",
+            entries.iter().filter(|e| e.path() != dir).count()
+        ))),
+        Err(e) if crate::diagnose::is_gone(&e) => Ok(Some(format!("listed {dir}: empty so far"))),
+        Err(e) => Err(ctx.classify(Operation::List, e)),
+    }
+}
+
 pub(super) async fn put(ctx: &Ctx<'_>, key: &str, content: &Bytes) -> StepResult {
     ctx.op
         .write(key, content.clone())

@@ -141,6 +141,7 @@ impl Storage {
         cancel: impl Future<Output = ()> + Send + 'static,
         each: &mut (dyn FnMut(&Trial) + Send),
     ) -> Result<BenchReport> {
+        self.writable("bench (it writes)")?;
         let dir = format!("{TMP_DIR}/bench-{:016x}/", rand::random::<u64>());
         // Every transfer watches the same signal, so each cleans up after itself as a push
         // or pull interrupted by a signal does.

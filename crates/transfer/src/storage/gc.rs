@@ -37,6 +37,7 @@ impl Storage {
     /// Remove (or with `dry_run`, list) leftovers older than `older_than`; `each` is told every
     /// one. Returns how many there were.
     pub async fn gc(&self, opts: &GcOptions, each: &mut (dyn FnMut(&str) + Send)) -> Result<u64> {
+        self.writable("gc")?;
         let now = chrono::Utc::now().timestamp();
         let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
         let mut n = 0;
@@ -130,6 +131,9 @@ impl Storage {
 /// left under its path that is older than the default age (24h). Failures are logged, never
 /// reported as the check's: the repository works whether or not its leftovers are gone.
 pub async fn after_check(cfg: &crate::config::ToolConfig, path_prefix: &str) -> u64 {
+    if cfg.tuning.read_only {
+        return 0;
+    }
     let storage = match Storage::open(cfg, path_prefix, None) {
         Ok(s) => s,
         Err(e) => {

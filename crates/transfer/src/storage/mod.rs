@@ -116,6 +116,16 @@ impl Storage {
         self.site.error(e)
     }
 
+    /// Refuse `what` (a write) on a read-only repository, before any request.
+    fn writable(&self, what: &str) -> Result<()> {
+        if self.tuning.read_only {
+            return Err(Error::ReadOnly(format!(
+                "{what} is refused: the repository is read-only (annotation backuprepo.io/read-only: \"true\"; `read_only = true` in the tool config); pull, list, stat and verify still work; to write, remove the annotation"
+            )));
+        }
+        Ok(())
+    }
+
     /// `push lpath rpath`: overwrites; returns plaintext bytes read.
     pub async fn push(
         &self,
@@ -125,6 +135,7 @@ impl Storage {
         progress: Option<Arc<AtomicU64>>,
         cancel: impl Future<Output = ()>,
     ) -> Result<u64> {
+        self.writable("push")?;
         let remote = paths::resolve_file(&self.base, rpath)?;
         let (source, expected_size) = match input {
             Input::Stdin { expected_size } => (Source::Stdin, expected_size),
@@ -544,6 +555,7 @@ impl Storage {
 
     /// `rm [-r] rpath`. Removing a missing object succeeds.
     pub async fn remove(&self, rpath: &str, recursive: bool) -> Result<()> {
+        self.writable("rm")?;
         let remote = paths::resolve(&self.base, rpath)?;
         if !remote.key.is_empty() && !remote.dir {
             let key = self.stored_key(&remote.key);
@@ -593,6 +605,7 @@ impl Storage {
 
     /// `rmdir rpath`: removes an empty directory; a missing one is success; no-op on object stores.
     pub async fn rmdir(&self, rpath: &str) -> Result<()> {
+        self.writable("rmdir")?;
         let remote = paths::resolve(&self.base, rpath)?;
         if !self.backend.has_directories() || remote.key.is_empty() {
             return Ok(());
@@ -615,6 +628,7 @@ impl Storage {
 
     /// `mkdir rpath`: creates a directory (with parents); no-op on object stores.
     pub async fn mkdir(&self, rpath: &str) -> Result<()> {
+        self.writable("mkdir")?;
         let remote = paths::resolve(&self.base, rpath)?;
         if !self.backend.has_directories() || remote.key.is_empty() {
             return Ok(());
@@ -634,7 +648,7 @@ fn mtime_of(m: &opendal::Metadata) -> i64 {
 
 /// Our own in-flight files: the local backend's temporary directory, and OpenDAL's ftp
 /// temporary names (`<name>.<8 random alphanumerics>`) left by a killed upload.
-fn is_temporary(backend: &Backend, path: &str) -> bool {
+pub(crate) fn is_temporary(backend: &Backend, path: &str) -> bool {
     let p = path.trim_end_matches('/');
     if p.split('/')
         .any(|c| c == TMP_DIR || c == crate::probe::PROBE_DIR)
