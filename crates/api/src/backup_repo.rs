@@ -198,6 +198,40 @@ pub struct ProbeCheck {
     pub duration_ms: Option<u64>,
 }
 
+/// Bytes and objects under a path (extension over KubeBlocks).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsageFigures {
+    /// Bytes stored.
+    pub total_bytes: u64,
+    /// Objects stored.
+    pub object_count: u64,
+}
+
+/// What a repository holds, measured after its checks (extension over KubeBlocks): `list` and
+/// `describe` show it without scanning the storage.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoUsage {
+    /// Bytes under the repository's path.
+    pub total_bytes: u64,
+    /// Objects under the repository's path.
+    pub object_count: u64,
+    /// When the measurement finished (or, while partial, when its last part ran).
+    pub measured_at: Time,
+    /// The same figures per top-level directory under the path: the namespaces in KubeBlocks'
+    /// layout `<pathPrefix>/<namespace>/...`. Objects directly under the path count under "".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_prefix: BTreeMap<String, UsageFigures>,
+    /// `true` while the measurement is incomplete: each run reads a bounded number of listing
+    /// pages and the next run resumes; the figures so far are a lower bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Where the next run resumes (the last key read), while partial.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_after: Option<String>,
+}
+
 /// BackupRepoStatus defines the observed state of `BackupRepo`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -250,6 +284,10 @@ pub struct BackupRepoStatus {
     /// Per-operation results of the last probe (extension over KubeBlocks).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<ProbeCheck>,
+
+    /// What the repository holds, measured after its checks (extension over KubeBlocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<RepoUsage>,
 }
 
 /// Why a credential reference without a namespace is refused (field `spec.credential.namespace`).

@@ -94,8 +94,21 @@ fn backup_repo_crd() {
         "isDefault",
         "lastCheckTime",
         "checks",
+        "usage",
     ] {
         assert!(status.get(field).is_some(), "status.{field} missing");
+    }
+    // New fields are in status only; spec stays KubeBlocks' (kubeblocks_crd_compat.rs).
+    let usage = &status["usage"]["properties"];
+    for field in [
+        "totalBytes",
+        "objectCount",
+        "measuredAt",
+        "byPrefix",
+        "partial",
+        "resumeAfter",
+    ] {
+        assert!(usage.get(field).is_some(), "status.usage.{field} missing");
     }
     assert_eq!(
         status["phase"]["enum"],

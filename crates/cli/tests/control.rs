@@ -1421,3 +1421,60 @@ fn suspended_repository_skips_periodic_checks() {
         .iter()
         .any(|c| c["type"] == "Suspended"));
 }
+
+/// `status.usage`: measured after a check (totals and per top-level directory), shown by
+/// `list` and `describe` without scanning the storage (an object added behind the store's back
+/// shows only after the next check), with its age.
+#[test]
+fn usage_is_measured_after_checks_and_listed_without_a_scan() {
+    let h = Home::new();
+    let data = h.dir.path().join("store");
+    std::fs::create_dir(&data).unwrap();
+    h.ok(
+        &[
+            "create",
+            "u",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+        ],
+        None,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.sql");
+    std::fs::write(&file, vec![b'x'; 1000]).unwrap();
+    for target in ["ns-a/b1/dump.sql", "ns-a/b2/dump.sql", "ns-b/b3/dump.sql"] {
+        h.ok(
+            &["push", "--repo", "u", file.to_str().unwrap(), target],
+            None,
+        );
+    }
+    h.ok(&["check", "u"], None);
+    let usage = h.repo("u")["status"]["usage"].clone();
+    assert_eq!(usage["objectCount"], 3, "{usage}");
+    assert_eq!(usage["totalBytes"], 3000, "{usage}");
+    assert_eq!(usage["byPrefix"]["ns-a"]["objectCount"], 2, "{usage}");
+    assert_eq!(usage["byPrefix"]["ns-b"]["totalBytes"], 1000, "{usage}");
+    let row = |out: &str| {
+        out.lines()
+            .find(|l| l.starts_with("u "))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let listed = h.ok(&["list"], None);
+    assert!(row(&listed).contains(" 3 "), "{listed}");
+    assert!(row(&listed).contains("3.0 kB"), "{listed}");
+    // Written behind the store's back: list does not scan, so it still says 3.
+    std::fs::create_dir_all(data.join("ns-c")).unwrap();
+    std::fs::write(data.join("ns-c/extra"), b"12345").unwrap();
+    assert!(row(&h.ok(&["list"], None)).contains(" 3 "));
+    let described = h.ok(&["describe", "u"], None);
+    assert!(described.contains("Usage:"), "{described}");
+    assert!(described.contains("Measured:"), "{described}");
+    assert!(described.contains("ago, at "), "{described}");
+    assert!(described.contains("ns-a/"), "{described}");
+    // The next check measures again.
+    h.ok(&["check", "u"], None);
+    assert!(row(&h.ok(&["list"], None)).contains(" 4 "));
+}

@@ -654,3 +654,79 @@ async fn data_path_errors_keep_their_source_and_say_whether_they_are_temporary()
     assert!(m.contains("never creates buckets"), "{m}");
     assert!(!m.contains(&secret), "{m}");
 }
+
+/// `status.usage` measurement on each backend: totals and per top-level directory match what
+/// was pushed, temporaries do not count, and where the listing can resume (S3) a small budget
+/// gives partial runs that add up to the same figures.
+async fn usage_is_measured(backend_name: &'static str) {
+    use backuprepo_transfer::storage::Storage;
+    let Some(c) = common::ctx(backend_name, "usage") else {
+        return;
+    };
+    let files: [(&str, usize); 7] = [
+        ("ns-a/b1/dump.sql", 100),
+        ("ns-a/b1/wal-1", 10),
+        ("ns-a/b2/dump.sql", 200),
+        ("ns-b/b3/dump.sql", 1000),
+        ("ns-b/b3/wal-1", 1),
+        ("ns-c/x", 5),
+        ("top-level.txt", 7),
+    ];
+    for (i, (path, len)) in files.iter().enumerate() {
+        c.push(path, &common::data(*len, i as u64), &[], &[]);
+    }
+    // A leftover that is no backup: not counted.
+    c.push(".backuprepo-precheck/old/precheck.txt", b"x", &[], &[]);
+    let storage = Storage::open(&config_of(&c), &c.base, None).unwrap();
+    let now = backuprepo_local::now;
+    let full = storage.measure_usage(None, 1_000_000, now()).await.unwrap();
+    assert!(!full.partial, "[{backend_name}] {full:?}");
+    assert_eq!(full.object_count, 7, "[{backend_name}] {full:?}");
+    assert_eq!(full.total_bytes, 1323, "[{backend_name}] {full:?}");
+    let figures = |p: &str| {
+        full.by_prefix
+            .get(p)
+            .map(|f| (f.object_count, f.total_bytes))
+    };
+    assert_eq!(figures("ns-a"), Some((3, 310)), "[{backend_name}] {full:?}");
+    assert_eq!(figures("ns-b"), Some((2, 1001)));
+    assert_eq!(figures("ns-c"), Some((1, 5)));
+    assert_eq!(figures(""), Some((1, 7)));
+    // Three entries per run.
+    let mut u = storage.measure_usage(None, 3, now()).await.unwrap();
+    let mut runs = 1;
+    while u.partial {
+        assert!(u.resume_after.is_some());
+        u = storage.measure_usage(Some(&u), 3, now()).await.unwrap();
+        runs += 1;
+        assert!(runs < 20, "[{backend_name}] never completes");
+    }
+    // OpenDAL resumes listings after a key on S3 only (its azblob service has no start_after).
+    let resumable = backend_name == "s3";
+    assert_eq!(runs > 1, resumable, "[{backend_name}] {runs} runs");
+    assert_eq!(
+        (u.object_count, u.total_bytes, &u.by_prefix),
+        (full.object_count, full.total_bytes, &full.by_prefix),
+        "[{backend_name}]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_local() {
+    usage_is_measured("local").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_s3() {
+    usage_is_measured("s3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_ftp() {
+    usage_is_measured("ftp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_on_azure() {
+    usage_is_measured("azure").await;
+}

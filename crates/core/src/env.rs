@@ -30,14 +30,31 @@ pub fn seconds(
 }
 
 impl Settings {
-    /// `BACKUPREPO_RECHECK_INTERVAL` and `BACKUPREPO_RETRY_INTERVAL` (seconds; 0 turns the
-    /// periodic check off) over the current values.
+    /// `BACKUPREPO_RECHECK_INTERVAL`, `BACKUPREPO_RETRY_INTERVAL` and
+    /// `BACKUPREPO_USAGE_INTERVAL` (seconds; 0 turns the periodic check or measurement off) and
+    /// `BACKUPREPO_USAGE_PAGES` over the current values.
     pub fn override_from(&mut self, get: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         if let Some(d) = seconds(get, "BACKUPREPO_RECHECK_INTERVAL")? {
             self.recheck_interval = (!d.is_zero()).then_some(d);
         }
         if let Some(d) = seconds(get, "BACKUPREPO_RETRY_INTERVAL")? {
             self.retry_failed_interval = (!d.is_zero()).then_some(d);
+        }
+        if let Some(d) = seconds(get, "BACKUPREPO_USAGE_INTERVAL")? {
+            self.usage_interval = (!d.is_zero()).then_some(d);
+        }
+        if let Some(n) = number::<u64>(
+            get,
+            "BACKUPREPO_USAGE_PAGES",
+            "a number of pages (1 or more)",
+        )? {
+            if n == 0 {
+                return Err(
+                    "BACKUPREPO_USAGE_PAGES: expected a number of pages (1 or more), got \"0\""
+                        .into(),
+                );
+            }
+            self.usage_pages = n;
         }
         Ok(())
     }

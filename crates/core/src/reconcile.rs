@@ -16,7 +16,7 @@ use backuprepo_api::constants::{
 };
 use backuprepo_api::{
     derived_name, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoStatus, ProbeCheck,
-    StorageProvider,
+    RepoUsage, StorageProvider,
 };
 use backuprepo_catalog::params::{self, ParamError};
 use backuprepo_catalog::render::{self, RenderedToolConfig};
@@ -49,7 +49,16 @@ pub struct Settings {
     pub mount_supported: bool,
     /// Namespace of generated CSI driver Secrets.
     pub namespace: String,
+    /// Measure a Ready repository's usage again when the figure is this old (`None`: only
+    /// after checks).
+    pub usage_interval: Option<Duration>,
+    /// Listing pages (of 1,000 entries) one usage measurement may read; a larger repository
+    /// is measured over several runs.
+    pub usage_pages: u64,
 }
+
+/// How soon a partial usage measurement resumes.
+pub const USAGE_RESUME: Duration = Duration::from_secs(60);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -58,6 +67,8 @@ impl Default for Settings {
             retry_failed_interval: Some(Duration::from_secs(60)),
             mount_supported: false,
             namespace: "default".into(),
+            usage_interval: Some(Duration::from_secs(3600)),
+            usage_pages: 100,
         }
     }
 }
@@ -123,6 +134,8 @@ pub struct ProbeResult {
     pub message: String,
     pub checks: Vec<ProbeCheck>,
     pub finished_at: Time,
+    /// What the repository holds, measured after a passing check (`None`: not measured).
+    pub usage: Option<RepoUsage>,
 }
 
 /// Everything one reconcile looks at.
@@ -707,13 +720,18 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
         }
         step.status.checks = p.checks.clone();
         step.status.last_check_time = Some(p.finished_at.clone());
+        if p.passed && p.usage.is_some() {
+            step.status.usage = p.usage.clone();
+        }
         return;
     }
 
     let current = conditions::get(&step.status.conditions, ct::PRE_CHECK_PASSED);
     let undecided = current.is_none_or(|c| c.status == UNKNOWN);
-    // Suspended: no periodic checks (a change or `check NAME` still checks).
-    let periodic = !repo.is_suspended() && due(input, &step.status);
+    // Suspended: no periodic checks or usage scans (a change or `check NAME` still checks).
+    let periodic = !repo.is_suspended()
+        && (due(input, &step.status)
+            || usage_wait(input, &step.status).is_some_and(|w| w.is_zero()));
     if changed || undecided || input.force_check || periodic {
         if current.is_none() {
             step.set(
@@ -797,7 +815,42 @@ fn next_check(input: &Input<'_>, s: &BackupRepoStatus) -> Option<Duration> {
     if s.phase == Some(BackupRepoPhase::Deleting) || input.repo.is_suspended() {
         return None;
     }
-    let every = interval(input.settings, s)?;
-    let done = elapsed(input, s).unwrap_or(every);
-    Some(every.saturating_sub(done).max(Duration::from_secs(1)))
+    let check = interval(input.settings, s).map(|every| {
+        let done = elapsed(input, s).unwrap_or(every);
+        every.saturating_sub(done)
+    });
+    let next = match (check, usage_wait(input, s)) {
+        (Some(a), Some(b)) => a.min(b),
+        (a, b) => a.or(b)?,
+    };
+    Some(next.max(Duration::from_secs(1)))
+}
+
+/// How long until the usage figure of a Ready repository is due to be measured again (zero:
+/// now); `None` when it is not measured (not Ready, Mount access, or no usage interval).
+/// Not measured yet, or partial: [`USAGE_RESUME`] after the last run. Complete: when it is
+/// `usage_interval` old.
+fn usage_wait(input: &Input<'_>, s: &BackupRepoStatus) -> Option<Duration> {
+    if input.repo.access_method() != AccessMethod::Tool
+        || !conditions::is_true(&s.conditions, ct::PRE_CHECK_PASSED)
+    {
+        return None;
+    }
+    let every = input.settings.usage_interval?;
+    let age_of =
+        |t: &Time| Duration::from_secs((input.now.0.as_second() - t.0.as_second()).max(0) as u64);
+    let (every, since) = match &s.usage {
+        Some(u) if u.partial => (USAGE_RESUME.min(every), age_of(&u.measured_at)),
+        Some(u) => (every, age_of(&u.measured_at)),
+        // Not measured yet (or the measurement after the last check failed): a minute after
+        // that check, so a failing measurement is not retried in a loop.
+        None => (
+            USAGE_RESUME.min(every),
+            s.last_check_time
+                .as_ref()
+                .map(age_of)
+                .unwrap_or(Duration::MAX),
+        ),
+    };
+    Some(every.saturating_sub(since))
 }

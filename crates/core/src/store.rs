@@ -172,7 +172,10 @@ pub trait RepoStore {
     /// return them; nothing where a controller does it (Kubernetes).
     async fn settle(&self, names: &[String]) -> Result<Vec<BackupRepo>>;
     /// (users, bytes) per repository name, for those the store can tell; absent: unknown.
-    async fn usage(&self, repos: &[BackupRepo]) -> Result<BTreeMap<String, (u64, u64)>>;
+    /// `live`: count now (before a delete), else what is recorded may do (`list`, `describe`:
+    /// the local store then reads `status.usage` and never scans the storage).
+    async fn usage(&self, repos: &[BackupRepo], live: bool)
+        -> Result<BTreeMap<String, (u64, u64)>>;
 
     /// Store a new repository (and its credential Secret); returns its name. Refused when the
     /// name is taken or a second default would result; nothing is left half-created.

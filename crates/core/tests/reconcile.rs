@@ -16,7 +16,7 @@ use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, 
 use backuprepo_api::k8s_openapi::jiff::Timestamp;
 use backuprepo_api::{
     AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec, ProbeCheck, PvReclaimPolicy,
-    StorageProvider, StorageProviderStatus,
+    RepoUsage, StorageProvider, StorageProviderStatus,
 };
 use backuprepo_catalog::builtin;
 use backuprepo_core::conditions::{FALSE, TRUE, UNKNOWN};
@@ -94,6 +94,8 @@ fn local_settings() -> Settings {
         retry_failed_interval: Some(Duration::from_secs(60)),
         mount_supported: false,
         namespace: "kb-system".into(),
+        usage_interval: None,
+        usage_pages: 100,
     }
 }
 
@@ -147,6 +149,10 @@ fn apply(repo: &BackupRepo, o: &Output) -> BackupRepo {
 }
 
 fn result_for(o: &Output, passed: bool, at: i64) -> ProbeResult {
+    result_with_usage(o, passed, at, None)
+}
+
+fn result_with_usage(o: &Output, passed: bool, at: i64, usage: Option<RepoUsage>) -> ProbeResult {
     let digest = match o.probe.as_ref().expect("a probe was requested") {
         ProbeRequest::Tool { digest, .. } | ProbeRequest::Mount { digest } => digest.clone(),
     };
@@ -165,6 +171,7 @@ fn result_for(o: &Output, passed: bool, at: i64) -> ProbeResult {
             duration_ms: Some(3),
         }],
         finished_at: t(at),
+        usage,
     }
 }
 
@@ -973,4 +980,98 @@ fn a_read_only_repository_is_never_the_default() {
     let e = defaults::check_single_default([&ro], ro.name()).unwrap_err();
     assert!(e.contains(READ_ONLY_ANNOTATION), "{e}");
     assert!(defaults::check_read_only_default(&local_repo()).is_ok());
+}
+
+fn usage_at(at: i64, partial: bool) -> RepoUsage {
+    RepoUsage {
+        total_bytes: 10,
+        object_count: 2,
+        measured_at: t(at),
+        by_prefix: BTreeMap::new(),
+        partial,
+        resume_after: partial.then(|| "ns/obj-1".to_string()),
+    }
+}
+
+/// The usage a passing check measured lands in status; it is measured again (by a check) when
+/// it is `usage_interval` old, a minute after a partial run, and never while suspended.
+#[test]
+fn usage_is_recorded_and_measured_again_when_old() {
+    let s = Settings {
+        recheck_interval: None,
+        usage_interval: Some(Duration::from_secs(3600)),
+        ..local_settings()
+    };
+    let p = provider("local");
+    let r = local_repo();
+    let o = run(&r, Some(&p), SecretState::NotReferenced, None, 0, &s);
+    let passed = run(
+        &r,
+        Some(&p),
+        SecretState::NotReferenced,
+        Some(result_with_usage(&o, true, 0, Some(usage_at(0, false)))),
+        0,
+        &s,
+    );
+    assert_eq!(passed.status.usage, Some(usage_at(0, false)));
+    assert_eq!(passed.requeue_after, Some(Duration::from_secs(3600)));
+    let ready = apply(&r, &passed);
+    assert!(
+        run(&ready, Some(&p), SecretState::NotReferenced, None, 3599, &s)
+            .probe
+            .is_none()
+    );
+    let old = run(&ready, Some(&p), SecretState::NotReferenced, None, 3600, &s);
+    assert!(old.probe.is_some(), "an hour-old figure is measured again");
+    assert_eq!(
+        old.status.usage,
+        Some(usage_at(0, false)),
+        "kept until then"
+    );
+    // A failed check keeps the old figure.
+    let failed = run(
+        &ready,
+        Some(&p),
+        SecretState::NotReferenced,
+        Some(result_with_usage(&old, false, 3600, None)),
+        3600,
+        &s,
+    );
+    assert_eq!(failed.status.usage, Some(usage_at(0, false)));
+
+    // Partial: the next run a minute later.
+    let mut partial = ready.clone();
+    partial.status.as_mut().unwrap().usage = Some(usage_at(100, true));
+    let o = run(
+        &partial,
+        Some(&p),
+        SecretState::NotReferenced,
+        None,
+        130,
+        &s,
+    );
+    assert!(o.probe.is_none());
+    assert_eq!(o.requeue_after, Some(Duration::from_secs(30)));
+    assert!(run(
+        &partial,
+        Some(&p),
+        SecretState::NotReferenced,
+        None,
+        160,
+        &s
+    )
+    .probe
+    .is_some());
+    // Suspended: nothing, however old.
+    let suspended = annotated(&partial, SUSPEND_ANNOTATION);
+    let o = run(
+        &suspended,
+        Some(&p),
+        SecretState::NotReferenced,
+        None,
+        99_999,
+        &s,
+    );
+    assert!(o.probe.is_none());
+    assert_eq!(o.requeue_after, None);
 }

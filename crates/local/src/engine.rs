@@ -235,7 +235,11 @@ async fn evaluate(
                 digest,
                 config,
                 path_prefix,
-            }) => Some(probe(probe_timeout, digest, config, path_prefix, clock).await),
+            }) => {
+                let previous = repo.status.as_ref().and_then(|s| s.usage.as_ref());
+                let after = (previous, settings.usage_pages);
+                Some(probe(probe_timeout, digest, config, path_prefix, after, clock).await)
+            }
             _ => None,
         };
         Ok::<_, std::convert::Infallible>((first, result))
@@ -260,6 +264,7 @@ async fn probe(
     digest: &str,
     config: &backuprepo_catalog::render::RenderedToolConfig,
     path_prefix: &str,
+    (previous, pages): (Option<&backuprepo_api::RepoUsage>, u64),
     clock: &(dyn Fn() -> Time + Send + Sync),
 ) -> ProbeResult {
     let started = Instant::now();
@@ -270,14 +275,20 @@ async fn probe(
     };
     let report = probe::run(&config.config, &opts).await;
     tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
-    if report.passed() {
-        backuprepo_transfer::storage::gc_after_check(&config.config, path_prefix).await;
-    }
+    let usage = match report.passed() {
+        true => {
+            let cfg = &config.config;
+            backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, clock())
+                .await
+        }
+        false => None,
+    };
     ProbeResult {
         digest: digest.to_string(),
         passed: report.passed(),
         message: report.failure().unwrap_or_default(),
         checks: report.status_checks(),
         finished_at: clock(),
+        usage,
     }
 }

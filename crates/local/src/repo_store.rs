@@ -237,10 +237,24 @@ impl RepoStore for LocalStore {
         Ok(out)
     }
 
-    async fn usage(&self, repos: &[BackupRepo]) -> Result<BTreeMap<String, (u64, u64)>> {
+    /// Objects and bytes under each repository's path: listed now when `live`, else as the
+    /// last measurement recorded them (`status.usage`).
+    async fn usage(
+        &self,
+        repos: &[BackupRepo],
+        live: bool,
+    ) -> Result<BTreeMap<String, (u64, u64)>> {
         let mut out = BTreeMap::new();
         for r in repos {
-            if let Some(u) = self.stat(r).await {
+            let u = if live {
+                self.stat(r).await
+            } else {
+                r.status
+                    .as_ref()
+                    .and_then(|s| s.usage.as_ref())
+                    .map(|u| (u.object_count, u.total_bytes))
+            };
+            if let Some(u) = u {
                 out.insert(r.name().to_string(), u);
             }
         }

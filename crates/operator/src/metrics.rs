@@ -19,6 +19,11 @@ pub struct PhaseLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepoLabels {
+    pub repo: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OperationLabels {
     pub operation: String,
 }
@@ -50,6 +55,9 @@ pub struct Metrics {
     probe_results: Family<ResultLabels, Counter>,
     reconcile_errors: Family<ErrorLabels, Counter>,
     reconciles: Family<OperationLabels, Counter>,
+    usage_bytes: Family<RepoLabels, Gauge>,
+    usage_objects: Family<RepoLabels, Gauge>,
+    usage_partial: Family<RepoLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -83,6 +91,24 @@ impl Default for Metrics {
         );
         let reconciles = Family::<OperationLabels, Counter>::default();
         registry.register("reconciles", "Reconciles by controller", reconciles.clone());
+        let usage_bytes = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_usage_bytes",
+            "Bytes under each repository's path (status.usage.totalBytes)",
+            usage_bytes.clone(),
+        );
+        let usage_objects = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_usage_objects",
+            "Objects under each repository's path (status.usage.objectCount)",
+            usage_objects.clone(),
+        );
+        let usage_partial = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_usage_partial",
+            "1 while a repository's usage measurement is incomplete (the figures are a lower bound)",
+            usage_partial.clone(),
+        );
         Metrics {
             registry,
             repo_phase,
@@ -90,6 +116,9 @@ impl Default for Metrics {
             probe_results,
             reconcile_errors,
             reconciles,
+            usage_bytes,
+            usage_objects,
+            usage_partial,
         }
     }
 }
@@ -107,8 +136,31 @@ impl Metrics {
         }
     }
 
+    /// The usage figures of a repository's status.
+    pub fn set_usage(&self, repo: &str, usage: &backuprepo_api::RepoUsage) {
+        let labels = RepoLabels {
+            repo: repo.to_string(),
+        };
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.usage_bytes
+            .get_or_create(&labels)
+            .set(clamp(usage.total_bytes));
+        self.usage_objects
+            .get_or_create(&labels)
+            .set(clamp(usage.object_count));
+        self.usage_partial
+            .get_or_create(&labels)
+            .set(i64::from(usage.partial));
+    }
+
     /// Forget a repository that is gone.
     pub fn remove_repo(&self, repo: &str) {
+        let labels = RepoLabels {
+            repo: repo.to_string(),
+        };
+        self.usage_bytes.remove(&labels);
+        self.usage_objects.remove(&labels);
+        self.usage_partial.remove(&labels);
         for p in PHASES {
             self.repo_phase.remove(&PhaseLabels {
                 repo: repo.to_string(),

@@ -330,6 +330,7 @@ pub async fn pre_check(
         message,
         checks: Vec::new(),
         finished_at: ctx.now(),
+        usage: None,
     }))
 }
 

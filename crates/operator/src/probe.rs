@@ -22,6 +22,7 @@ pub async fn run_tool(
     digest: &str,
     config: &RenderedToolConfig,
     path_prefix: &str,
+    previous: Option<&backuprepo_api::RepoUsage>,
 ) -> ProbeResult {
     // The semaphore is never closed; a closed one would only lift the bound.
     let _permit = ctx.probes.acquire().await.ok();
@@ -43,6 +44,7 @@ pub async fn run_tool(
                 }],
                 message,
                 finished_at: ctx.now(),
+                usage: None,
             };
         }
     }
@@ -58,14 +60,21 @@ pub async fn run_tool(
         ctx.metrics.observe_probe(&c.operation, &c.result, seconds);
     }
     tracing::debug!(elapsed = ?report.duration, passed = report.passed(), "tool probe finished");
-    if report.passed() {
-        backuprepo_transfer::storage::gc_after_check(&config.config, path_prefix).await;
-    }
+    let usage = match report.passed() {
+        true => {
+            let pages = ctx.config.settings.usage_pages;
+            let cfg = &config.config;
+            backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, ctx.now())
+                .await
+        }
+        false => None,
+    };
     ProbeResult {
         digest: digest.to_string(),
         passed: report.passed(),
         message: report.failure().unwrap_or_default(),
         checks,
         finished_at: ctx.now(),
+        usage,
     }
 }

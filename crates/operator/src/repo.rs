@@ -180,7 +180,10 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
                 digest,
                 config,
                 path_prefix,
-            }) => Some(probe::run_tool(ctx, &digest, &config, &path_prefix).await),
+            }) => {
+                let previous = repo.status.as_ref().and_then(|s| s.usage.as_ref());
+                Some(probe::run_tool(ctx, &digest, &config, &path_prefix, previous).await)
+            }
             Some(ProbeRequest::Mount { digest }) => {
                 let sc = first
                     .status
@@ -205,6 +208,9 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
             .map_err(Error::kube("patch status"))?;
     }
     ctx.metrics.set_phase(name, out.status.phase);
+    if let Some(u) = &out.status.usage {
+        ctx.metrics.set_usage(name, u);
+    }
     let reference = repo.object_ref(&());
     for e in &out.events {
         ctx.event(&reference, e.warning, &e.reason, "Check", &e.message)

@@ -34,7 +34,7 @@ pub fn human_bytes(n: u64) -> String {
 pub async fn list<S: RepoStore>(store: &S, output: &str) -> Result<()> {
     let repos = store.current_all().await?;
     let usage = if matches!(output, "table" | "wide") {
-        store.usage(&repos).await?
+        store.usage(&repos, false).await?
     } else {
         BTreeMap::new()
     };
@@ -131,7 +131,7 @@ pub async fn describe<S: RepoStore>(store: &S, names: &[String]) -> Result<()> {
     }
     for name in names {
         let r = store.current(name).await?;
-        let usage = store.usage(std::slice::from_ref(&r)).await?;
+        let usage = store.usage(std::slice::from_ref(&r), false).await?;
         print!("{}", describe_text(&r, usage.get(name).copied()));
         if names.len() > 1 {
             println!();
@@ -217,7 +217,69 @@ fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
         out.push_str("  Checks:\n");
         out.push_str(&indent(&checks_table(r), 4));
     }
+    if let Some(u) = &status.usage {
+        out.push_str(&usage_text(u));
+    }
     out
+}
+
+/// `status.usage` as describe shows it: totals, how old, and per top-level directory.
+fn usage_text(u: &backuprepo_api::RepoUsage) -> String {
+    let mut out = String::from("  Usage:\n");
+    let age = (now().0.as_second() - u.measured_at.0.as_second()).max(0) as u64;
+    let lower = if u.partial { "at least " } else { "" };
+    pair(
+        &mut out,
+        4,
+        "Objects:",
+        &format!("{lower}{}", u.object_count),
+    );
+    pair(
+        &mut out,
+        4,
+        "Total Size:",
+        &format!("{lower}{}", human_bytes(u.total_bytes)),
+    );
+    let state = if u.partial {
+        " (partial: the measurement continues at the next check)"
+    } else {
+        ""
+    };
+    pair(
+        &mut out,
+        4,
+        "Measured:",
+        &format!("{} ago, at {}{state}", human_age(age), u.measured_at.0),
+    );
+    if !u.by_prefix.is_empty() {
+        let rows: Vec<Vec<String>> = u
+            .by_prefix
+            .iter()
+            .map(|(p, f)| {
+                vec![
+                    if p.is_empty() {
+                        "(top level)".to_string()
+                    } else {
+                        format!("{p}/")
+                    },
+                    f.object_count.to_string(),
+                    human_bytes(f.total_bytes),
+                ]
+            })
+            .collect();
+        out.push_str(&indent(&table(&["PREFIX", "OBJECTS", "SIZE"], &rows), 4));
+    }
+    out
+}
+
+/// An age the way kubectl prints one: 45s, 12m, 3h, 2d.
+fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 2 * 3600 => format!("{}m", s / 60),
+        s if s < 2 * 86400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
 }
 
 fn indent(s: &str, n: usize) -> String {
@@ -378,7 +440,7 @@ pub async fn delete<S: RepoStore>(
         _ => bail!("can't delete multiple backup repositories at once"),
     };
     let repo = store.repo(name).await?;
-    let usage = store.usage(std::slice::from_ref(&repo)).await?;
+    let usage = store.usage(std::slice::from_ref(&repo), true).await?;
     let users = usage.get(name).map(|u| u.0).unwrap_or(0);
     let decision = deletion::decide(
         &repo,

@@ -315,7 +315,12 @@ impl RepoStore for KubeStore {
         Ok(Vec::new())
     }
 
-    async fn usage(&self, repos: &[BackupRepo]) -> Result<BTreeMap<String, (u64, u64)>> {
+    /// Backups by their repository label: always counted now (a list request).
+    async fn usage(
+        &self,
+        repos: &[BackupRepo],
+        _live: bool,
+    ) -> Result<BTreeMap<String, (u64, u64)>> {
         let counted = match repos {
             [] => return Ok(BTreeMap::new()),
             [one] => self.backups(Some(one.name())).await?,

@@ -23,10 +23,12 @@ use crate::{Error, Result};
 
 mod bench;
 mod gc;
+mod usage;
 mod verify;
 
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::{after_check as gc_after_check, GcOptions};
+pub use usage::after_check;
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
@@ -382,12 +384,12 @@ impl Storage {
     /// Walk `dir` (an OpenDAL dir path), calling `f` with every entry up to `max_depth`
     /// (1 = direct children). Directories are reported once each, also on object stores where
     /// they exist only as key prefixes. Returns whether anything at all was found.
-    async fn walk(
+    async fn walk<F: FnMut(Entry)>(
         &self,
         dir: &str,
         recursive: bool,
         max_depth: Option<u32>,
-        f: &mut dyn FnMut(Entry),
+        f: &mut F,
     ) -> Result<bool> {
         let dir_prefix = if dir == "/" {
             String::new()

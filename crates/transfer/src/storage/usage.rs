@@ -1,0 +1,149 @@
+//! What a repository holds (`status.usage`): bytes and objects under its path, in all and per
+//! top-level directory (the namespaces of KubeBlocks' layout), measured by listing.
+//!
+//! The cost of one run is bounded where the listing can resume after a key (S3, through
+//! OpenDAL's `start_after`): at most `pages × 1,000` entries are read, and the next run resumes
+//! after the last key read; until the end is reached the figures are `partial`, a lower bound.
+//! Other services are listed whole each run: FTP and local directories bill nothing, and
+//! OpenDAL's Azure service cannot resume a listing (left for later).
+
+use std::collections::BTreeMap;
+
+use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use backuprepo_api::{RepoUsage, UsageFigures};
+use futures::TryStreamExt;
+
+use super::{is_temporary, Storage};
+use crate::Result;
+
+/// Entries in one listing page (S3's and Azure's maximum).
+pub const PAGE: u64 = 1000;
+
+impl Storage {
+    /// One run of the measurement, reading at most `budget` listing entries where the listing
+    /// can resume, and continuing `previous` when it is partial. `now` is recorded as
+    /// `measuredAt`.
+    pub async fn measure_usage(
+        &self,
+        previous: Option<&RepoUsage>,
+        budget: u64,
+        now: Time,
+    ) -> Result<RepoUsage> {
+        let dir = if self.base.is_empty() {
+            "/".to_string()
+        } else {
+            self.base.clone()
+        };
+        let caps = self.op.info().capability();
+        let resumable = caps.list_with_recursive && caps.list_with_start_after;
+        let mut usage = match previous {
+            Some(p) if p.partial && resumable && p.resume_after.is_some() => p.clone(),
+            _ => RepoUsage {
+                total_bytes: 0,
+                object_count: 0,
+                measured_at: now.clone(),
+                by_prefix: BTreeMap::new(),
+                partial: false,
+                resume_after: None,
+            },
+        };
+        usage.measured_at = now;
+        let dir_prefix = if dir == "/" {
+            String::new()
+        } else {
+            dir.clone()
+        };
+        let mut add = |path: &str, size: u64| {
+            let rel = path.strip_prefix(&dir_prefix).unwrap_or(path);
+            let top = match rel.split_once('/') {
+                Some((top, _)) => top.to_string(),
+                None => String::new(),
+            };
+            usage.total_bytes += size;
+            usage.object_count += 1;
+            let f = usage.by_prefix.entry(top).or_insert(UsageFigures {
+                total_bytes: 0,
+                object_count: 0,
+            });
+            f.total_bytes += size;
+            f.object_count += 1;
+        };
+        if !resumable {
+            self.walk(&dir, true, None, &mut |e| {
+                if !e.is_dir {
+                    add(&format!("{dir_prefix}{}", e.path), e.size);
+                }
+            })
+            .await?;
+            return Ok(usage);
+        }
+        let mut lister = self.op.lister_with(&dir).recursive(true);
+        if let Some(after) = usage.resume_after.clone() {
+            lister = lister.start_after(&after);
+        }
+        let mut lister = match lister.await {
+            Ok(l) => l,
+            Err(e) if crate::diagnose::is_gone(&e) => {
+                usage.partial = false;
+                usage.resume_after = None;
+                return Ok(usage);
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        let budget = budget.max(1);
+        let mut read = 0u64;
+        let mut last = None;
+        loop {
+            if read >= budget {
+                usage.partial = true;
+                usage.resume_after = last;
+                return Ok(usage);
+            }
+            let entry = match lister.try_next().await {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) if crate::diagnose::is_gone(&e) => break,
+                Err(e) => return Err(self.err(e)),
+            };
+            read += 1;
+            let path = entry.path().to_string();
+            let meta = entry.metadata();
+            if !meta.is_dir() && !path.ends_with('/') && !is_temporary(&self.backend, &path) {
+                add(&path, meta.content_length());
+            }
+            last = Some(path);
+        }
+        usage.partial = false;
+        usage.resume_after = None;
+        Ok(usage)
+    }
+}
+
+/// After a passing check (both stores call this): remove old leftovers ([`super::gc`]), then
+/// measure the usage. A failure is logged and gives `None` (the old figure stays).
+pub async fn after_check(
+    cfg: &crate::config::ToolConfig,
+    path_prefix: &str,
+    previous: Option<&RepoUsage>,
+    pages: u64,
+    now: Time,
+) -> Option<RepoUsage> {
+    super::gc_after_check(cfg, path_prefix).await;
+    let storage = match Storage::open(cfg, path_prefix, None) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "usage after the check: cannot open the storage");
+            return None;
+        }
+    };
+    match storage
+        .measure_usage(previous, pages.saturating_mul(PAGE), now)
+        .await
+    {
+        Ok(u) => Some(u),
+        Err(e) => {
+            tracing::warn!(error = %e, "usage after the check failed");
+            None
+        }
+    }
+}
