@@ -20,7 +20,7 @@ PY
   $B create r$r --provider local --path $D/data$r >/dev/null
 done
 $B check --all >/dev/null
-t() { local s=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $s" | bc; }
+t() { local s=$EPOCHREALTIME; "$@" >/dev/null; awk "BEGIN{printf \"%.3f s\\n\", $EPOCHREALTIME - $s}"; }
 echo "list (5 repos x 20,000 objects), 5 runs:"; for i in 1 2 3 4 5; do t $B list; done
 echo "stat of one repository (20,000 objects), 3 runs:"; for i in 1 2 3; do t $B stat --repo r1 /; done
 $B list
