@@ -310,7 +310,19 @@ EOF
         ((SECONDS < deadline)) || { timeout_fail "$dir" weed "a working S3 bucket"; return 1; }
         sleep 0.5
     done
-    summary "S3     (SeaweedFS)  http://127.0.0.1:$S3_PORT  bucket $BUCKET  pid $(<"$dir/weed.pid")"
+    # A second bucket with object lock (and so versioning), default retention GOVERNANCE for
+    # one day: the capability and `rm` refusal tests use it.
+    local locked="http://127.0.0.1:$S3_PORT/$BUCKET-locked" body hash md5
+    st=$(s3_status "$S3_KEY" "$S3_SECRET" PUT "$locked" -H "x-amz-bucket-object-lock-enabled: true")
+    [[ $st == 200 ]] || { log "could not create the object-lock bucket (HTTP $st)"; return 1; }
+    body='<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>'
+    read -r hash md5 < <(python3 -c 'import base64, hashlib, sys
+b = sys.argv[1].encode()
+print(hashlib.sha256(b).hexdigest(), base64.b64encode(hashlib.md5(b).digest()).decode())' "$body")
+    st=$(s3_status "$S3_KEY" "$S3_SECRET" PUT "$locked?object-lock=" -H "x-amz-content-sha256: $hash" \
+        -H "Content-MD5: $md5" -H "Content-Type: application/xml" --data "$body")
+    [[ $st == 200 ]] || { log "could not set object lock on $BUCKET-locked (HTTP $st)"; return 1; }
+    summary "S3     (SeaweedFS)  http://127.0.0.1:$S3_PORT  bucket $BUCKET (and $BUCKET-locked)  pid $(<"$dir/weed.pid")"
 }
 
 # Creates/updates the local FTP user. Shared by all instances on this machine, so
@@ -465,6 +477,7 @@ cmd_start() {
         for v in \
             "BR_S3_ENDPOINT=http://127.0.0.1:$S3_PORT" \
             "BR_S3_BUCKET=$BUCKET" \
+            "BR_S3_LOCKED_BUCKET=$BUCKET-locked" \
             "BR_S3_ACCESS_KEY=$S3_KEY" \
             "BR_S3_SECRET_KEY=$S3_SECRET" \
             "BR_S3_RO_ACCESS_KEY=$S3_RO_KEY" \

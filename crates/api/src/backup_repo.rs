@@ -232,6 +232,35 @@ pub struct RepoUsage {
     pub resume_after: Option<String>,
 }
 
+/// What the storage does on delete, read by the check where the service tells (extension
+/// over KubeBlocks; S3 family).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageCapabilities {
+    /// Bucket versioning: `Enabled`, `Suspended`, or `Off` (never enabled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<String>,
+    /// Object lock, when the bucket has it enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// A bucket's object-lock configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectLock {
+    /// Default retention mode of new objects: `GOVERNANCE` or `COMPLIANCE` (none: objects
+    /// are locked only when written with a retention of their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Default retention in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// Default retention in years.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub years: Option<u32>,
+}
+
 /// BackupRepoStatus defines the observed state of `BackupRepo`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -288,6 +317,11 @@ pub struct BackupRepoStatus {
     /// What the repository holds, measured after its checks (extension over KubeBlocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<RepoUsage>,
+
+    /// Versioning and object lock of the storage, read by the check (extension over
+    /// KubeBlocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<StorageCapabilities>,
 }
 
 /// Why a credential reference without a namespace is refused (field `spec.credential.namespace`).

@@ -78,6 +78,10 @@ pub mod condition_type {
     pub const SUSPENDED: &str = "Suspended";
     /// Ours: the repository is read-only (`backuprepo.io/read-only`); not a failure.
     pub const READ_ONLY: &str = "ReadOnly";
+    /// Ours: the bucket keeps old versions on delete (versioning enabled); not a failure.
+    pub const VERSIONED: &str = "Versioned";
+    /// Ours: the bucket has object lock; objects under retention cannot be removed.
+    pub const OBJECT_LOCKED: &str = "ObjectLocked";
 }
 
 /// Condition reasons (spec §2.6, §2.12).

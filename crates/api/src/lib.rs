@@ -12,8 +12,8 @@ pub mod storage_provider;
 pub mod validate;
 
 pub use backup_repo::{
-    AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec, BackupRepoStatus, ProbeCheck,
-    PvReclaimPolicy, RepoUsage, UsageFigures,
+    AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec, BackupRepoStatus, ObjectLock,
+    ProbeCheck, PvReclaimPolicy, RepoUsage, StorageCapabilities, UsageFigures,
 };
 pub use error::{ApiError, SUPPORTED_KINDS};
 pub use names::{derived_name, pre_check_resource_name, random_suffix, RANDOM_ALPHABET};

@@ -95,6 +95,7 @@ fn backup_repo_crd() {
         "lastCheckTime",
         "checks",
         "usage",
+        "capabilities",
     ] {
         assert!(status.get(field).is_some(), "status.{field} missing");
     }

@@ -1478,3 +1478,104 @@ fn usage_is_measured_after_checks_and_listed_without_a_scan() {
     h.ok(&["check", "u"], None);
     assert!(row(&h.ok(&["list"], None)).contains(" 4 "));
 }
+
+/// Versioning and object lock (SeaweedFS bucket created with object lock, default retention
+/// GOVERNANCE for a day): the check records them in status.capabilities and explains them in
+/// conditions and describe; `rm` of a backup under retention is refused before anything is
+/// deleted. The plain bucket shows versioning off and no lock.
+#[test]
+fn object_lock_is_recorded_and_locked_backups_are_not_removed() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let locked = var("BR_S3_LOCKED_BUCKET").expect("scripts/test-servers.sh exports it");
+    let h = Home::new();
+    let prefix = format!("lock-{}", std::process::id());
+    for (name, b) in [("locked", locked.as_str()), ("plain", bucket.as_str())] {
+        h.ok(
+            &[
+                "create",
+                name,
+                "--provider",
+                "minio",
+                "--bucket",
+                b,
+                "--endpoint",
+                &endpoint,
+                "--access-key-id",
+                &key,
+                "--secret-access-key",
+                &secret,
+                "--path-prefix",
+                &prefix,
+            ],
+            None,
+        );
+    }
+    let r = h.repo("locked");
+    let caps = &r["status"]["capabilities"];
+    assert_eq!(caps["versioning"], "Enabled", "{r}");
+    assert_eq!(caps["objectLock"]["mode"], "GOVERNANCE", "{r}");
+    assert_eq!(caps["objectLock"]["days"], 1, "{r}");
+    assert_eq!(r["status"]["phase"], "Ready");
+    let described = h.ok(&["describe", "locked"], None);
+    assert!(described.contains("ObjectLocked"), "{described}");
+    assert!(
+        described.contains("GOVERNANCE mode for 1 days"),
+        "{described}"
+    );
+    assert!(described.contains("Versioned"), "{described}");
+    assert!(
+        described.contains("Object Lock:        on (GOVERNANCE, 1 days)"),
+        "{described}"
+    );
+    let plain = h.repo("plain");
+    assert_eq!(
+        plain["status"]["capabilities"]["versioning"], "Off",
+        "{plain}"
+    );
+    assert!(
+        plain["status"]["capabilities"].get("objectLock").is_none(),
+        "{plain}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dump.sql");
+    std::fs::write(&file, b"-- locked for a day\n").unwrap();
+    h.ok(
+        &[
+            "push",
+            "--repo",
+            "locked",
+            file.to_str().unwrap(),
+            "ns/b1/dump.sql",
+        ],
+        None,
+    );
+    for args in [
+        vec!["rm", "--repo", "locked", "ns/b1/dump.sql"],
+        vec!["rm", "--repo", "locked", "-r", "ns/"],
+    ] {
+        let err = h.fails(&args, None);
+        assert!(err.contains("nothing was deleted"), "{args:?}: {err}");
+        assert!(
+            err.contains("GOVERNANCE retention until"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(h
+        .ok(&["list", "--repo", "locked", "-r", "/"], None)
+        .contains("ns/b1/dump.sql"));
+    // On the plain bucket the same rm works.
+    h.ok(
+        &[
+            "push",
+            "--repo",
+            "plain",
+            file.to_str().unwrap(),
+            "ns/b1/dump.sql",
+        ],
+        None,
+    );
+    h.ok(&["rm", "--repo", "plain", "-r", "ns/"], None);
+}

@@ -16,7 +16,7 @@ use backuprepo_api::constants::{
 };
 use backuprepo_api::{
     derived_name, AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoStatus, ProbeCheck,
-    RepoUsage, StorageProvider,
+    RepoUsage, StorageCapabilities, StorageProvider,
 };
 use backuprepo_catalog::params::{self, ParamError};
 use backuprepo_catalog::render::{self, RenderedToolConfig};
@@ -136,6 +136,8 @@ pub struct ProbeResult {
     pub finished_at: Time,
     /// What the repository holds, measured after a passing check (`None`: not measured).
     pub usage: Option<RepoUsage>,
+    /// Versioning and object lock, read after a passing check (`None`: not read).
+    pub capabilities: Option<StorageCapabilities>,
 }
 
 /// Everything one reconcile looks at.
@@ -325,6 +327,43 @@ fn modes(repo: &BackupRepo, step: &mut Step<'_>) {
         );
     } else {
         conditions::remove(&mut step.status.conditions, ct::READ_ONLY);
+    }
+}
+
+/// The conditions that explain what versioning and object lock change (not failures).
+fn capability_conditions(step: &mut Step<'_>) {
+    let caps = step.status.capabilities.clone().unwrap_or_default();
+    if caps.versioning.as_deref() == Some("Enabled") {
+        step.set(
+            ct::VERSIONED,
+            TRUE,
+            "BucketVersioningEnabled",
+            "the bucket keeps old versions: a deleted backup leaves its versions (and a delete marker) behind, and they still cost storage; expire them with a lifecycle rule for noncurrent versions",
+        );
+    } else {
+        conditions::remove(&mut step.status.conditions, ct::VERSIONED);
+    }
+    match &caps.object_lock {
+        Some(lock) => {
+            let retention = match (lock.mode.as_deref(), lock.days, lock.years) {
+                (Some(mode), Some(d), _) => {
+                    format!("new objects are locked in {mode} mode for {d} days")
+                }
+                (Some(mode), None, Some(y)) => {
+                    format!("new objects are locked in {mode} mode for {y} years")
+                }
+                _ => {
+                    "objects are locked only when written with a retention of their own".to_string()
+                }
+            };
+            step.set(
+                ct::OBJECT_LOCKED,
+                TRUE,
+                "ObjectLockEnabled",
+                format!("the bucket has object lock: {retention}; an object under retention cannot be removed before it ends, so `rm` refuses to touch it rather than fail half-way"),
+            );
+        }
+        None => conditions::remove(&mut step.status.conditions, ct::OBJECT_LOCKED),
     }
 }
 
@@ -722,6 +761,10 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
         step.status.last_check_time = Some(p.finished_at.clone());
         if p.passed && p.usage.is_some() {
             step.status.usage = p.usage.clone();
+        }
+        if p.passed && p.capabilities.is_some() {
+            step.status.capabilities = p.capabilities.clone();
+            capability_conditions(step);
         }
         return;
     }

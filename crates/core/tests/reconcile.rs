@@ -172,6 +172,7 @@ fn result_with_usage(o: &Output, passed: bool, at: i64, usage: Option<RepoUsage>
         }],
         finished_at: t(at),
         usage,
+        capabilities: None,
     }
 }
 
@@ -1074,4 +1075,75 @@ fn usage_is_recorded_and_measured_again_when_old() {
     );
     assert!(o.probe.is_none());
     assert_eq!(o.requeue_after, None);
+}
+
+/// Versioning and object lock read by a passing check land in status.capabilities, with
+/// conditions that explain them; a later check without them clears the conditions.
+#[test]
+fn capabilities_are_recorded_and_explained() {
+    use backuprepo_api::{ObjectLock, StorageCapabilities};
+    let s = local_settings();
+    let p = provider("local");
+    let r = local_repo();
+    let o = run(&r, Some(&p), SecretState::NotReferenced, None, 0, &s);
+    let caps = StorageCapabilities {
+        versioning: Some("Enabled".into()),
+        object_lock: Some(ObjectLock {
+            mode: Some("GOVERNANCE".into()),
+            days: Some(1),
+            years: None,
+        }),
+    };
+    let result = ProbeResult {
+        capabilities: Some(caps.clone()),
+        ..result_for(&o, true, 0)
+    };
+    let checked = run(
+        &r,
+        Some(&p),
+        SecretState::NotReferenced,
+        Some(result),
+        0,
+        &s,
+    );
+    assert_eq!(checked.status.capabilities, Some(caps));
+    assert_cond(&checked, "Versioned", TRUE, "BucketVersioningEnabled");
+    assert_cond(&checked, "ObjectLocked", TRUE, "ObjectLockEnabled");
+    assert!(cond(&checked, "ObjectLocked")
+        .message
+        .contains("GOVERNANCE mode for 1 days"));
+    assert_eq!(checked.status.phase, Some(BackupRepoPhase::Ready));
+    // Versioning suspended, lock gone.
+    let ready = apply(&r, &checked);
+    let o = run(
+        &ready,
+        Some(&p),
+        SecretState::NotReferenced,
+        None,
+        601,
+        &Settings {
+            recheck_interval: Some(Duration::from_secs(600)),
+            ..s.clone()
+        },
+    );
+    let result = ProbeResult {
+        capabilities: Some(StorageCapabilities {
+            versioning: Some("Suspended".into()),
+            object_lock: None,
+        }),
+        ..result_for(&o, true, 601)
+    };
+    let later = run(
+        &ready,
+        Some(&p),
+        SecretState::NotReferenced,
+        Some(result),
+        601,
+        &s,
+    );
+    assert!(!later
+        .status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Versioned" || c.type_ == "ObjectLocked"));
 }

@@ -275,13 +275,13 @@ async fn probe(
     };
     let report = probe::run(&config.config, &opts).await;
     tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
-    let usage = match report.passed() {
+    let after = match report.passed() {
         true => {
             let cfg = &config.config;
             backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, clock())
                 .await
         }
-        false => None,
+        false => Default::default(),
     };
     ProbeResult {
         digest: digest.to_string(),
@@ -289,6 +289,7 @@ async fn probe(
         message: report.failure().unwrap_or_default(),
         checks: report.status_checks(),
         finished_at: clock(),
-        usage,
+        usage: after.usage,
+        capabilities: after.capabilities,
     }
 }

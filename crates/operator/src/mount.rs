@@ -331,6 +331,7 @@ pub async fn pre_check(
         checks: Vec::new(),
         finished_at: ctx.now(),
         usage: None,
+        capabilities: None,
     }))
 }
 

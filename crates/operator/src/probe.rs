@@ -45,6 +45,7 @@ pub async fn run_tool(
                 message,
                 finished_at: ctx.now(),
                 usage: None,
+                capabilities: None,
             };
         }
     }
@@ -60,14 +61,14 @@ pub async fn run_tool(
         ctx.metrics.observe_probe(&c.operation, &c.result, seconds);
     }
     tracing::debug!(elapsed = ?report.duration, passed = report.passed(), "tool probe finished");
-    let usage = match report.passed() {
+    let after = match report.passed() {
         true => {
             let pages = ctx.config.settings.usage_pages;
             let cfg = &config.config;
             backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, ctx.now())
                 .await
         }
-        false => None,
+        false => Default::default(),
     };
     ProbeResult {
         digest: digest.to_string(),
@@ -75,6 +76,7 @@ pub async fn run_tool(
         message: report.failure().unwrap_or_default(),
         checks,
         finished_at: ctx.now(),
-        usage,
+        usage: after.usage,
+        capabilities: after.capabilities,
     }
 }

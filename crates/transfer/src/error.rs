@@ -41,6 +41,9 @@ pub enum Error {
     /// A write on a read-only repository, refused before any request.
     #[error("{0}")]
     ReadOnly(String),
+    /// A delete of objects under object-lock retention, refused before any delete.
+    #[error("{0}")]
+    Locked(String),
     /// The transfer was interrupted (signal); nothing was written at the target.
     #[error("interrupted: {0}")]
     Interrupted(String),

@@ -220,6 +220,30 @@ fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
     if let Some(u) = &status.usage {
         out.push_str(&usage_text(u));
     }
+    if let Some(c) = &status.capabilities {
+        out.push_str("  Capabilities:\n");
+        pair(
+            &mut out,
+            4,
+            "Versioning:",
+            c.versioning.as_deref().unwrap_or("unknown"),
+        );
+        let lock = match &c.object_lock {
+            None => "off".to_string(),
+            Some(l) => {
+                let period = match (l.days, l.years) {
+                    (Some(d), _) => format!(", {d} days"),
+                    (None, Some(y)) => format!(", {y} years"),
+                    _ => String::new(),
+                };
+                format!(
+                    "on ({}{period})",
+                    l.mode.as_deref().unwrap_or("no default retention")
+                )
+            }
+        };
+        pair(&mut out, 4, "Object Lock:", &lock);
+    }
     out
 }
 

@@ -28,7 +28,7 @@ mod verify;
 
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::{after_check as gc_after_check, GcOptions};
-pub use usage::after_check;
+pub use usage::{after_check, AfterCheck};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
@@ -559,6 +559,7 @@ impl Storage {
     pub async fn remove(&self, rpath: &str, recursive: bool) -> Result<()> {
         self.writable("rm")?;
         let remote = paths::resolve(&self.base, rpath)?;
+        self.refuse_locked(&remote, recursive).await?;
         if !remote.key.is_empty() && !remote.dir {
             let key = self.stored_key(&remote.key);
             match self.op.stat(&key).await {
@@ -578,6 +579,84 @@ impl Storage {
             }
         }
         Ok(())
+    }
+
+    /// Versioning and object lock of the bucket (S3 family; `None` elsewhere, or when the
+    /// service does not say).
+    pub async fn capabilities(&self) -> Option<backuprepo_api::StorageCapabilities> {
+        let Backend::S3(c) = &self.backend else {
+            return None;
+        };
+        let api = service::s3::Api::new(c, &self.tuning).ok()?;
+        let versioning = match api.versioning().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the bucket's versioning");
+                None
+            }
+        };
+        let object_lock = match api.object_lock().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the bucket's object lock");
+                None
+            }
+        };
+        Some(backuprepo_api::StorageCapabilities {
+            versioning,
+            object_lock,
+        })
+    }
+
+    /// On a bucket with object lock, refuse an `rm` that would touch an object still under
+    /// retention or a legal hold, before deleting anything: on a versioned bucket the delete
+    /// would only hide it behind a delete marker while it keeps its storage, and removing its
+    /// versions fails half-way. One HEAD per object, only on such buckets.
+    async fn refuse_locked(&self, remote: &Remote, recursive: bool) -> Result<()> {
+        let Backend::S3(c) = &self.backend else {
+            return Ok(());
+        };
+        let api = service::s3::Api::new(c, &self.tuning)?;
+        if !matches!(api.object_lock().await, Ok(Some(_))) {
+            return Ok(());
+        }
+        let mut keys = Vec::new();
+        if !remote.key.is_empty() && !remote.dir {
+            let key = self.stored_key(&remote.key);
+            if matches!(self.op.stat(&key).await, Ok(m) if !m.is_dir()) {
+                keys.push(key);
+            }
+        }
+        if recursive {
+            let dir = remote.as_dir();
+            if let Ok(mut lister) = self.op.lister_with(&dir).recursive(true).await {
+                while let Ok(Some(e)) = lister.try_next().await {
+                    if !e.metadata().is_dir() {
+                        keys.push(e.path().to_string());
+                    }
+                }
+            }
+        }
+        let now = chrono::Utc::now().timestamp();
+        let mut locked = Vec::new();
+        for key in &keys {
+            match api.lock_of(&api.key(key), now).await {
+                Ok(Some(why)) => locked.push(format!("{key} ({why})")),
+                Ok(None) => {}
+                Err(e) => return Err(self.err(e)),
+            }
+        }
+        if locked.is_empty() {
+            return Ok(());
+        }
+        let shown: Vec<&str> = locked.iter().take(5).map(String::as_str).collect();
+        Err(Error::Locked(format!(
+            "rm refused, nothing was deleted: {} of {} objects are under object lock: {}{}; the bucket keeps them until their retention ends (a delete would only hide them behind a delete marker while they keep costing storage); wait until then, or remove what is not locked by name",
+            locked.len(),
+            keys.len(),
+            shown.join(", "),
+            if locked.len() > shown.len() { ", ..." } else { "" }
+        )))
     }
 
     /// Some S3 servers (SeaweedFS's filer among them) keep empty "folders" that still show as

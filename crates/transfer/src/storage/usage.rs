@@ -119,24 +119,32 @@ impl Storage {
     }
 }
 
-/// After a passing check (both stores call this): remove old leftovers ([`super::gc`]), then
-/// measure the usage. A failure is logged and gives `None` (the old figure stays).
+/// What is learnt after a passing check.
+#[derive(Debug, Default)]
+pub struct AfterCheck {
+    pub usage: Option<RepoUsage>,
+    pub capabilities: Option<backuprepo_api::StorageCapabilities>,
+}
+
+/// After a passing check (both stores call this): remove old leftovers ([`super::gc`]),
+/// measure the usage, and read versioning and object lock. A failure is logged and leaves that
+/// part `None` (the status keeps its old figure).
 pub async fn after_check(
     cfg: &crate::config::ToolConfig,
     path_prefix: &str,
     previous: Option<&RepoUsage>,
     pages: u64,
     now: Time,
-) -> Option<RepoUsage> {
+) -> AfterCheck {
     super::gc_after_check(cfg, path_prefix).await;
     let storage = match Storage::open(cfg, path_prefix, None) {
         Ok(s) => s,
         Err(e) => {
-            tracing::warn!(error = %e, "usage after the check: cannot open the storage");
-            return None;
+            tracing::warn!(error = %e, "after the check: cannot open the storage");
+            return AfterCheck::default();
         }
     };
-    match storage
+    let usage = match storage
         .measure_usage(previous, pages.saturating_mul(PAGE), now)
         .await
     {
@@ -145,5 +153,9 @@ pub async fn after_check(
             tracing::warn!(error = %e, "usage after the check failed");
             None
         }
+    };
+    AfterCheck {
+        usage,
+        capabilities: storage.capabilities().await,
     }
 }

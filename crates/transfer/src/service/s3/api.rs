@@ -306,6 +306,62 @@ impl Api {
         }
     }
 
+    /// GetBucketVersioning: `Enabled`, `Suspended`, or `Off` (never enabled).
+    pub async fn versioning(&self) -> Answer<String> {
+        let (_, body) = self
+            .send(Method::GET, "", "versioning=", &[], Bytes::new(), SHORT)
+            .await?;
+        let text = String::from_utf8_lossy(&body);
+        Ok(element(&text, "Status")
+            .map(str::to_string)
+            .unwrap_or_else(|| "Off".into()))
+    }
+
+    /// GetObjectLockConfiguration: `None` when the bucket has no object lock.
+    pub async fn object_lock(&self) -> Answer<Option<backuprepo_api::ObjectLock>> {
+        let body = match self
+            .send(Method::GET, "", "object-lock=", &[], Bytes::new(), SHORT)
+            .await
+        {
+            Ok((_, body)) => body,
+            Err(e) if e.to_string().contains("ObjectLockConfigurationNotFound") => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let text = String::from_utf8_lossy(&body);
+        if element(&text, "ObjectLockEnabled") != Some("Enabled") {
+            return Ok(None);
+        }
+        Ok(Some(backuprepo_api::ObjectLock {
+            mode: element(&text, "Mode").map(str::to_string),
+            days: element(&text, "Days").and_then(|d| d.parse().ok()),
+            years: element(&text, "Years").and_then(|d| d.parse().ok()),
+        }))
+    }
+
+    /// Whether the object `key` is locked now: its retention (mode and until when) or its
+    /// legal hold, from a HEAD.
+    pub async fn lock_of(&self, key: &str, now: i64) -> Answer<Option<String>> {
+        let (headers, _) = self
+            .send(Method::HEAD, key, "", &[], Bytes::new(), SHORT)
+            .await?;
+        let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+        if get("x-amz-object-lock-legal-hold").is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            return Ok(Some("under a legal hold".into()));
+        }
+        let Some(until) = get("x-amz-object-lock-retain-until-date") else {
+            return Ok(None);
+        };
+        let locked = chrono::DateTime::parse_from_rfc3339(until)
+            .map(|t| t.timestamp() > now)
+            .unwrap_or(true);
+        Ok(locked.then(|| {
+            format!(
+                "under {} retention until {until}",
+                get("x-amz-object-lock-mode").unwrap_or("object-lock")
+            )
+        }))
+    }
+
     /// Every incomplete multipart upload under `prefix` (a key prefix in the bucket).
     pub async fn incomplete_uploads(&self, prefix: &str) -> Answer<Vec<IncompleteUpload>> {
         let mut out = Vec::new();
