@@ -301,6 +301,12 @@ pub fn controller_role(namespace: &str) -> Role {
             rule(&[""], &["pods"], &["list"]),
             rule(&[""], &["pods/log"], &["get"]),
             rule(&[""], &["events"], &["list"]),
+            // Leader election between the two replicas (crates/operator/src/lease.rs).
+            rule(
+                &["coordination.k8s.io"],
+                &["leases"],
+                &["get", "create", "update"],
+            ),
         ]),
     }
 }
@@ -353,7 +359,7 @@ fn health_probe(initial_delay: i32) -> Probe {
     }
 }
 
-/// The controller: one replica of `image` running `backuprepo controller` as the distroless
+/// The controller: two replicas (one leads through a Lease) of `image` running `backuprepo controller` as the distroless
 /// `nonroot` user (65532) with a read-only root filesystem (an `emptyDir` on `/tmp`), no
 /// capabilities, no privilege escalation and the runtime's default seccomp profile; metrics
 /// and `/healthz` on port 8080; `POD_NAMESPACE` from the downward API.
@@ -362,7 +368,8 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
     Deployment {
         metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            // Two replicas: one leads (the Lease), the other takes over within 15 s.
+            replicas: Some(2),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..LabelSelector::default()
@@ -379,7 +386,10 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                         name: "controller".to_owned(),
                         image: Some(image.to_owned()),
                         args: Some(strings(&["controller"])),
-                        env: Some(vec![field_env("POD_NAMESPACE", "metadata.namespace")]),
+                        env: Some(vec![
+                            field_env("POD_NAMESPACE", "metadata.namespace"),
+                            field_env("POD_NAME", "metadata.name"),
+                        ]),
                         ports: Some(vec![ContainerPort {
                             name: Some("metrics".to_owned()),
                             container_port: METRICS_PORT,

@@ -441,6 +441,12 @@ fn rbac_is_least_privilege() {
             (s(&[""]), s(&["pods"]), s(&["list"])),
             (s(&[""]), s(&["pods/log"]), s(&["get"])),
             (s(&[""]), s(&["events"]), s(&["list"])),
+            // The elector's requests (lease.rs tests): GET, POST (create), PUT (update).
+            (
+                s(&["coordination.k8s.io"]),
+                s(&["leases"]),
+                s(&["get", "create", "update"])
+            ),
         ]
     );
     let binding: RoleBinding =
@@ -468,7 +474,8 @@ fn deployment_runs_the_controller_as_non_root() {
         serde_json::from_value(find(&objects, "Deployment", CONTROLLER_NAME).clone()).unwrap();
     assert_eq!(d.metadata.namespace.as_deref(), Some("backuprepo-system"));
     let spec = d.spec.unwrap();
-    assert_eq!(spec.replicas, Some(1));
+    // Two replicas electing a leader through a Lease; each knows its name for the Lease.
+    assert_eq!(spec.replicas, Some(2));
     let template_labels = spec.template.metadata.unwrap().labels.unwrap();
     for (k, v) in spec.selector.match_labels.unwrap() {
         assert_eq!(template_labels.get(&k), Some(&v), "selector {k}");

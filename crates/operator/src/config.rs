@@ -50,8 +50,12 @@ pub struct OperatorConfig {
     pub metrics_addr: SocketAddr,
     /// Name reported on events (`reportingController`).
     pub controller_name: String,
-    /// Instance reported on events (`POD_NAME`).
+    /// Instance reported on events (`POD_NAME`); also this replica's identity in the
+    /// leader-election Lease.
     pub instance: Option<String>,
+    /// Whether replicas elect a leader through the Lease (`BACKUPREPO_LEADER_ELECTION`, default
+    /// true); off, every replica reconciles (run one only).
+    pub leader_election: bool,
     /// Placement of the pre-check pods (`CM_TOLERATIONS`, `CM_AFFINITY`, `CM_NODE_SELECTOR`,
     /// JSON), e.g. to run them on the nodes that run backups.
     pub tolerations: Option<Vec<Toleration>>,
@@ -131,6 +135,7 @@ impl Default for OperatorConfig {
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             controller_name: "backuprepo-controller".into(),
             instance: None,
+            leader_election: true,
             tolerations: None,
             affinity: None,
             node_selector: None,
@@ -172,6 +177,9 @@ impl OperatorConfig {
         };
         if let Some(closed) = flag(&get, "BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES")? {
             c.open_namespaces = !closed;
+        }
+        if let Some(elect) = flag(&get, "BACKUPREPO_LEADER_ELECTION")? {
+            c.leader_election = elect;
         }
         if let Some(allow) = flag(&get, "BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS")? {
             c.allow_internal_endpoints = allow;

@@ -276,9 +276,22 @@ pub fn provider_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
     })
 }
 
-/// Run both controllers and the metrics server until SIGINT/SIGTERM.
+/// Run both controllers and the metrics server until SIGINT/SIGTERM. With leader election
+/// (the default), the controllers start once this replica leads, while `/healthz` and
+/// `/metrics` answer from the start; losing the lease ends `run` with an error, so the pod
+/// restarts as a follower.
 pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
     let addr = cfg.metrics_addr;
+    let elector = cfg.leader_election.then(|| {
+        let identity = cfg
+            .instance
+            .clone()
+            .unwrap_or_else(|| format!("backuprepo-{}", backuprepo_api::random_suffix()));
+        crate::lease::Elector::new(
+            client.clone(),
+            crate::lease::LeaseSettings::new(&cfg.namespace, &identity),
+        )
+    });
     let ctx = Arc::new(Context::new(client, cfg));
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "serving /metrics and /healthz");
@@ -291,6 +304,38 @@ pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
             let _ = stop_rx.await;
         },
     ));
+    let outcome = match &elector {
+        None => {
+            controllers(ctx).await;
+            Ok(())
+        }
+        Some(e) => {
+            ctx.metrics.set_leader(false);
+            tokio::select! {
+                () = e.acquire() => {}
+                () = stop_signal() => {
+                    let _ = stop_tx.send(());
+                    server.await??;
+                    return Ok(());
+                }
+            }
+            ctx.metrics.set_leader(true);
+            tokio::select! {
+                () = controllers(ctx.clone()) => Ok(()),
+                why = e.hold() => {
+                    ctx.metrics.set_leader(false);
+                    Err(anyhow::anyhow!("stopped leading ({why}); exiting so the pod restarts as a follower"))
+                }
+            }
+        }
+    };
+    let _ = stop_tx.send(());
+    server.await??;
+    outcome
+}
+
+/// Both controllers, until they stop (on SIGINT/SIGTERM).
+async fn controllers(ctx: Arc<Context>) {
     let repos = repo_controller(ctx.clone()).await;
     let providers = provider_controller(ctx);
     futures::future::join(
@@ -298,9 +343,22 @@ pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
         providers.for_each(|()| async {}),
     )
     .await;
-    let _ = stop_tx.send(());
-    server.await??;
-    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 //! | [`mount`] | CSI secret, StorageClass, pre-check PVC + Job, failure logs |
 //! | [`provider`] | the StorageProvider controller (CSIDriver lookup) |
 //! | [`controller`] | watches, re-check triggers, error policy, [`run`] |
+//! | [`lease`] | leader election over a Lease (two replicas, one reconciling) |
 //! | [`metrics`], [`server`] | Prometheus metrics, `/metrics` and `/healthz` |
 //! | [`store`] | the cluster as the commands' repository store (`--store kube`) |
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod lease;
 pub mod metrics;
 pub mod mount;
 pub mod namespaces;

@@ -58,6 +58,7 @@ pub struct Metrics {
     usage_bytes: Family<RepoLabels, Gauge>,
     usage_objects: Family<RepoLabels, Gauge>,
     usage_partial: Family<RepoLabels, Gauge>,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -109,6 +110,12 @@ impl Default for Metrics {
             "1 while a repository's usage measurement is incomplete (the figures are a lower bound)",
             usage_partial.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica holds the controller lease and reconciles, 0 while it waits",
+            leader.clone(),
+        );
         Metrics {
             registry,
             repo_phase,
@@ -119,6 +126,7 @@ impl Default for Metrics {
             usage_bytes,
             usage_objects,
             usage_partial,
+            leader,
         }
     }
 }
@@ -134,6 +142,11 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(Some(p) == phase));
         }
+    }
+
+    /// Whether this replica leads.
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
     }
 
     /// The usage figures of a repository's status.

@@ -488,3 +488,15 @@ async fn pre_check_pod_passes_the_restricted_profile() {
         assert!(out.contains("passed for resource job/"), "{out}");
     }
 }
+
+/// The install runs two replicas; its env gives each its pod name, which is its identity in
+/// the leader-election Lease, and leaves the election on (`BACKUPREPO_LEADER_ELECTION=false`
+/// turns it off for a single replica).
+#[test]
+fn the_install_elects_a_leader_by_pod_name() {
+    let c = common::install_config("ops", &[]);
+    assert!(c.leader_election);
+    assert_eq!(c.instance.as_deref(), Some("backuprepo-controller-0"));
+    let off = common::install_config("ops", &[("BACKUPREPO_LEADER_ELECTION", "false")]);
+    assert!(!off.leader_election);
+}

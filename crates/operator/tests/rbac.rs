@@ -299,6 +299,39 @@ async fn tour() -> Vec<Seen> {
     operator.abort();
     server.abort();
     seen.extend(log.lock().unwrap().clone());
+
+    // `run` again, as the second replica when the first stopped renewing: it takes the
+    // expired lease over (an update), then starts its watches.
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "backuprepo-controller", "namespace": NS, "resourceVersion": "7"},
+        "spec": {"holderIdentity": "backuprepo-controller-1", "leaseDurationSeconds": 15,
+                 "renewTime": "2023-11-14T22:00:00.000000Z", "leaseTransitions": 0}});
+    let mut objects = common_objects();
+    objects.push(lease);
+    let (client, log, server) = by_rule(world(objects, ""));
+    let mut cfg = install_config(NS, &[]);
+    // A port of its own: the first run's listener may not be closed yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    cfg.metrics_addr = ([127, 0, 0, 1], port).into();
+    let operator = tokio::spawn(run(client, cfg));
+    for _ in 0..200 {
+        let took_over = log
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.method == "PUT" && r.path.ends_with("/leases/backuprepo-controller"));
+        if took_over {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    operator.abort();
+    server.abort();
+    seen.extend(log.lock().unwrap().clone());
     seen
 }
 

@@ -22,6 +22,9 @@ fn answer(r: &Seen, repo: &Value, bad: &Value, provider: &Value) -> (u16, Value)
         "GET" if p == REPO_PATH => (200, list("BackupRepoList", vec![bad.clone(), repo.clone()])),
         "GET" if p == SP_PATH => (200, list("StorageProviderList", vec![provider.clone()])),
         "GET" if p == format!("{SP_PATH}/local") => (200, provider.clone()),
+        // No controller has led yet: the lease is created.
+        "GET" if p.contains("/leases/") => (404, not_found(p)),
+        "POST" if p.ends_with("/leases") => (201, r.body.clone()),
         // KubeBlocks' Backup and Restore kinds are not installed in this cluster.
         "GET" if p.ends_with("/backups") || p.ends_with("/restores") => (404, not_found(p)),
         "GET" => (200, list("List", vec![])),
@@ -156,4 +159,56 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
 
     operator.abort();
     server.abort();
+}
+
+/// A second replica while another leads (a fresh lease held by someone else): it serves
+/// `/healthz` and `/metrics` (`backuprepo_leader 0`), opens no watch and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_health_and_metrics_and_does_not_reconcile() {
+    let renewed = k8s_openapi::jiff::Timestamp::now().to_string();
+    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "backuprepo-controller", "namespace": "kb-system", "resourceVersion": "4"},
+        "spec": {"holderIdentity": "the-leader", "leaseDurationSeconds": 15,
+                 "renewTime": renewed, "leaseTransitions": 2}});
+    let (client, seen, _server) = by_rule(move |r| {
+        if r.method == "GET" && r.path.ends_with("/leases/backuprepo-controller") {
+            (200, lease.clone())
+        } else {
+            (404, not_found(&r.path))
+        }
+    });
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = OperatorConfig {
+        metrics_addr: ([127, 0, 0, 1], port).into(),
+        instance: Some("the-follower".into()),
+        ..OperatorConfig::default()
+    };
+    let operator = tokio::spawn(run(client, cfg));
+    let mut health = String::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            s.read_to_string(&mut health).await.unwrap();
+            break;
+        }
+    }
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(port, "/metrics").await;
+    assert!(metrics.contains("backuprepo_leader 0"), "{metrics}");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen
+        .iter()
+        .any(|r| r.path.ends_with("/leases/backuprepo-controller")));
+    assert!(
+        seen.iter()
+            .all(|r| r.method == "GET" && r.path.contains("/leases/")),
+        "a follower only reads the lease: {seen:#?}"
+    );
+    operator.abort();
 }

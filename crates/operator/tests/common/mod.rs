@@ -144,6 +144,7 @@ fn plural(kind: &str) -> (&'static str, bool) {
         "StorageProvider" => ("storageproviders", false),
         "CSIDriver" => ("csidrivers", false),
         "StorageClass" => ("storageclasses", false),
+        "Lease" => ("leases", true),
         other => panic!("the world holds no {other}"),
     }
 }
@@ -230,6 +231,10 @@ pub fn world(objects: Vec<Value>, logs: &str) -> impl Fn(&Seen) -> (u16, Value) 
                 }
             }
             "POST" => (201, r.body.clone()),
+            "PUT" => match object(p) {
+                Some(_) => (200, r.body.clone()),
+                None => (404, not_found(p)),
+            },
             "PATCH" => {
                 let target = p.strip_suffix("/status").unwrap_or(p);
                 match object(target) {
