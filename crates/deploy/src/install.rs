@@ -53,6 +53,21 @@ params.metadata.name == object.metadata.name ||
   'dataprotection.kubeblocks.io/is-default-repo' in params.metadata.annotations &&
   params.metadata.annotations['dataprotection.kubeblocks.io/is-default-repo'] == 'true')";
 
+/// The second validation of the policy: a read-only BackupRepo (`backuprepo.io/read-only:
+/// "true"`) is never the default, since every backup without a repository goes to the
+/// default (the stores refuse it too; this covers `kubectl` writes).
+pub const READ_ONLY_DEFAULT_EXPRESSION: &str = "\
+!(has(object.metadata.annotations) &&
+  'dataprotection.kubeblocks.io/is-default-repo' in object.metadata.annotations &&
+  object.metadata.annotations['dataprotection.kubeblocks.io/is-default-repo'] == 'true' &&
+  'backuprepo.io/read-only' in object.metadata.annotations &&
+  object.metadata.annotations['backuprepo.io/read-only'] == 'true')";
+
+/// The refusal of [`READ_ONLY_DEFAULT_EXPRESSION`].
+pub const READ_ONLY_DEFAULT_MESSAGE: &str = "a read-only BackupRepo (annotation \
+backuprepo.io/read-only: \"true\") cannot be the default: new backups go to the default; \
+make another repository the default, or remove the read-only annotation";
+
 /// The static message of a refusal (used when the message expression cannot be evaluated).
 pub const SINGLE_DEFAULT_MESSAGE: &str = "another BackupRepo is already the default \
 (annotation dataprotection.kubeblocks.io/is-default-repo: \"true\"); only one default \
@@ -439,7 +454,9 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
 /// already default and says to unset it first. Limits: the parameters come from a cache, so
 /// two default repositories created within the same instant can both be admitted (the
 /// controller and kbcli still report it); and the policy needs Kubernetes ≥ 1.30
-/// (`admissionregistration.k8s.io/v1`).
+/// (`admissionregistration.k8s.io/v1`). A second validation ([`READ_ONLY_DEFAULT_EXPRESSION`])
+/// refuses a default that is read-only; like the first, it runs only when some BackupRepo
+/// exists (for the very first one the stores' own rule applies).
 pub fn admission_policy() -> ValidatingAdmissionPolicy {
     ValidatingAdmissionPolicy {
         metadata: meta(ADMISSION_POLICY_NAME, None, None),
@@ -459,12 +476,20 @@ pub fn admission_policy() -> ValidatingAdmissionPolicy {
                 }]),
                 ..MatchResources::default()
             }),
-            validations: Some(vec![Validation {
-                expression: SINGLE_DEFAULT_EXPRESSION.to_owned(),
-                message: Some(SINGLE_DEFAULT_MESSAGE.to_owned()),
-                message_expression: Some(SINGLE_DEFAULT_MESSAGE_EXPRESSION.to_owned()),
-                reason: Some("Invalid".to_owned()),
-            }]),
+            validations: Some(vec![
+                Validation {
+                    expression: SINGLE_DEFAULT_EXPRESSION.to_owned(),
+                    message: Some(SINGLE_DEFAULT_MESSAGE.to_owned()),
+                    message_expression: Some(SINGLE_DEFAULT_MESSAGE_EXPRESSION.to_owned()),
+                    reason: Some("Invalid".to_owned()),
+                },
+                Validation {
+                    expression: READ_ONLY_DEFAULT_EXPRESSION.to_owned(),
+                    message: Some(READ_ONLY_DEFAULT_MESSAGE.to_owned()),
+                    reason: Some("Invalid".to_owned()),
+                    ..Validation::default()
+                },
+            ]),
             ..ValidatingAdmissionPolicySpec::default()
         }),
         ..ValidatingAdmissionPolicy::default()

@@ -25,8 +25,8 @@ pub use install::{
     admission_policy, admission_policy_binding, cluster_role, cluster_role_binding,
     controller_role, controller_role_binding, deployment, install_manifests, install_yaml,
     storage_providers, InstallOptions, ADMISSION_POLICY_NAME, COMPONENT_LABEL, CONTROLLER_NAME,
-    DEFAULT_NAMESPACE, NAME_LABEL, SINGLE_DEFAULT_EXPRESSION, SINGLE_DEFAULT_MESSAGE,
-    SINGLE_DEFAULT_MESSAGE_EXPRESSION,
+    DEFAULT_NAMESPACE, NAME_LABEL, READ_ONLY_DEFAULT_EXPRESSION, READ_ONLY_DEFAULT_MESSAGE,
+    SINGLE_DEFAULT_EXPRESSION, SINGLE_DEFAULT_MESSAGE, SINGLE_DEFAULT_MESSAGE_EXPRESSION,
 };
 pub use values::{backup_repo_from_values, VALUES_REPO_NAME, VALUES_SECRET_NAME};
 pub use yaml::to_yaml_documents;

@@ -177,3 +177,41 @@ fn backup_repo_names_longer_than_a_label_value_are_refused() {
     assert_eq!(check("r1"), Cel::Bool(true));
     assert_eq!(check(&"a".repeat(64)), Cel::Bool(false));
 }
+
+/// The second validation: a read-only repository is never the default, whichever annotation
+/// comes second; either alone is fine.
+#[test]
+fn a_read_only_repository_is_never_the_default() {
+    use backuprepo_api::constants::READ_ONLY_ANNOTATION;
+    use backuprepo_deploy::READ_ONLY_DEFAULT_EXPRESSION;
+    let spec = admission_policy().spec.unwrap();
+    assert_eq!(
+        spec.validations.unwrap()[1].expression,
+        READ_ONLY_DEFAULT_EXPRESSION
+    );
+    let existing = repo("other", None);
+    let cases = [
+        (
+            json!({IS_DEFAULT_REPO_ANNOTATION: "true", READ_ONLY_ANNOTATION: "true"}),
+            false,
+        ),
+        (json!({IS_DEFAULT_REPO_ANNOTATION: "true"}), true),
+        (json!({READ_ONLY_ANNOTATION: "true"}), true),
+        (
+            json!({IS_DEFAULT_REPO_ANNOTATION: "false", READ_ONLY_ANNOTATION: "true"}),
+            true,
+        ),
+    ];
+    for (annotations, allowed) in cases {
+        let object = repo("x", Some(annotations.clone()));
+        assert_eq!(
+            eval(READ_ONLY_DEFAULT_EXPRESSION, &object, &existing),
+            Cel::Bool(allowed),
+            "{annotations}"
+        );
+    }
+    assert_eq!(
+        eval(READ_ONLY_DEFAULT_EXPRESSION, &repo("x", None), &existing),
+        Cel::Bool(true)
+    );
+}

@@ -567,8 +567,14 @@ fn admission_policy_uses_every_backup_repo_as_a_parameter() {
         Some(&["CREATE".to_owned(), "UPDATE".to_owned()][..])
     );
     let validations = spec.validations.unwrap();
-    assert_eq!(validations.len(), 1);
+    // The single default, and no read-only default (cel.rs evaluates both).
+    assert_eq!(validations.len(), 2);
     assert_eq!(validations[0].expression, SINGLE_DEFAULT_EXPRESSION);
+    assert!(validations[1]
+        .message
+        .as_deref()
+        .unwrap()
+        .contains("backuprepo.io/read-only"));
     let message = validations[0].message.as_deref().unwrap();
     assert!(message.contains(IS_DEFAULT_REPO_ANNOTATION), "{message}");
     assert!(
