@@ -527,14 +527,26 @@ fn encryption_aead(c: &Ctx) {
 /// Push to `target` from a pipe: feed 20 MiB (several parts in flight), stall with the pipe
 /// still open, then send `signal`. Returns the push's exit status and stderr.
 fn kill_push_midway(c: &Ctx, target: &str, signal: &str) -> std::process::Output {
+    kill_push_after(c, target, signal, 20, &[])
+}
+
+/// As [`kill_push_midway`], after `mib` MiB, with `env` set for the push.
+fn kill_push_after(
+    c: &Ctx,
+    target: &str,
+    signal: &str,
+    mib: usize,
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut cmd = c.command(&["push", "-", target]);
-    cmd.stdin(Stdio::piped())
+    cmd.envs(env.iter().copied())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let chunk = data(1 << 20, 3);
-    for _ in 0..20 {
+    for _ in 0..mib {
         use std::io::Write;
         stdin.write_all(&chunk).unwrap();
     }
@@ -691,22 +703,8 @@ fn s3_long_streams_continue_into_segments() {
 
     // Killed while a segment is open: gc finds the object's upload and the segment's, and
     // removes both without touching the objects.
-    let mut cmd = c.command(&["push", "-", "seg/killed"]);
-    cmd.envs(limits)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let chunk = data(1 << 20, 3);
-    for _ in 0..30 {
-        use std::io::Write;
-        stdin.write_all(&chunk).unwrap();
-    }
-    std::thread::sleep(Duration::from_millis(1500));
-    child.kill().unwrap();
-    assert!(!child.wait().unwrap().success());
-    drop(stdin);
+    let out = kill_push_after(&c, "seg/killed", "KILL", 30, &limits);
+    assert!(!out.status.success());
     let found =
         String::from_utf8(c.ok_env(&["gc", "--dry-run", "--older-than", "0s"], None, &[])).unwrap();
     let uploads: Vec<_> = found

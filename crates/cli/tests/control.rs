@@ -98,6 +98,24 @@ impl Home {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// A repository on the `local` provider in a new directory (returned).
+    fn local_repo(&self, name: &str) -> PathBuf {
+        let data = self.dir.path().join(format!("store-{name}"));
+        std::fs::create_dir(&data).unwrap();
+        self.ok(
+            &[
+                "create",
+                name,
+                "--provider",
+                "local",
+                "--path",
+                data.to_str().unwrap(),
+            ],
+            None,
+        );
+        data
+    }
+
     fn repo(&self, name: &str) -> Json {
         serde_json::from_str(&self.ok(&["get", "backuprepo", name, "-o", "json"], None)).unwrap()
     }
@@ -1129,19 +1147,7 @@ fn credentials_from_stdin_file_and_environment() {
 #[test]
 fn check_clears_old_leftovers() {
     let h = Home::new();
-    let data = h.dir.path().join("store");
-    std::fs::create_dir(&data).unwrap();
-    h.ok(
-        &[
-            "create",
-            "r",
-            "--provider",
-            "local",
-            "--path",
-            data.to_str().unwrap(),
-        ],
-        None,
-    );
+    let data = h.local_repo("r");
     let tmp = data.join(".backuprepo-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     let old = tmp.join("push-old");
@@ -1166,19 +1172,7 @@ fn check_clears_old_leftovers() {
 #[test]
 fn bench_measures_a_repository_and_leaves_nothing() {
     let h = Home::new();
-    let data = h.dir.path().join("store");
-    std::fs::create_dir(&data).unwrap();
-    h.ok(
-        &[
-            "create",
-            "r",
-            "--provider",
-            "local",
-            "--path",
-            data.to_str().unwrap(),
-        ],
-        None,
-    );
+    let data = h.local_repo("r");
     let out = h.ok(&["bench", "r", "--size", "4MiB"], None);
     assert!(out.contains("CHUNK_SIZE"), "{out}");
     assert!(out.contains("recommended: "), "{out}");
@@ -1346,19 +1340,7 @@ fn read_only_repository_refuses_writes_and_serves_reads() {
 #[test]
 fn suspended_repository_skips_periodic_checks() {
     let h = Home::new();
-    let data = h.dir.path().join("store");
-    std::fs::create_dir(&data).unwrap();
-    h.ok(
-        &[
-            "create",
-            "s",
-            "--provider",
-            "local",
-            "--path",
-            data.to_str().unwrap(),
-        ],
-        None,
-    );
+    let data = h.local_repo("s");
     let later = |offset: &str, args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
             .args(args)
@@ -1428,19 +1410,7 @@ fn suspended_repository_skips_periodic_checks() {
 #[test]
 fn usage_is_measured_after_checks_and_listed_without_a_scan() {
     let h = Home::new();
-    let data = h.dir.path().join("store");
-    std::fs::create_dir(&data).unwrap();
-    h.ok(
-        &[
-            "create",
-            "u",
-            "--provider",
-            "local",
-            "--path",
-            data.to_str().unwrap(),
-        ],
-        None,
-    );
+    let data = h.local_repo("u");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dump.sql");
     std::fs::write(&file, vec![b'x'; 1000]).unwrap();
