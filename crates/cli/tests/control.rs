@@ -98,6 +98,30 @@ impl Home {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
+    /// A repository on the `minio` provider in `bucket` of the S3 test server, under `prefix`.
+    fn s3_repo(&self, name: &str, bucket: &str, prefix: &str) {
+        let (endpoint, _, key, secret) = s3().expect("the S3 test server");
+        self.ok(
+            &[
+                "create",
+                name,
+                "--provider",
+                "minio",
+                "--bucket",
+                bucket,
+                "--endpoint",
+                &endpoint,
+                "--access-key-id",
+                &key,
+                "--secret-access-key",
+                &secret,
+                "--path-prefix",
+                prefix,
+            ],
+            None,
+        );
+    }
+
     /// A repository on the `local` provider in a new directory (returned).
     fn local_repo(&self, name: &str) -> PathBuf {
         let data = self.dir.path().join(format!("store-{name}"));
@@ -1201,30 +1225,12 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// default. Removing the annotation allows writes again.
 #[test]
 fn read_only_repository_refuses_writes_and_serves_reads() {
-    let Some((endpoint, bucket, key, secret)) = s3() else {
+    let Some((_, bucket, _, _)) = s3() else {
         return;
     };
     let h = Home::new();
     let prefix = format!("ro-{}", std::process::id());
-    h.ok(
-        &[
-            "create",
-            "ro",
-            "--provider",
-            "minio",
-            "--bucket",
-            &bucket,
-            "--endpoint",
-            &endpoint,
-            "--access-key-id",
-            &key,
-            "--secret-access-key",
-            &secret,
-            "--path-prefix",
-            &prefix,
-        ],
-        None,
-    );
+    h.s3_repo("ro", &bucket, &prefix);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dump.sql");
     std::fs::write(&file, b"-- a backup taken before the migration\n").unwrap();
@@ -1455,32 +1461,14 @@ fn usage_is_measured_after_checks_and_listed_without_a_scan() {
 /// deleted. The plain bucket shows versioning off and no lock.
 #[test]
 fn object_lock_is_recorded_and_locked_backups_are_not_removed() {
-    let Some((endpoint, bucket, key, secret)) = s3() else {
+    let Some((_, bucket, _, _)) = s3() else {
         return;
     };
     let locked = var("BR_S3_LOCKED_BUCKET").expect("scripts/test-servers.sh exports it");
     let h = Home::new();
     let prefix = format!("lock-{}", std::process::id());
     for (name, b) in [("locked", locked.as_str()), ("plain", bucket.as_str())] {
-        h.ok(
-            &[
-                "create",
-                name,
-                "--provider",
-                "minio",
-                "--bucket",
-                b,
-                "--endpoint",
-                &endpoint,
-                "--access-key-id",
-                &key,
-                "--secret-access-key",
-                &secret,
-                "--path-prefix",
-                &prefix,
-            ],
-            None,
-        );
+        h.s3_repo(name, b, &prefix);
     }
     let r = h.repo("locked");
     let caps = &r["status"]["capabilities"];
