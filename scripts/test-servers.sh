@@ -293,7 +293,7 @@ EOF
     setsid "$weed" mini -dir="$dir/weed" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
         -s3.port="$S3_PORT" -master.port="$WEED_MASTER_PORT" -volume.port="$WEED_VOLUME_PORT" \
         -filer.port="$WEED_FILER_PORT" -admin.port="$WEED_ADMIN_PORT" \
-        -s3.config="$dir/s3.json" -master.telemetry=false -webdav=false -admin.ui=false \
+        -s3.config="$dir/s3.json" -s3.iam.readOnly=false -master.telemetry=false -webdav=false -admin.ui=false \
         -s3.port.iceberg=0 -s3.port.lance=0 -bucket="$BUCKET" "${sockopts[@]}" \
         </dev/null >"$dir/weed.log" 2>&1 &
     echo $! >"$dir/weed.pid"

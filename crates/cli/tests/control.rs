@@ -1537,3 +1537,70 @@ fn object_lock_is_recorded_and_locked_backups_are_not_removed() {
     );
     h.ok(&["rm", "--repo", "plain", "-r", "ns/"], None);
 }
+
+/// On a terminal, a required credential that is not given is asked for without echo (here a
+/// pseudo-terminal from util-linux `script`): the repository is created with the typed value
+/// (Ready: the storage accepted it), and the value never shows on the terminal.
+#[test]
+fn a_missing_credential_is_prompted_for_without_echo() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("util-linux `script` is needed to give the test a terminal");
+    }
+    let h = Home::new();
+    let cmd = format!(
+        "{} create typed --provider minio --bucket {bucket} --endpoint {endpoint} --access-key-id {key} --path-prefix prompt-{}",
+        env!("CARGO_BIN_EXE_backuprepo"),
+        std::process::id()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("BACKUPREPO_HOME", h.path())
+        .env_remove("BACKUPREPO_SECRET_ACCESS_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the terminal as it comes; type the secret once the prompt is up (input typed
+    // before the terminal's echo is off would show).
+    let mut stdout = child.stdout.take().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let reader = {
+        let screen = screen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let prompted = (0..600).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        String::from_utf8_lossy(&screen.lock().unwrap()).contains("(input is not shown): ")
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{secret}\n").as_bytes()).unwrap();
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    let shown = String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    assert!(prompted, "no prompt: {shown}");
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("secret-access-key (input is not shown): "),
+        "{shown}"
+    );
+    assert!(!shown.contains(&secret), "the secret was echoed: {shown}");
+    assert_eq!(h.phase("typed"), "Ready", "{shown}");
+}

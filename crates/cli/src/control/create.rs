@@ -123,7 +123,7 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
         help.push_str(" A credential: `-` reads it from standard input, @FILE from a file");
         help.push_str(&if from_env {
             format!(
-                "; when the flag is not given, ${} is read.",
+                "; when the flag is not given, ${} is read, and on a terminal a required one is asked for without echo.",
                 credential_env(&p.flag)
             )
         } else {
@@ -217,6 +217,36 @@ fn credential_value(flag: &str, given: String, stdin_used: &mut bool) -> Result<
     Ok(given)
 }
 
+/// On a terminal, ask for each required credential not given, without echo (the terminal,
+/// not standard input, is read, as ssh and sudo do).
+fn ask_missing_credentials(
+    provider: &StorageProvider,
+    props: &[Prop],
+    secret: &mut BTreeMap<String, String>,
+) -> Result<()> {
+    let schema = provider
+        .spec
+        .open_api_v3_schema()
+        .cloned()
+        .unwrap_or_default();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default();
+    for p in props
+        .iter()
+        .filter(|p| p.credential && required.contains(&p.name.as_str()))
+    {
+        if secret.get(&p.name).is_some_and(|v| !v.is_empty()) {
+            continue;
+        }
+        let v = rpassword::prompt_password(format!("{} (input is not shown): ", p.flag))
+            .map_err(|e| anyhow!("--{}: cannot read it from the terminal: {e}", p.flag))?;
+        secret.insert(p.name.clone(), v);
+    }
+    Ok(())
+}
+
 /// The credential values of `secret` resolved ([`credential_value`]); an empty one is refused.
 fn resolve_credentials(
     props: &[Prop],
@@ -278,7 +308,13 @@ fn example(provider: &StorageProvider, props: &[Prop], schema: &Json) -> String 
     format!("Example:\n{line}")
 }
 
-fn create_command(provider: &StorageProvider) -> Command {
+/// Whether missing credentials are asked for (without echo): standard input is a terminal.
+fn prompting() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
+fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
     let schema = provider
         .spec
         .open_api_v3_schema()
@@ -332,12 +368,9 @@ fn create_command(provider: &StorageProvider) -> Command {
         {
             continue;
         }
-        cmd = cmd.arg(prop_arg(
-            &schema,
-            p,
-            required.contains(&p.name.as_str()),
-            true,
-        ));
+        // A required credential is asked for on a terminal rather than refused.
+        let must = required.contains(&p.name.as_str()) && !(prompt && p.credential);
+        cmd = cmd.arg(prop_arg(&schema, p, must, true));
     }
     cmd
 }
@@ -439,10 +472,14 @@ fn provider_flag(args: &[String]) -> Result<Option<String>> {
 /// repository to create, and whether `--dry-run` was asked. `None` when help was printed.
 fn plan_create(provider: &StorageProvider, args: Vec<String>) -> Result<Option<(NewRepo, bool)>> {
     let props = props(provider);
-    let Some(m) = parse(create_command(provider), args)? else {
+    let prompt = prompting();
+    let Some(m) = parse(create_command(provider, prompt), args)? else {
         return Ok(None);
     };
-    let (config, secret) = collect(&m, &props, false);
+    let (config, mut secret) = collect(&m, &props, false);
+    if prompt {
+        ask_missing_credentials(provider, &props, &mut secret)?;
+    }
     let secret = resolve_credentials(&props, secret)?;
     validate(provider, &props, &config, &secret)?;
 
@@ -662,7 +699,8 @@ mod tests {
     #[test]
     fn every_builtin_builds_a_valid_command() {
         for p in backuprepo_catalog::builtin::all().unwrap() {
-            create_command(&p).debug_assert();
+            create_command(&p, false).debug_assert();
+            create_command(&p, true).debug_assert();
             update_command(&p).debug_assert();
         }
     }
