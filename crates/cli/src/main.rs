@@ -227,6 +227,37 @@ enum Command {
         #[arg(long = "max-memory", value_name = "SIZE", default_value = "64MiB", value_parser = datasafed::parse_expected_size)]
         max_memory: u64,
     },
+    /// Make a key on the storage limited to <pathPrefix>/PREFIX/ of a repository (read and list
+    /// only with --read-only), and write a ready-to-use datasafed config for it (mode 0600).
+    /// Needs an IAM API at the storage (providers minio and s3-compatible).
+    Grant {
+        /// Repository name.
+        repo: String,
+        /// The part of the repository the key may use, e.g. the namespace `team-a`.
+        #[arg(long)]
+        prefix: String,
+        /// Read and list only.
+        #[arg(long = "read-only")]
+        read_only: bool,
+        /// The grant's name (default: from the prefix).
+        #[arg(long)]
+        name: Option<String>,
+        /// Where to write the config (default: NAME.conf; `-` prints it, with the secret).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<String>,
+    },
+    /// Delete a grant's key on the storage.
+    Revoke {
+        /// Repository name.
+        repo: String,
+        /// Grant name (see `backuprepo grants REPO`).
+        name: String,
+    },
+    /// List a repository's grants: name, prefix, access, created (never a secret).
+    Grants {
+        /// Repository name.
+        repo: String,
+    },
     /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
     /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
     Gc {
@@ -416,7 +447,7 @@ fn install_request(
 
 /// The one dispatcher: every control-plane command, over whichever store.
 async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
-    use control::{create, data, manifests, repos};
+    use control::{create, data, grants, manifests, repos};
     match command {
         Command::Create { args } => create::create(store, args).await,
         Command::Update { args } => create::update(store, args).await,
@@ -547,6 +578,15 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Grant {
+            repo,
+            prefix,
+            read_only,
+            name,
+            output,
+        } => grants::grant(store, &repo, &prefix, read_only, name, output).await,
+        Command::Revoke { repo, name } => grants::revoke(store, &repo, &name).await,
+        Command::Grants { repo } => grants::list(store, &repo).await,
         Command::Bench {
             name,
             size,

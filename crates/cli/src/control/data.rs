@@ -12,7 +12,7 @@ use super::{phase_str, repos};
 use crate::datasafed::{self, Verb};
 
 /// The repository to use, as it is now (so a due re-check runs first), and Ready.
-async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> Result<BackupRepo> {
+pub(super) async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> Result<BackupRepo> {
     let repo = match name {
         Some(n) => store
             .current(n)
@@ -42,7 +42,18 @@ async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> Result<Backu
 
 pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Result<()> {
     let repo = ready_repo(store, repo).await?;
-    let text = store.tool_config(&repo).await?;
+    let (cfg, storage) = open(store, &repo).await?;
+    datasafed::run_verb(&cfg, &storage, verb)
+        .await
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// The repository's tool config and its storage under the repository's path.
+pub(super) async fn open<S: RepoStore>(
+    store: &S,
+    repo: &BackupRepo,
+) -> Result<(ToolConfig, backuprepo_transfer::storage::Storage)> {
+    let text = store.tool_config(repo).await?;
     let cfg = ToolConfig::parse(&text).map_err(|e| {
         anyhow!(
             "the tool config of {} cannot be loaded ({e}); run `backuprepo check {}`",
@@ -51,7 +62,5 @@ pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Res
         )
     })?;
     let storage = datasafed::storage_for(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""))?;
-    datasafed::run_verb(&cfg, &storage, verb)
-        .await
-        .map_err(|e| anyhow!("{e}"))
+    Ok((cfg, storage))
 }

@@ -5,6 +5,7 @@
 
 pub mod create;
 pub mod data;
+pub mod grants;
 pub mod manifests;
 pub mod repos;
 

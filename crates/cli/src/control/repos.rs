@@ -478,6 +478,11 @@ pub async fn delete<S: RepoStore>(
         return Err(still_in_use(users, S::USERS));
     }
     confirm_name(name, yes)?;
+    // Its grants go with it: their keys are deleted on the storage first.
+    let revoked = super::grants::revoke_all(store, &repo).await?;
+    if revoked > 0 {
+        println!("revoked {revoked} grant(s) of {name}");
+    }
     match store.delete(&repo, users).await? {
         Deletion::Deleted => println!("BackupRepo {name} deleted"),
         Deletion::Pending => println!(

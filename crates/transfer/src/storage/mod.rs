@@ -23,11 +23,13 @@ use crate::{Error, Result};
 
 mod bench;
 mod gc;
+mod grant;
 mod usage;
 mod verify;
 
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::{after_check as gc_after_check, GcOptions};
+pub use grant::Granted;
 pub use usage::{after_check, AfterCheck};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 

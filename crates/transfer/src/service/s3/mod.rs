@@ -10,6 +10,7 @@ use crate::probe::Operation;
 use crate::{Error, Result};
 
 mod api;
+pub mod iam;
 pub mod upload;
 
 pub use api::{Api, IncompleteUpload};
