@@ -20,8 +20,8 @@ pub use names::{derived_name, pre_check_resource_name, random_suffix, RANDOM_ALP
 pub use parse::{parse_documents, secret_data, Document, Parsed};
 pub use schema::QUANTITY_PATTERN;
 pub use storage_provider::{
-    ParametersSchema, StorageProvider, StorageProviderPhase, StorageProviderSpec,
-    StorageProviderStatus,
+    ParametersSchema, ScopedCredentials, StorageProvider, StorageProviderPhase,
+    StorageProviderSpec, StorageProviderStatus,
 };
 pub use validate::{
     check_dns1123_label, check_dns1123_subdomain, is_valid_path_prefix, parse_quantity, FieldError,

@@ -88,6 +88,22 @@ pub struct StorageProviderSpec {
     /// Describes the parameters required for storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters_schema: Option<ParametersSchema>,
+
+    /// How the storage makes keys limited to a prefix, for `backuprepo grant` (extension over
+    /// KubeBlocks; absent: it cannot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoped_credentials: Option<ScopedCredentials>,
+}
+
+/// A provider's way of making prefix-scoped keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopedCredentials {
+    /// The API: `aws-iam` (AWS's IAM query protocol, as SeaweedFS, MinIO and Ceph RGW serve it).
+    pub api: String,
+    /// Where the IAM API answers; empty: the repository's S3 endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iam_endpoint: Option<String>,
 }
 
 /// The parameters of a StorageProvider.

@@ -45,6 +45,23 @@ pub fn recorded(repo: &BackupRepo) -> Result<Vec<Grant>> {
     }
 }
 
+/// The IAM endpoint the repository's provider declares (`spec.scopedCredentials`; `None`:
+/// the S3 endpoint), or why the provider cannot make grants.
+async fn iam_endpoint<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<Option<String>> {
+    let name = &repo.spec.storage_provider_ref;
+    let provider = store.provider(name).await?;
+    match provider.spec.scoped_credentials {
+        Some(s) if s.api == "aws-iam" => Ok(s.iam_endpoint),
+        Some(s) => bail!(
+            "storage provider {name} declares scopedCredentials.api {:?}, which backuprepo does not speak (it speaks aws-iam); nothing was created",
+            s.api
+        ),
+        None => bail!(
+            "storage provider {name} cannot scope keys (its spec has no scopedCredentials; minio and s3-compatible have them, for storages with an IAM API); nothing was created"
+        ),
+    }
+}
+
 async fn record<S: RepoStore>(store: &S, repo: &str, grants: &[Grant]) -> Result<()> {
     let change = if grants.is_empty() {
         format!("{GRANTS_ANNOTATION}-")
@@ -64,6 +81,7 @@ pub async fn grant<S: RepoStore>(
     output: Option<String>,
 ) -> Result<()> {
     let repo = data::ready_repo(store, Some(repo_name)).await?;
+    let iam = iam_endpoint(store, &repo).await?;
     let mut grants = recorded(&repo)?;
     let name = name.unwrap_or_else(|| {
         let base: String = prefix
@@ -105,7 +123,7 @@ pub async fn grant<S: RepoStore>(
         &backuprepo_api::random_suffix()[..5]
     );
     let granted = storage
-        .grant(&user, prefix, read_only)
+        .grant(&user, prefix, read_only, iam.as_deref())
         .await
         .map_err(|e| anyhow!("{e}"))?;
     grants.push(Grant {
@@ -129,7 +147,9 @@ pub async fn grant<S: RepoStore>(
     }
     .await;
     if let Err(e) = written {
-        let _ = storage.revoke(&user, &granted.key.access_key_id).await;
+        let _ = storage
+            .revoke(&user, &granted.key.access_key_id, iam.as_deref())
+            .await;
         grants.pop();
         let _ = record(store, repo_name, &grants).await;
         return Err(e.context("the grant was revoked again"));
@@ -164,10 +184,11 @@ pub async fn revoke<S: RepoStore>(store: &S, repo_name: &str, name: &str) -> Res
     let Some(i) = grants.iter().position(|g| g.name == name) else {
         bail!("repository {repo_name} has no grant named {name:?}; see `backuprepo grants {repo_name}`");
     };
+    let iam = iam_endpoint(store, &repo).await?;
     let (_, storage) = data::open(store, &repo).await?;
     let g = grants.remove(i);
     storage
-        .revoke(&g.user, &g.access_key_id)
+        .revoke(&g.user, &g.access_key_id, iam.as_deref())
         .await
         .map_err(|e| anyhow!("{e}"))?;
     record(store, repo_name, &grants).await?;
@@ -181,10 +202,11 @@ pub async fn revoke_all<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<us
     if grants.is_empty() {
         return Ok(0);
     }
+    let iam = iam_endpoint(store, repo).await?;
     let (_, storage) = data::open(store, repo).await?;
     for g in &grants {
         storage
-            .revoke(&g.user, &g.access_key_id)
+            .revoke(&g.user, &g.access_key_id, iam.as_deref())
             .await
             .map_err(|e| anyhow!("revoking grant {}: {e}", g.name))?;
     }

@@ -27,12 +27,19 @@ impl Storage {
         }
     }
 
-    /// Make a key for `prefix` (under the repository's path) named `user` on the storage.
-    pub async fn grant(&self, user: &str, prefix: &str, read_only: bool) -> Result<Granted> {
+    /// Make a key for `prefix` (under the repository's path) named `user` on the storage,
+    /// through the IAM API at `iam_endpoint` (`None`: the S3 endpoint).
+    pub async fn grant(
+        &self,
+        user: &str,
+        prefix: &str,
+        read_only: bool,
+        iam_endpoint: Option<&str>,
+    ) -> Result<Granted> {
         let c = self.scopable()?;
         let prefix = grant_prefix(prefix)?;
         let key_prefix = Api::new(c, &self.tuning)?.key(&format!("{}{prefix}/", self.base));
-        let key = Iam::new(c, &self.tuning)?
+        let key = Iam::new(c, &self.tuning, iam_endpoint)?
             .create_scoped(user, &key_prefix, read_only)
             .await?;
         let config = grant_config(c, &key, &key_prefix, read_only, &self.tuning);
@@ -40,9 +47,14 @@ impl Storage {
     }
 
     /// Delete a grant's key and user on the storage.
-    pub async fn revoke(&self, user: &str, access_key_id: &str) -> Result<()> {
+    pub async fn revoke(
+        &self,
+        user: &str,
+        access_key_id: &str,
+        iam_endpoint: Option<&str>,
+    ) -> Result<()> {
         let c = self.scopable()?;
-        Iam::new(c, &self.tuning)?
+        Iam::new(c, &self.tuning, iam_endpoint)?
             .delete_user(user, Some(access_key_id))
             .await
     }

@@ -39,11 +39,16 @@ pub struct Iam {
 }
 
 impl Iam {
-    pub fn new(cfg: &S3Config, tuning: &Tuning) -> Result<Self> {
+    /// The IAM API at `iam_endpoint`, or at the config's S3 endpoint.
+    pub fn new(cfg: &S3Config, tuning: &Tuning, iam_endpoint: Option<&str>) -> Result<Self> {
+        let endpoint = match iam_endpoint.filter(|e| !e.is_empty()) {
+            Some(e) => super::super::with_scheme(e),
+            None => endpoint(cfg)?,
+        };
         Ok(Iam {
             cfg: cfg.clone(),
             http: super::super::http_client(tuning)?,
-            endpoint: endpoint(cfg)?,
+            endpoint,
         })
     }
 
