@@ -725,3 +725,42 @@ fn s3_long_streams_continue_into_segments() {
     assert_eq!(c.pull("seg/plain", &[], &[]), d);
     assert_eq!(c.lines(&["list", "-r", "/"]), vec!["seg/", "seg/plain"]);
 }
+
+/// S3 with `env_auth = true` (credentials from AWS_* variables, instance roles, IRSA): only
+/// OpenDAL finds them, so pushes go through its writer; a multi-part stream round-trips.
+#[test]
+fn s3_env_auth_pushes_through_opendal() {
+    let Some(c) = common::ctx("s3", "envauth") else {
+        return;
+    };
+    let text = std::fs::read_to_string(&c.conf).unwrap();
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("access_key_id = "))
+        .unwrap()
+        .to_string();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret_access_key = "))
+        .unwrap()
+        .to_string();
+    let env_conf: String = text
+        .lines()
+        .filter(|l| !l.starts_with("access_key_id") && !l.starts_with("secret_access_key"))
+        .map(|l| {
+            if l.starts_with("env_auth") {
+                "env_auth = true\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(&c.conf, env_conf).unwrap();
+    let env = [
+        ("AWS_ACCESS_KEY_ID", key.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let d = data((20 << 20) + 7, 31);
+    c.push("env/big", &d, &[], &env);
+    assert_eq!(c.pull("env/big", &[], &env), d);
+}

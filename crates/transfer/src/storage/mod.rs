@@ -193,13 +193,15 @@ impl Storage {
             return localfs::push(root, &key, source, filters, progress, cancel).await;
         }
         let writer = match &self.backend {
-            Backend::S3(c) => pipeline::Writer::S3(Box::new(service::s3::upload::Upload::new(
-                Arc::new(service::s3::Api::new(c, &self.tuning)?),
-                &key,
-                &format!("{}{TMP_DIR}/", self.base),
-                shape.concurrency,
-                service::s3::upload::Limits::from_env()?,
-            ))),
+            Backend::S3(c) if service::s3::signs_itself(c) => {
+                pipeline::Writer::S3(Box::new(service::s3::upload::Upload::new(
+                    Arc::new(service::s3::Api::new(c, &self.tuning)?),
+                    &key,
+                    &format!("{}{TMP_DIR}/", self.base),
+                    shape.concurrency,
+                    service::s3::upload::Limits::from_env()?,
+                )))
+            }
             _ => pipeline::Writer::OpenDal(
                 self.op
                     .writer_with(&key)

@@ -52,7 +52,20 @@ pub(crate) fn path_style(c: &S3Config) -> bool {
         .unwrap_or(!c.provider.virtual_host_by_default())
 }
 
+/// Whether our own requests (the uploader, gc, versioning and lock reads, grants) can sign
+/// for this config: a key is given. With `env_auth` (instance roles, IRSA, AWS_* variables)
+/// only OpenDAL finds the credentials, so pushes go through its writer.
+pub fn signs_itself(c: &S3Config) -> bool {
+    !c.env_auth && !c.access_key_id.is_empty()
+}
+
 impl Service for S3Config {
+    /// Our uploader composes large streams, so its parts never grow; OpenDAL's writer (used
+    /// with `env_auth`) has S3's 10,000 parts.
+    fn part_limit(&self) -> Option<u64> {
+        (!signs_itself(self)).then_some(crate::pipeline::MAX_PARTS)
+    }
+
     fn operator(&self) -> Result<Operator> {
         let c = self;
         let mut b = services::S3::default()
