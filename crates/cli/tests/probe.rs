@@ -730,3 +730,49 @@ async fn usage_on_ftp() {
 async fn usage_on_azure() {
     usage_is_measured("azure").await;
 }
+
+/// The read-only check (a read-only repository) on each backend: bucket, list, and a read of
+/// an existing object pass; put, multipart and delete are skipped; nothing is written.
+async fn read_only_check(backend_name: &'static str) {
+    let Some(c) = common::ctx(backend_name, "rocheck") else {
+        return;
+    };
+    c.push("ns/b1/dump.sql", b"kept", &[], &[]);
+    let mut cfg = config_of(&c);
+    cfg.tuning.read_only = true;
+    let r = probe::run(&cfg, &opts(&c.base, Duration::from_secs(30))).await;
+    show(backend_name, &r);
+    assert!(r.passed(), "[{backend_name}] {r}");
+    for op in [Operation::Put, Operation::Multipart, Operation::Delete] {
+        assert_eq!(outcome(&r, op), Outcome::Skipped, "[{backend_name}] {op}");
+    }
+    assert_eq!(outcome(&r, Operation::Get), Outcome::Passed);
+    assert!(
+        message(&r, Operation::Get).contains("dump.sql"),
+        "[{backend_name}] {r}"
+    );
+    assert_eq!(outcome(&r, Operation::List), Outcome::Passed);
+    assert!(leftovers(&cfg, &format!("{}/{PROBE_DIR}", c.base))
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_check_on_local() {
+    read_only_check("local").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_check_on_s3() {
+    read_only_check("s3").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_check_on_ftp() {
+    read_only_check("ftp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_check_on_azure() {
+    read_only_check("azure").await;
+}
