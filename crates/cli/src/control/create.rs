@@ -217,6 +217,14 @@ fn credential_value(flag: &str, given: String, stdin_used: &mut bool) -> Result<
     Ok(given)
 }
 
+/// The names a provider's parameter schema requires.
+fn required_of(schema: &Json) -> Vec<&str> {
+    schema["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Json::as_str).collect())
+        .unwrap_or_default()
+}
+
 /// On a terminal, ask for each required credential not given, without echo (the terminal,
 /// not standard input, is read, as ssh and sudo do).
 fn ask_missing_credentials(
@@ -229,10 +237,7 @@ fn ask_missing_credentials(
         .open_api_v3_schema()
         .cloned()
         .unwrap_or_default();
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Json::as_str).collect())
-        .unwrap_or_default();
+    let required = required_of(&schema);
     for p in props
         .iter()
         .filter(|p| p.credential && required.contains(&p.name.as_str()))
@@ -291,10 +296,7 @@ fn wants_help(args: &[String]) -> bool {
 }
 
 fn example(provider: &StorageProvider, props: &[Prop], schema: &Json) -> String {
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Json::as_str).collect())
-        .unwrap_or_default();
+    let required = required_of(schema);
     let mut line = format!("  backuprepo create my-repo --provider {}", provider.name());
     for p in props.iter().filter(|p| required.contains(&p.name.as_str())) {
         line.push_str(&format!(" \\\n    --{} <{}>", p.flag, p.name));
@@ -321,10 +323,7 @@ fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
         .cloned()
         .unwrap_or_default();
     let props = props(provider);
-    let required: Vec<&str> = schema["required"]
-        .as_array()
-        .map(|r| r.iter().filter_map(Json::as_str).collect())
-        .unwrap_or_default();
+    let required = required_of(&schema);
     let methods: Vec<&str> = provider
         .spec
         .access_methods()

@@ -141,7 +141,6 @@ impl Api {
         body: Bytes,
         timeout: Duration,
     ) -> Answer<(http::HeaderMap, Bytes)> {
-        use reqsign_core::SignRequest;
         let url = self.url(key, query);
         let what = format!("{method} {}", self.url(key, ""));
         let mut req = http::Request::builder()
@@ -155,24 +154,9 @@ impl Api {
             .body(())
             .map_err(|e| opendal::Error::new(ErrorKind::Unexpected, format!("{what}: {e}")))?
             .into_parts();
-        let cred = reqsign_aws_v4::Credential {
-            access_key_id: self.cfg.access_key_id.expose().to_string(),
-            secret_access_key: self.cfg.secret_access_key.expose().to_string(),
-            session_token: (!self.cfg.session_token.is_empty())
-                .then(|| self.cfg.session_token.expose().to_string()),
-            expires_in: None,
-        };
-        let region = if self.cfg.region.is_empty() {
-            "us-east-1"
-        } else {
-            &self.cfg.region
-        };
-        reqsign_aws_v4::RequestSigner::new("s3", region)
-            .sign_request(&reqsign_core::Context::new(), &mut parts, Some(&cred), None)
-            .await
-            .map_err(|e| {
-                opendal::Error::new(ErrorKind::Unexpected, format!("{what}: cannot sign: {e}"))
-            })?;
+        sign(&self.cfg, "s3", &mut parts).await.map_err(|e| {
+            opendal::Error::new(ErrorKind::Unexpected, format!("{what}: cannot sign: {e}"))
+        })?;
         let mut rb = self
             .http
             .request(method, parts.uri.to_string())
@@ -407,6 +391,32 @@ impl Api {
             }
         }
     }
+}
+
+/// Sign a request (SigV4 for `service`: "s3", "iam") with the config's key, in its region
+/// (us-east-1 when it has none).
+pub(super) async fn sign(
+    cfg: &S3Config,
+    service: &str,
+    parts: &mut http::request::Parts,
+) -> std::result::Result<(), String> {
+    use reqsign_core::SignRequest;
+    let cred = reqsign_aws_v4::Credential {
+        access_key_id: cfg.access_key_id.expose().to_string(),
+        secret_access_key: cfg.secret_access_key.expose().to_string(),
+        session_token: (!cfg.session_token.is_empty())
+            .then(|| cfg.session_token.expose().to_string()),
+        expires_in: None,
+    };
+    let region = if cfg.region.is_empty() {
+        "us-east-1"
+    } else {
+        &cfg.region
+    };
+    reqsign_aws_v4::RequestSigner::new(service, region)
+        .sign_request(&reqsign_core::Context::new(), parts, Some(&cred), None)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Timeouts: a control request, a part (at most a few hundred MiB), and a request whose work

@@ -54,7 +54,6 @@ impl Iam {
 
     /// One action; the answer's body.
     async fn call(&self, action: &str, params: &[(&str, &str)]) -> Result<String> {
-        use reqsign_core::SignRequest;
         let mut body = format!("Action={action}&Version=2010-05-08");
         for (k, v) in params {
             body.push('&');
@@ -77,20 +76,7 @@ impl Iam {
             .body(())
             .map_err(|e| fail(e.to_string()))?
             .into_parts();
-        let cred = reqsign_aws_v4::Credential {
-            access_key_id: self.cfg.access_key_id.expose().to_string(),
-            secret_access_key: self.cfg.secret_access_key.expose().to_string(),
-            session_token: (!self.cfg.session_token.is_empty())
-                .then(|| self.cfg.session_token.expose().to_string()),
-            expires_in: None,
-        };
-        let region = if self.cfg.region.is_empty() {
-            "us-east-1"
-        } else {
-            &self.cfg.region
-        };
-        reqsign_aws_v4::RequestSigner::new("iam", region)
-            .sign_request(&reqsign_core::Context::new(), &mut parts, Some(&cred), None)
+        super::api::sign(&self.cfg, "iam", &mut parts)
             .await
             .map_err(|e| fail(format!("cannot sign: {e}")))?;
         let mut rb = self
