@@ -14,11 +14,10 @@ use std::time::{Duration, Instant};
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::Storage;
-use crate::config::Backend;
 use crate::paths;
 use crate::pipeline::{Filters, Shape, PART_MEMORY, SMALL_PART};
 use crate::service::local::Source;
-use crate::service::{s3, TMP_DIR};
+use crate::service::TMP_DIR;
 use crate::Result;
 
 /// A process's resident memory besides part buffers (measured: 15–17 MiB for push and pull).
@@ -237,18 +236,7 @@ impl Storage {
     async fn remove_bench_dir(&self, dir: &str) -> Result<()> {
         let remote = paths::resolve(&self.base, dir)?;
         let path = remote.as_dir();
-        if let Backend::S3(c) = &self.backend {
-            let api = s3::Api::new(c, &self.tuning)?;
-            let uploads = api
-                .incomplete_uploads(&api.key(&path))
-                .await
-                .map_err(|e| self.err(e))?;
-            for u in uploads {
-                api.abort(&u.key, &u.upload_id)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
-        }
+        self.abort_uploads(&path, None, false, &mut |_| {}).await?;
         match self.op.delete_with(&path).recursive(true).await {
             Ok(()) => {}
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => {}

@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use super::{is_temporary, Storage};
-use crate::config::Backend;
 use crate::probe::PROBE_DIR;
-use crate::service::{s3, TMP_DIR};
+use crate::service::TMP_DIR;
 use crate::Result;
 
 /// What to remove.
@@ -40,30 +39,9 @@ impl Storage {
         self.writable("gc")?;
         let now = chrono::Utc::now().timestamp();
         let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
-        let mut n = 0;
-        if let Backend::S3(c) = &self.backend {
-            let api = s3::Api::new(c, &self.tuning)?;
-            let prefix = api.key(&self.base);
-            let uploads = api
-                .incomplete_uploads(&prefix)
-                .await
-                .map_err(|e| self.err(e))?;
-            for u in uploads {
-                if u.initiated.is_some_and(|t| t > cutoff) {
-                    continue;
-                }
-                if !opts.dry_run {
-                    api.abort(&u.key, &u.upload_id)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                }
-                n += 1;
-                each(&format!(
-                    "incomplete multipart upload of {} ({})",
-                    u.key, u.upload_id
-                ));
-            }
-        }
+        let mut n = self
+            .abort_uploads(&self.base, Some(cutoff), opts.dry_run, each)
+            .await?;
         // Temporary files and pre-check directories: a raw listing (the verbs hide them).
         // A walk one directory at a time: not every service lists recursively (FTP).
         let mut dirs = if opts.full_walk {
@@ -125,32 +103,26 @@ impl Storage {
         }
         Ok(n)
     }
-}
 
-/// The re-check's clean-up: after a passing check of a repository, remove what interrupted work
-/// left under its path that is older than the default age (24h). Failures are logged, never
-/// reported as the check's: the repository works whether or not its leftovers are gone.
-pub async fn after_check(cfg: &crate::config::ToolConfig, path_prefix: &str) -> u64 {
-    if cfg.tuning.read_only {
-        return 0;
-    }
-    let storage = match Storage::open(cfg, path_prefix, None) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "gc after the check: cannot open the storage");
+    /// The re-check's clean-up: after a passing check of a repository, remove what interrupted
+    /// work left under its path that is older than the default age (24h). Failures are logged,
+    /// never reported as the check's: the repository works whether or not its leftovers are
+    /// gone. A read-only repository is left alone.
+    pub(super) async fn gc_after_check(&self) -> u64 {
+        if self.tuning.read_only {
             return 0;
         }
-    };
-    let mut report = |what: &str| tracing::info!("gc after the check removed {what}");
-    let opts = GcOptions {
-        full_walk: false,
-        ..GcOptions::default()
-    };
-    match storage.gc(&opts, &mut report).await {
-        Ok(n) => n,
-        Err(e) => {
-            tracing::warn!(error = %e, "gc after the check failed");
-            0
+        let mut report = |what: &str| tracing::info!("gc after the check removed {what}");
+        let opts = GcOptions {
+            full_walk: false,
+            ..GcOptions::default()
+        };
+        match self.gc(&opts, &mut report).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "gc after the check failed");
+                0
+            }
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `grant` / `revoke`: keys limited to `<path>/<PREFIX>/` of a repository, made on the storage
 //! (see [`crate::service::s3::iam`]), and the datasafed config that uses one.
 
+use std::sync::Arc;
+
 use super::Storage;
 use crate::config::{Backend, S3Config, S3Provider};
 use crate::service::s3::iam::{GrantKey, Iam};
@@ -14,14 +16,19 @@ pub struct Granted {
 }
 
 impl Storage {
-    /// The S3 config of a storage that can scope keys, or why it cannot.
-    fn scopable(&self) -> Result<&S3Config> {
-        match &self.backend {
-            Backend::S3(c) if matches!(c.provider, S3Provider::Minio | S3Provider::Other) => Ok(c),
-            Backend::S3(_) => Err(Error::Unsupported(
+    /// The S3 config of a storage that can scope keys, with our requests to it, or why it
+    /// cannot.
+    fn scopable(&self) -> Result<(&S3Config, &Arc<Api>)> {
+        match (&self.backend, self.s3()?) {
+            (Backend::S3(c), Some((_, api)))
+                if matches!(c.provider, S3Provider::Minio | S3Provider::Other) =>
+            {
+                Ok((c, api))
+            }
+            (Backend::S3(_), _) => Err(Error::Unsupported(
                 "this storage cannot scope keys through backuprepo yet: grants use the storage's IAM API, which the providers minio and s3-compatible (SeaweedFS, MinIO, Ceph RGW) offer at their S3 endpoint; nothing was created".into(),
             )),
-            _ => Err(Error::Unsupported(
+            (_, _) => Err(Error::Unsupported(
                 "this storage has no keys to scope (grants need an S3-compatible storage with an IAM API: providers minio and s3-compatible); nothing was created".into(),
             )),
         }
@@ -36,9 +43,9 @@ impl Storage {
         read_only: bool,
         iam_endpoint: Option<&str>,
     ) -> Result<Granted> {
-        let c = self.scopable()?;
+        let (c, api) = self.scopable()?;
         let prefix = grant_prefix(prefix)?;
-        let key_prefix = Api::new(c, &self.tuning)?.key(&format!("{}{prefix}/", self.base));
+        let key_prefix = api.key(&format!("{}{prefix}/", self.base));
         let key = Iam::new(c, &self.tuning, iam_endpoint)?
             .create_scoped(user, &key_prefix, read_only)
             .await?;
@@ -53,7 +60,7 @@ impl Storage {
         access_key_id: &str,
         iam_endpoint: Option<&str>,
     ) -> Result<()> {
-        let c = self.scopable()?;
+        let (c, _) = self.scopable()?;
         Iam::new(c, &self.tuning, iam_endpoint)?
             .delete_user(user, Some(access_key_id))
             .await

@@ -28,7 +28,7 @@ mod usage;
 mod verify;
 
 pub use bench::{BenchOptions, BenchReport, Trial};
-pub use gc::{after_check as gc_after_check, GcOptions};
+pub use gc::GcOptions;
 pub use grant::Granted;
 pub use usage::{after_check, AfterCheck};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
@@ -49,8 +49,11 @@ pub struct Storage {
     site: Site,
     /// The local backend's absolute root: push and pull go straight to `std::fs` there.
     local_root: Option<PathBuf>,
-    /// TLS options and timeouts, for the calls made beside OpenDAL (gc).
+    /// TLS options and timeouts, for the calls made beside OpenDAL.
     tuning: crate::config::Tuning,
+    /// Our signed S3 requests (uploads, gc, capabilities, lock checks), built on first use:
+    /// pull and list never need them.
+    s3_api: std::sync::OnceLock<Arc<service::s3::Api>>,
 }
 
 /// Where pulled data goes.
@@ -106,7 +109,56 @@ impl Storage {
             site: Site::of(&cfg.backend),
             local_root,
             tuning: cfg.tuning.clone(),
+            s3_api: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The S3 config and our signed requests to it; `None` for other services.
+    fn s3(&self) -> Result<Option<(&crate::config::S3Config, &Arc<service::s3::Api>)>> {
+        let Backend::S3(c) = &self.backend else {
+            return Ok(None);
+        };
+        if let Some(api) = self.s3_api.get() {
+            return Ok(Some((c, api)));
+        }
+        let api = Arc::new(service::s3::Api::new(c, &self.tuning)?);
+        Ok(Some((c, self.s3_api.get_or_init(|| api))))
+    }
+
+    /// Abort the incomplete S3 multipart uploads under `dir` (a path under the root) begun
+    /// before `cutoff` (unix seconds; `None`: all), or with `dry_run` only report them; `each`
+    /// is told every one. Nothing on other services. Returns how many there were.
+    async fn abort_uploads(
+        &self,
+        dir: &str,
+        cutoff: Option<i64>,
+        dry_run: bool,
+        each: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<u64> {
+        let Some((_, api)) = self.s3()? else {
+            return Ok(0);
+        };
+        let uploads = api
+            .incomplete_uploads(&api.key(dir))
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut n = 0;
+        for u in uploads {
+            if cutoff.is_some_and(|c| u.initiated.is_some_and(|t| t > c)) {
+                continue;
+            }
+            if !dry_run {
+                api.abort(&u.key, &u.upload_id)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            n += 1;
+            each(&format!(
+                "incomplete multipart upload of {} ({})",
+                u.key, u.upload_id
+            ));
+        }
+        Ok(n)
     }
 
     fn stored_key(&self, key: &str) -> String {
@@ -192,10 +244,10 @@ impl Storage {
         if let Some(root) = &self.local_root {
             return localfs::push(root, &key, source, filters, progress, cancel).await;
         }
-        let writer = match &self.backend {
-            Backend::S3(c) if service::s3::signs_itself(c) => {
+        let writer = match self.s3()? {
+            Some((c, api)) if service::s3::signs_itself(c) => {
                 pipeline::Writer::S3(Box::new(service::s3::upload::Upload::new(
-                    Arc::new(service::s3::Api::new(c, &self.tuning)?),
+                    api.clone(),
                     &key,
                     &format!("{}{TMP_DIR}/", self.base),
                     shape.concurrency,
@@ -588,10 +640,7 @@ impl Storage {
     /// Versioning and object lock of the bucket (S3 family; `None` elsewhere, or when the
     /// service does not say).
     pub async fn capabilities(&self) -> Option<backuprepo_api::StorageCapabilities> {
-        let Backend::S3(c) = &self.backend else {
-            return None;
-        };
-        let api = service::s3::Api::new(c, &self.tuning).ok()?;
+        let (_, api) = self.s3().ok()??;
         let versioning = match api.versioning().await {
             Ok(v) => Some(v),
             Err(e) => {
@@ -617,10 +666,9 @@ impl Storage {
     /// would only hide it behind a delete marker while it keeps its storage, and removing its
     /// versions fails half-way. One HEAD per object, only on such buckets.
     async fn refuse_locked(&self, remote: &Remote, recursive: bool) -> Result<()> {
-        let Backend::S3(c) = &self.backend else {
+        let Some((_, api)) = self.s3()? else {
             return Ok(());
         };
-        let api = service::s3::Api::new(c, &self.tuning)?;
         if !matches!(api.object_lock().await, Ok(Some(_))) {
             return Ok(());
         }

@@ -29,6 +29,7 @@ impl Storage {
         budget: u64,
         now: Time,
     ) -> Result<RepoUsage> {
+        // Listing paths start with the base path; figures are by the part after it.
         let dir = if self.base.is_empty() {
             "/".to_string()
         } else {
@@ -48,13 +49,8 @@ impl Storage {
             },
         };
         usage.measured_at = now;
-        let dir_prefix = if dir == "/" {
-            String::new()
-        } else {
-            dir.clone()
-        };
-        let mut add = |path: &str, size: u64| {
-            let rel = path.strip_prefix(&dir_prefix).unwrap_or(path);
+        // `rel`: a path relative to the base path.
+        let mut add = |rel: &str, size: u64| {
             let top = match rel.split_once('/') {
                 Some((top, _)) => top.to_string(),
                 None => String::new(),
@@ -71,7 +67,7 @@ impl Storage {
         if !resumable {
             self.walk(&dir, true, None, &mut |e| {
                 if !e.is_dir {
-                    add(&format!("{dir_prefix}{}", e.path), e.size);
+                    add(&e.path, e.size);
                 }
             })
             .await?;
@@ -109,7 +105,10 @@ impl Storage {
             let path = entry.path().to_string();
             let meta = entry.metadata();
             if !meta.is_dir() && !path.ends_with('/') && !is_temporary(&self.backend, &path) {
-                add(&path, meta.content_length());
+                add(
+                    path.strip_prefix(&self.base).unwrap_or(&path),
+                    meta.content_length(),
+                );
             }
             last = Some(path);
         }
@@ -136,7 +135,6 @@ pub async fn after_check(
     pages: u64,
     now: Time,
 ) -> AfterCheck {
-    super::gc_after_check(cfg, path_prefix).await;
     let storage = match Storage::open(cfg, path_prefix, None) {
         Ok(s) => s,
         Err(e) => {
@@ -144,6 +142,7 @@ pub async fn after_check(
             return AfterCheck::default();
         }
     };
+    storage.gc_after_check().await;
     let usage = match storage
         .measure_usage(previous, pages.saturating_mul(PAGE), now)
         .await
