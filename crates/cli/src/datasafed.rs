@@ -282,26 +282,7 @@ pub fn storage_for(cfg: &ToolConfig, base_path: &str) -> Result<Storage, Error> 
     Storage::open(cfg, base_path, encryption)
 }
 
-/// Completes on SIGINT or SIGTERM, so a push can abort its upload cleanly.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
-    }
-}
-
-/// `verify`: one line per object that is not good, then the summary; an error when any is
-/// damaged.
-/// MiB with one decimal, MB/s: the units of the bench table.
+/// MiB, and MB/s: the units of the bench table.
 fn mib(n: u64) -> String {
     format!("{:.0}Mi", n as f64 / f64::from(1u32 << 20))
 }
@@ -337,7 +318,9 @@ async fn bench(storage: &Storage, size: u64, max_memory: u64) -> Result<(), Erro
             mib(t.memory)
         );
     };
-    let report = storage.bench(&opts, shutdown_signal(), &mut row).await?;
+    let report = storage
+        .bench(&opts, backuprepo_transfer::stop_signal(), &mut row)
+        .await?;
     if let Some(pull) = report.pull {
         println!(
             "pull: {} (one streaming GET; the settings above do not change it)",
@@ -365,6 +348,8 @@ async fn bench(storage: &Storage, size: u64, max_memory: u64) -> Result<(), Erro
     Ok(())
 }
 
+/// `verify`: one line per object that is not good, then the summary; an error when any is
+/// damaged.
 async fn verify(
     storage: &Storage,
     rpath: &str,
@@ -470,7 +455,13 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 (Input::File(p), len)
             };
             Progress::track(&format!("push {rpath}"), total, |counter| {
-                storage.push(input, &rpath, codec, counter, shutdown_signal())
+                storage.push(
+                    input,
+                    &rpath,
+                    codec,
+                    counter,
+                    backuprepo_transfer::stop_signal(),
+                )
             })
             .await
             .map(|_| ())
@@ -493,7 +484,13 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 Output::File(p)
             };
             Progress::track(&format!("pull {rpath}"), None, |counter| {
-                storage.pull(&rpath, output, codec, counter, shutdown_signal())
+                storage.pull(
+                    &rpath,
+                    output,
+                    codec,
+                    counter,
+                    backuprepo_transfer::stop_signal(),
+                )
             })
             .await
             .map(|_| ())

@@ -313,7 +313,7 @@ pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
             ctx.metrics.set_leader(false);
             tokio::select! {
                 () = e.acquire() => {}
-                () = stop_signal() => {
+                () = backuprepo_transfer::stop_signal() => {
                     let _ = stop_tx.send(());
                     server.await??;
                     return Ok(());
@@ -343,22 +343,6 @@ async fn controllers(ctx: Arc<Context>) {
         providers.for_each(|()| async {}),
     )
     .await;
-}
-
-/// SIGINT or SIGTERM.
-async fn stop_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -17,8 +17,10 @@ pub mod paths;
 pub mod pipeline;
 pub mod probe;
 pub mod service;
+mod signal;
 pub mod storage;
 
 pub use backuprepo_toolconfig::{config, size};
 pub use error::{Error, Problem, Result};
+pub use signal::stop_signal;
 pub use storage::Storage;
