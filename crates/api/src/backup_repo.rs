@@ -322,6 +322,41 @@ pub struct BackupRepoStatus {
     /// KubeBlocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capabilities: Option<StorageCapabilities>,
+
+    /// The storage keys the controller made for consumer namespaces, limited to their own
+    /// path (`backuprepo.io/scoped-credentials`; extension over KubeBlocks). Never a secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scoped_credentials: Vec<ScopedCredential>,
+}
+
+/// The key of one consumer namespace: a user on the storage whose policy allows
+/// `<pathPrefix>/<namespace>/` (and reading `readPaths`), and the key its tool-config Secret
+/// holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopedCredential {
+    pub namespace: String,
+    /// The user on the storage.
+    pub user: String,
+    /// The key in the namespace's tool-config Secret (its ID; the secret is only there).
+    pub access_key_id: String,
+    /// When that key was made: keys are replaced when they reach the rotation age.
+    pub created_at: Time,
+    /// Keys replaced by a rotation, still working until `until` so that jobs already running
+    /// with them finish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<RetiringKey>,
+    /// Backup paths of other namespaces this namespace may read, for its Restores of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_paths: Vec<String>,
+}
+
+/// A key replaced by a rotation, deleted at `until`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetiringKey {
+    pub access_key_id: String,
+    pub until: Time,
 }
 
 /// Why a credential reference without a namespace is refused (field `spec.credential.namespace`).
@@ -350,6 +385,22 @@ impl BackupRepo {
     }
 
     /// Whether `backuprepo.io/read-only` is `"true"`: no writes.
+    /// Whether consumer namespaces get scoped keys: the annotation says `"true"` or
+    /// `"false"`, else `by_default` (the controller's setting). Tool access only.
+    pub fn scopes_credentials(&self, by_default: bool) -> bool {
+        let set = self
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(crate::constants::SCOPED_CREDENTIALS_ANNOTATION));
+        self.access_method() == AccessMethod::Tool
+            && match set.map(String::as_str) {
+                Some("true") => true,
+                Some("false") => false,
+                _ => by_default,
+            }
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.annotation_is_true(crate::constants::READ_ONLY_ANNOTATION)
     }

@@ -33,6 +33,13 @@ pub const SUSPEND_ANNOTATION: &str = "backuprepo.io/suspend";
 /// are refused, reads keep working, and its check writes nothing. An annotation keeps the CRD
 /// wire-compatible with KubeBlocks.
 pub const READ_ONLY_ANNOTATION: &str = "backuprepo.io/read-only";
+/// Annotation (ours): `"true"` gives each consumer namespace its own storage key, limited to
+/// `<pathPrefix>/<namespace>/`, instead of a copy of the repository's key; `"false"` turns it
+/// off where the controller scopes keys by default (`BACKUPREPO_SCOPED_CREDENTIALS=true`).
+pub const SCOPED_CREDENTIALS_ANNOTATION: &str = "backuprepo.io/scoped-credentials";
+/// Annotation (ours) asking the controller to replace every scoped key of the repository now;
+/// it removes the annotation once done (`backuprepo rotate-keys NAME`).
+pub const ROTATE_KEYS_ANNOTATION: &str = "backuprepo.io/rotate-keys";
 /// Label naming the repository, on derived objects and on Backups/Restores using it.
 pub const BACKUP_REPO_NAME_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
 /// Label (`"true"`) on Backups/Restores waiting for the repository to be prepared in their
@@ -82,6 +89,9 @@ pub mod condition_type {
     pub const VERSIONED: &str = "Versioned";
     /// Ours: the bucket has object lock; objects under retention cannot be removed.
     pub const OBJECT_LOCKED: &str = "ObjectLocked";
+    /// Ours: consumer namespaces get keys limited to their own path
+    /// (`backuprepo.io/scoped-credentials`); False when the storage would not make them.
+    pub const SCOPED_CREDENTIALS: &str = "ScopedCredentials";
 }
 
 /// Condition reasons (spec §2.6, §2.12).

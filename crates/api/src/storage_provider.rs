@@ -189,6 +189,24 @@ impl StorageProviderSpec {
 }
 
 impl StorageProvider {
+    /// Where to ask for keys scoped to a path (`spec.scopedCredentials`): the IAM endpoint, or
+    /// `None` for the repository's S3 endpoint; or why this provider cannot scope keys.
+    pub fn key_scoping(&self) -> Result<Option<&str>, String> {
+        let name = self.metadata.name.as_deref().unwrap_or_default();
+        match &self.spec.scoped_credentials {
+            Some(s) if s.api == "aws-iam" => {
+                Ok(s.iam_endpoint.as_deref().filter(|e| !e.is_empty()))
+            }
+            Some(s) => Err(format!(
+                "storage provider {name} declares scopedCredentials.api {:?}, which backuprepo does not speak (it speaks aws-iam)",
+                s.api
+            )),
+            None => Err(format!(
+                "storage provider {name} cannot scope keys (its spec has no scopedCredentials; minio and s3-compatible have them, for storages with an IAM API)"
+            )),
+        }
+    }
+
     /// The provider's name (`metadata.name`), "" when unset.
     pub fn name(&self) -> &str {
         self.metadata.name.as_deref().unwrap_or_default()

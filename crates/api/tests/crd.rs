@@ -96,6 +96,7 @@ fn backup_repo_crd() {
         "checks",
         "usage",
         "capabilities",
+        "scopedCredentials",
     ] {
         assert!(status.get(field).is_some(), "status.{field} missing");
     }

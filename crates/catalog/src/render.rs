@@ -73,21 +73,53 @@ impl RenderedToolConfig {
     /// read-only repository hands to every user of its config.
     pub fn read_only(self) -> Result<Self, RenderError> {
         use backuprepo_toolconfig::config::READ_ONLY_LINE;
-        let mut text = String::with_capacity(self.text.len() + READ_ONLY_LINE.len() + 1);
-        let mut added = false;
+        self.edit_storage("read-only", &[], &[READ_ONLY_LINE])
+    }
+
+    /// The same config with another S3 key (a key scoped to one namespace's path): the
+    /// `access_key_id` and `secret_access_key` lines of `[storage]` are replaced.
+    pub fn with_key(
+        self,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Result<Self, RenderError> {
+        let id = format!("access_key_id = {access_key_id}");
+        let secret = format!("secret_access_key = {secret_access_key}");
+        self.edit_storage(
+            "scoped",
+            &["access_key_id", "secret_access_key"],
+            &[id.as_str(), secret.as_str()],
+        )
+    }
+
+    /// The config with the `[storage]` keys `drop` removed and `add` lines added at the top
+    /// of that section, checked again.
+    fn edit_storage(self, what: &str, drop: &[&str], add: &[&str]) -> Result<Self, RenderError> {
+        let mut text = String::with_capacity(self.text.len() + 128);
+        let mut in_storage = false;
         for line in self.text.lines() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                in_storage = t == "[storage]";
+            } else if in_storage
+                && t.split_once('=')
+                    .is_some_and(|(k, _)| drop.contains(&k.trim()))
+            {
+                continue;
+            }
             text.push_str(line);
             text.push('\n');
-            if !added && line.trim() == "[storage]" {
-                text.push_str(READ_ONLY_LINE);
-                text.push('\n');
-                added = true;
+            if in_storage && t == "[storage]" {
+                for l in add {
+                    text.push_str(l);
+                    text.push('\n');
+                }
             }
         }
         let config = ToolConfig::parse(&text).map_err(|e| {
             err(
                 Which::ToolConfig,
-                format!("the read-only config is not a valid tool config: {e}"),
+                format!("the {what} config is not a valid tool config: {e}"),
             )
         })?;
         Ok(RenderedToolConfig { text, config })

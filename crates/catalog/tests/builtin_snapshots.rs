@@ -172,3 +172,43 @@ fn path_style_and_ca_are_rendered_only_when_set() {
         assert_eq!(set["ca_cert"], "/etc/ca.pem", "{name}");
     }
 }
+
+#[test]
+fn a_scoped_key_replaces_the_repository_key_and_nothing_else() {
+    for name in ["minio", "s3-compatible"] {
+        let p = builtin::get(name).unwrap();
+        let (schema, creds) = schema(&p.spec);
+        let cfg = config(&p.spec, true);
+        let params = params::resolve(&schema, &creds, &cfg, &BTreeMap::new()).unwrap();
+        let ctx = render::Context {
+            parameters: &params,
+            csi_secret: None,
+        };
+        let admin = render::tool_config(&p.spec, &ctx).unwrap().unwrap();
+        let before =
+            backuprepo_transfer::config::parse_ini(admin.text()).unwrap()["storage"].clone();
+        let scoped = admin.with_key("SCOPEDID", "scoped-secret").unwrap();
+        let after =
+            backuprepo_transfer::config::parse_ini(scoped.text()).unwrap()["storage"].clone();
+        assert!(!scoped.text().contains("accessKeyId-value"), "{name}");
+        assert!(!scoped.text().contains("secretAccessKey-value"), "{name}");
+        assert_eq!(after["access_key_id"], "SCOPEDID", "{name}");
+        assert_eq!(after["secret_access_key"], "scoped-secret", "{name}");
+        let rest = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .filter(|(k, _)| !k.ends_with("access_key_id") && !k.ends_with("secret_access_key"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rest(&before), rest(&after), "{name}");
+        // And stays read-only when the repository is.
+        let ro = render::tool_config(&p.spec, &ctx)
+            .unwrap()
+            .unwrap()
+            .read_only()
+            .unwrap()
+            .with_key("SCOPEDID", "scoped-secret")
+            .unwrap();
+        assert!(ro.config.tuning.read_only, "{name}");
+    }
+}

@@ -13,6 +13,7 @@ pub mod digest;
 pub mod env;
 pub mod manifests;
 pub mod reconcile;
+pub mod scoping;
 pub mod store;
 
 pub use check::{reconcile_with_probe, Probed};

@@ -61,6 +61,11 @@ pub struct OperatorConfig {
     pub tolerations: Option<Vec<Toleration>>,
     pub affinity: Option<Affinity>,
     pub node_selector: Option<BTreeMap<String, String>>,
+    /// Scoped keys for consumer namespaces: on for repositories without the annotation
+    /// (`BACKUPREPO_SCOPED_CREDENTIALS`, default false), rotation age
+    /// (`BACKUPREPO_KEY_ROTATION`, seconds, default 30 days) and how long a replaced key keeps
+    /// working (`BACKUPREPO_KEY_GRACE`, seconds, default 1 day).
+    pub scoping: backuprepo_core::scoping::Policy,
 }
 
 /// A JSON setting; a malformed value is an error naming the variable and its expected shape.
@@ -139,6 +144,7 @@ impl Default for OperatorConfig {
             tolerations: None,
             affinity: None,
             node_selector: None,
+            scoping: backuprepo_core::scoping::Policy::default(),
         }
     }
 }
@@ -217,6 +223,18 @@ impl OperatorConfig {
             c.metrics_addr = v
                 .parse()
                 .map_err(|_| format!("BACKUPREPO_METRICS_ADDR: expected host:port, got {v:?}"))?;
+        }
+        if let Some(on) = flag(&get, "BACKUPREPO_SCOPED_CREDENTIALS")? {
+            c.scoping.by_default = on;
+        }
+        if let Some(d) = seconds(&get, "BACKUPREPO_KEY_ROTATION")? {
+            if d.is_zero() {
+                return Err("BACKUPREPO_KEY_ROTATION: expected a number of seconds above 0".into());
+            }
+            c.scoping.rotate_every = d;
+        }
+        if let Some(d) = seconds(&get, "BACKUPREPO_KEY_GRACE")? {
+            c.scoping.grace = d;
         }
         c.instance = get("POD_NAME").filter(|v| !v.is_empty());
         c.tolerations = json_setting(&get, "CM_TOLERATIONS", "a list of tolerations")?;

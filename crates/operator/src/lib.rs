@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`repo`] | one BackupRepo reconcile: dereference → core → probe → status/annotations; deletion |
 //! | [`namespaces`] | per-namespace tool-config Secrets / PVCs for waiting consumers, allow-list |
+//! | [`scoped`] | keys limited to each consumer namespace's path: issue, rotate, revoke |
 //! | [`mount`] | CSI secret, StorageClass, pre-check PVC + Job, failure logs |
 //! | [`provider`] | the StorageProvider controller (CSIDriver lookup) |
 //! | [`controller`] | watches, re-check triggers, error policy, [`run`] |
@@ -27,6 +28,7 @@ pub mod probe;
 pub mod provider;
 pub mod repo;
 pub mod resources;
+pub mod scoped;
 pub mod server;
 pub mod store;
 

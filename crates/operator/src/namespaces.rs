@@ -31,6 +31,7 @@ use crate::resources::{
     backup_resource, is_active_consumer, list_consumers, owned_by, owner_ref, repo_selector,
     restore_resource,
 };
+use crate::scoped::Scoped;
 
 /// Reason of the event explaining that a namespace is not in the allow-list.
 pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
@@ -111,7 +112,11 @@ pub async fn sync_tool_config_secrets(
             continue;
         };
         let patch = if !ctx.config.allows_namespace(repo, ns) {
-            revoke_patch(repo, ns)
+            revoke_patch(
+                repo,
+                ns,
+                &format!("namespace {ns} is no longer allowed by the repository"),
+            )
         } else if let Some((cfg, digest)) = update {
             let current = s
                 .metadata
@@ -121,10 +126,7 @@ pub async fn sync_tool_config_secrets(
             if current.map(String::as_str) == Some(digest) {
                 continue;
             }
-            json!({
-                "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
-                "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
-            })
+            config_patch(cfg, digest)
         } else {
             continue;
         };
@@ -136,8 +138,16 @@ pub async fn sync_tool_config_secrets(
     Ok(())
 }
 
+/// The merge patch that gives a tool-config Secret the config of `digest`.
+pub(crate) fn config_patch(cfg: &RenderedToolConfig, digest: &str) -> serde_json::Value {
+    json!({
+        "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
+        "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
+    })
+}
+
 /// A merge patch of an object that may be gone meanwhile (gone is fine).
-async fn merge_patch_if_present<K>(
+pub(crate) async fn merge_patch_if_present<K>(
     api: &Api<K>,
     name: &str,
     patch: &serde_json::Value,
@@ -156,13 +166,13 @@ where
 
 /// The merge patch that withdraws a tool-config Secret from `ns`: no data, a note saying why,
 /// and a sole owner that does not exist, which the garbage collector acts on by deleting it.
-fn revoke_patch(repo: &BackupRepo, ns: &str) -> serde_json::Value {
+pub(crate) fn revoke_patch(repo: &BackupRepo, ns: &str, why: &str) -> serde_json::Value {
     let uid = repo.metadata.uid.as_deref().unwrap_or_default();
     json!({
         "metadata": {
             "annotations": {
                 REVOKED_ANNOTATION: format!(
-                    "namespace {ns} is no longer allowed by backup repository {}", repo.name()
+                    "withdrawn from namespace {ns} by backup repository {}: {why}", repo.name()
                 ),
                 BACKUP_REPO_DIGEST_ANNOTATION: null,
             },
@@ -177,7 +187,7 @@ fn revoke_patch(repo: &BackupRepo, ns: &str) -> serde_json::Value {
     })
 }
 
-fn consumer_ref(o: &DynamicObject, ar: &ApiResource) -> ObjectReference {
+pub(crate) fn consumer_ref(o: &DynamicObject, ar: &ApiResource) -> ObjectReference {
     ObjectReference {
         api_version: Some(ar.api_version.clone()),
         kind: Some(ar.kind.clone()),
@@ -195,6 +205,7 @@ pub async fn prepare_consumers(
     repo: &BackupRepo,
     out: &Output,
     digest: &str,
+    scoped: &Scoped,
 ) -> Result<()> {
     let selector = format!(
         "{},{WAIT_REPO_PREPARATION_LABEL}=true",
@@ -236,7 +247,7 @@ pub async fn prepare_consumers(
                 continue;
             }
             if !prepared.contains(ns) {
-                match prepare_namespace(ctx, repo, out, ns, digest).await {
+                match prepare_namespace(ctx, repo, out, ns, digest, scoped).await {
                     Ok(true) => {
                         prepared.insert(ns.clone());
                     }
@@ -265,15 +276,18 @@ pub async fn prepare_consumers(
 
 /// Create-if-absent of the namespace's tool-config Secret (Tool) or backup PVC (Mount).
 /// `Ok(false)`: an object of that name exists and is not this repository's (someone planted
-/// it, or it is being revoked); the consumer keeps waiting and an event says why.
+/// it, or it is being revoked); the consumer keeps waiting and an event says why. With scoped
+/// keys, the Secret is the one [`crate::scoped::sync`] made, or there is none yet.
 async fn prepare_namespace(
     ctx: &Context,
     repo: &BackupRepo,
     out: &Output,
     ns: &str,
     digest: &str,
+    scoped: &Scoped,
 ) -> Result<bool> {
     match repo.access_method() {
+        AccessMethod::Tool if scoped.enabled => Ok(scoped.ready.contains(ns)),
         AccessMethod::Tool => {
             let (Some(name), Some(cfg)) = (&out.status.tool_config_secret_name, &out.tool_config)
             else {

@@ -30,7 +30,7 @@ use crate::resources::{
     annotations_patch, backup_resource, is_active_consumer, list_consumers, owned_by,
     repo_selector, status_merge_patch,
 };
-use crate::{mount, namespaces, probe};
+use crate::{mount, namespaces, probe, scoped};
 
 /// How often a repository blocked in deletion looks again (the Backup watch usually comes first).
 const DELETION_RECHECK: Duration = Duration::from_secs(60);
@@ -235,6 +235,9 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
         (true, Some(cfg), Some(d)) => Some((cfg, d.as_str())),
         _ => None,
     };
+    // With scoped keys, a new config reaches each namespace with a new key (scoped::sync).
+    let scoping = repo.scopes_credentials(ctx.config.scoping.by_default);
+    let update = update.filter(|_| !scoping);
     if namespaces::needs_tool_config_sync(ctx, repo, update.is_some()) {
         namespaces::sync_tool_config_secrets(ctx, repo, update).await?;
         if update.is_some() {
@@ -258,18 +261,26 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     if pre_check_finished {
         mount::delete_pre_check(ctx, repo).await?;
     }
+    let mut scoped = scoped::Scoped::default();
     if ready {
+        if let (Some(d), Some(cfg)) = (&digest, &out.tool_config) {
+            scoped = scoped::sync(ctx, repo, provider.as_ref(), &out.status, cfg, d).await?;
+        }
         if let Some(d) = &digest {
-            result = namespaces::prepare_consumers(ctx, repo, &out, d).await;
+            result = namespaces::prepare_consumers(ctx, repo, &out, d, &scoped).await;
         }
     }
     result?;
     ctx.succeeded(&key(repo));
+    let requeue = match (out.requeue_after, scoped.wake) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     Ok(if waiting_for_job {
         // The Job watch wakes us when it finishes; this is the safety net.
         Action::requeue(Duration::from_secs(60))
     } else {
-        match out.requeue_after {
+        match requeue {
             Some(d) => Action::requeue(d),
             None => Action::await_change(),
         }
@@ -325,6 +336,7 @@ async fn cleanup(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Res
     if !decision.proceed {
         return Ok(Action::requeue(DELETION_RECHECK));
     }
+    revoke_scoped_keys(ctx, repo).await?;
     set_finalizers(api, repo, false).await?;
     ctx.event(
         &reference,
@@ -337,6 +349,55 @@ async fn cleanup(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Res
     ctx.metrics.remove_repo(name);
     ctx.succeeded(&key(repo));
     Ok(Action::await_change())
+}
+
+/// Revoke the scoped keys of a repository being deleted, with its own config. A storage that
+/// fails is retried (the error backs off); a repository whose provider or credential is gone
+/// cannot revoke anything, so its deletion goes on and a Warning event names the users left.
+async fn revoke_scoped_keys(ctx: &Context, repo: &BackupRepo) -> Result<()> {
+    if repo
+        .status
+        .as_ref()
+        .is_none_or(|s| s.scoped_credentials.is_empty())
+    {
+        return Ok(());
+    }
+    let provider = get_provider(ctx, &repo.spec.storage_provider_ref).await?;
+    let secret = secret_state(ctx, repo).await?;
+    let suffix = ctx.suffix();
+    let own = backuprepo_core::reconcile(Input {
+        repo,
+        provider: provider.as_ref(),
+        secret,
+        probe: None,
+        force_check: false,
+        now: ctx.now(),
+        name_suffix: &suffix,
+        settings: &ctx.config.settings,
+    })
+    .tool_config;
+    let reference = repo.object_ref(&());
+    match scoped::revoke_all(repo, provider.as_ref(), own.as_ref()).await {
+        Ok(n) => {
+            ctx.event(
+                &reference,
+                false,
+                "ScopedKeyRevoked",
+                "Delete",
+                format!("revoked the {n} scoped key(s) of the repository's consumer namespaces"),
+            )
+            .await;
+            Ok(())
+        }
+        Err(why) if provider.is_none() || own.is_none() => {
+            ctx.event(&reference, true, scoped::SCOPING_FAILED, "Delete", why)
+                .await;
+            Ok(())
+        }
+        Err(why) => Err(Error::Pending(format!(
+            "{why}; deletion retries until the storage answers (to give up, delete the repository's credential Secret: its keys then stay on the storage)"
+        ))),
+    }
 }
 
 /// Delete the PVCs the repository made (labelled and owned) and count those still there

@@ -16,7 +16,6 @@ use backuprepo_api::constants::{BACKUP_REPO_DIGEST_ANNOTATION, FINALIZER};
 use backuprepo_api::{BackupRepo, StorageProvider};
 use backuprepo_operator::{reconcile_provider, reconcile_repo, run, Context};
 use common::*;
-use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::{json, Value};
 
 const NS: &str = "backuprepo-system";
@@ -28,69 +27,6 @@ const ADMISSION_ONLY: &[(&str, &str, &str, &str)] = &[(
     "update",
     "the API server asks it of whoever sets blockOwnerDeletion on an owner reference to a BackupRepo",
 )];
-
-/// One request as RBAC sees it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Access {
-    group: String,
-    resource: String,
-    verb: String,
-    /// `None`: cluster-scoped, or across all namespaces.
-    namespace: Option<String>,
-}
-
-fn access(r: &Seen) -> Access {
-    let segs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
-    let (group, rest) = match segs[0] {
-        "api" => (String::new(), &segs[2..]),
-        "apis" => (segs[1].to_string(), &segs[3..]),
-        other => panic!("not an API path: {other}"),
-    };
-    let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
-        (Some(rest[1].to_string()), &rest[2..])
-    } else {
-        (None, rest)
-    };
-    let resource = match rest {
-        [res, _name, sub] => format!("{res}/{sub}"),
-        [res, ..] => res.to_string(),
-        [] => panic!("no resource in {}", r.path),
-    };
-    let named = rest.len() >= 2;
-    let verb = match (r.method.as_str(), named) {
-        ("GET", true) => "get",
-        ("GET", false) if r.query.contains("watch=true") => "watch",
-        ("GET", false) => "list",
-        ("POST", _) => "create",
-        ("PATCH", _) => "patch",
-        ("PUT", _) => "update",
-        ("DELETE", true) => "delete",
-        ("DELETE", false) => "deletecollection",
-        (m, _) => panic!("unexpected method {m}"),
-    };
-    Access {
-        group,
-        resource,
-        verb: verb.to_string(),
-        namespace,
-    }
-}
-
-fn expand(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
-    let mut out = BTreeSet::new();
-    for r in rules {
-        assert!(r.resource_names.is_none() && r.non_resource_urls.is_none());
-        for g in r.api_groups.iter().flatten() {
-            for res in r.resources.iter().flatten() {
-                for v in &r.verbs {
-                    assert!(g != "*" && res != "*" && v != "*", "wildcard in {r:?}");
-                    out.insert((g.clone(), res.clone(), v.clone()));
-                }
-            }
-        }
-    }
-    out
-}
 
 fn repo_of(v: Value) -> BackupRepo {
     serde_json::from_value(v).unwrap()

@@ -48,17 +48,10 @@ pub fn recorded(repo: &BackupRepo) -> Result<Vec<Grant>> {
 /// The IAM endpoint the repository's provider declares (`spec.scopedCredentials`; `None`:
 /// the S3 endpoint), or why the provider cannot make grants.
 async fn iam_endpoint<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<Option<String>> {
-    let name = &repo.spec.storage_provider_ref;
-    let provider = store.provider(name).await?;
-    match provider.spec.scoped_credentials {
-        Some(s) if s.api == "aws-iam" => Ok(s.iam_endpoint),
-        Some(s) => bail!(
-            "storage provider {name} declares scopedCredentials.api {:?}, which backuprepo does not speak (it speaks aws-iam); nothing was created",
-            s.api
-        ),
-        None => bail!(
-            "storage provider {name} cannot scope keys (its spec has no scopedCredentials; minio and s3-compatible have them, for storages with an IAM API); nothing was created"
-        ),
+    let provider = store.provider(&repo.spec.storage_provider_ref).await?;
+    match provider.key_scoping() {
+        Ok(e) => Ok(e.map(str::to_string)),
+        Err(why) => bail!("{why}; nothing was created"),
     }
 }
 
@@ -147,9 +140,7 @@ pub async fn grant<S: RepoStore>(
     }
     .await;
     if let Err(e) = written {
-        let _ = storage
-            .revoke(&user, &granted.key.access_key_id, iam.as_deref())
-            .await;
+        let _ = storage.revoke(&user, iam.as_deref()).await;
         grants.pop();
         let _ = record(store, repo_name, &grants).await;
         return Err(e.context("the grant was revoked again"));
@@ -188,7 +179,7 @@ pub async fn revoke<S: RepoStore>(store: &S, repo_name: &str, name: &str) -> Res
     let (_, storage) = data::open(store, &repo).await?;
     let g = grants.remove(i);
     storage
-        .revoke(&g.user, &g.access_key_id, iam.as_deref())
+        .revoke(&g.user, iam.as_deref())
         .await
         .map_err(|e| anyhow!("{e}"))?;
     record(store, repo_name, &grants).await?;
@@ -206,7 +197,7 @@ pub async fn revoke_all<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<us
     let (_, storage) = data::open(store, repo).await?;
     for g in &grants {
         storage
-            .revoke(&g.user, &g.access_key_id, iam.as_deref())
+            .revoke(&g.user, iam.as_deref())
             .await
             .map_err(|e| anyhow!("revoking grant {}: {e}", g.name))?;
     }

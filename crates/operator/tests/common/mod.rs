@@ -2,12 +2,14 @@
 //! clock and name suffix, and the objects the scenarios start from.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use backuprepo_api::constants::FINALIZER;
 use backuprepo_api::{BackupRepo, StorageProvider};
 pub use backuprepo_kube_mock::*;
 use backuprepo_operator::{Context, OperatorConfig};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
@@ -249,4 +251,146 @@ pub fn world(objects: Vec<Value>, logs: &str) -> impl Fn(&Seen) -> (u16, Value) 
             _ => (404, not_found(p)),
         }
     }
+}
+
+/// A cluster whose objects change with what the controller writes, for scenarios of several
+/// reconciles: each pass answers from the objects by [`world`], then [`Cluster::apply`] takes
+/// in the creations and merge patches it logged.
+pub struct Cluster {
+    pub objects: Vec<Value>,
+}
+
+impl Cluster {
+    pub fn get(&self, path: &str) -> Option<&Value> {
+        self.objects.iter().find(|o| paths_of(o).2 == path)
+    }
+
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Value> {
+        self.objects.iter_mut().find(|o| paths_of(o).2 == path)
+    }
+
+    /// Put `o` in, replacing the object at its path.
+    pub fn put(&mut self, o: Value) {
+        let path = paths_of(&o).2;
+        self.objects.retain(|x| paths_of(x).2 != path);
+        self.objects.push(o);
+    }
+
+    pub fn remove(&mut self, path: &str) {
+        self.objects.retain(|x| paths_of(x).2 != path);
+    }
+
+    /// Take in what a pass wrote: created objects (events aside) and merge patches.
+    pub fn apply(&mut self, seen: &[Seen]) {
+        for s in seen {
+            match s.method.as_str() {
+                "POST" if s.body["kind"] != "Event" && s.body["metadata"]["name"].is_string() => {
+                    self.put(s.body.clone());
+                }
+                "PATCH" => {
+                    let target = s
+                        .path
+                        .strip_suffix("/status")
+                        .unwrap_or(&s.path)
+                        .to_string();
+                    let mut body = s.body.clone();
+                    if let Some(m) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+                        m.remove("resourceVersion");
+                    }
+                    if let Some(o) = self.get_mut(&target) {
+                        merge(o, &body);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// One request as RBAC sees it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    pub group: String,
+    pub resource: String,
+    pub verb: String,
+    /// `None`: cluster-scoped, or across all namespaces.
+    pub namespace: Option<String>,
+}
+
+pub fn access(r: &Seen) -> Access {
+    let segs: Vec<&str> = r.path.trim_start_matches('/').split('/').collect();
+    let (group, rest) = match segs[0] {
+        "api" => (String::new(), &segs[2..]),
+        "apis" => (segs[1].to_string(), &segs[3..]),
+        other => panic!("not an API path: {other}"),
+    };
+    let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() > 2 {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    let resource = match rest {
+        [res, _name, sub] => format!("{res}/{sub}"),
+        [res, ..] => res.to_string(),
+        [] => panic!("no resource in {}", r.path),
+    };
+    let named = rest.len() >= 2;
+    let verb = match (r.method.as_str(), named) {
+        ("GET", true) => "get",
+        ("GET", false) if r.query.contains("watch=true") => "watch",
+        ("GET", false) => "list",
+        ("POST", _) => "create",
+        ("PATCH", _) => "patch",
+        ("PUT", _) => "update",
+        ("DELETE", true) => "delete",
+        ("DELETE", false) => "deletecollection",
+        (m, _) => panic!("unexpected method {m}"),
+    };
+    Access {
+        group,
+        resource,
+        verb: verb.to_string(),
+        namespace,
+    }
+}
+
+pub fn expand(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
+    let mut out = BTreeSet::new();
+    for r in rules {
+        assert!(r.resource_names.is_none() && r.non_resource_urls.is_none());
+        for g in r.api_groups.iter().flatten() {
+            for res in r.resources.iter().flatten() {
+                for v in &r.verbs {
+                    assert!(g != "*" && res != "*" && v != "*", "wildcard in {r:?}");
+                    out.insert((g.clone(), res.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The requests in `seen` that the install's RBAC (`install --print`: the ClusterRole, and the
+/// Role in `namespace`) does not grant.
+pub fn refused_by_rbac(seen: &[Seen], namespace: &str) -> Vec<Access> {
+    let cluster = expand(
+        backuprepo_deploy::cluster_role()
+            .rules
+            .as_deref()
+            .unwrap_or_default(),
+    );
+    let role = expand(
+        backuprepo_deploy::controller_role(namespace)
+            .rules
+            .as_deref()
+            .unwrap_or_default(),
+    );
+    seen.iter()
+        .map(access)
+        .filter(|a| {
+            let key = (a.group.clone(), a.resource.clone(), a.verb.clone());
+            !(cluster.contains(&key)
+                || a.namespace.as_deref() == Some(namespace) && role.contains(&key))
+        })
+        .collect()
 }

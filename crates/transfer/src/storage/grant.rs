@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::Storage;
 use crate::config::{Backend, S3Config, S3Provider};
-use crate::service::s3::iam::{GrantKey, Iam};
+use crate::service::s3::iam::{GrantKey, Iam, Scope};
 use crate::service::s3::Api;
 use crate::{Error, Result};
 
@@ -34,8 +34,25 @@ impl Storage {
         }
     }
 
+    /// The IAM API of a storage that can scope keys, at `iam_endpoint` (`None`: the S3
+    /// endpoint), and `scope` (paths under this storage's base) as key prefixes in its bucket.
+    fn iam_for(&self, scope: &Scope, iam_endpoint: Option<&str>) -> Result<(Iam, Scope)> {
+        let (c, api) = self.scopable()?;
+        let in_bucket = |paths: &[String]| -> Result<Vec<String>> {
+            paths
+                .iter()
+                .map(|p| Ok(api.key(&format!("{}{}/", self.base, grant_prefix(p)?))))
+                .collect()
+        };
+        let scope = Scope {
+            write: in_bucket(&scope.write)?,
+            read: in_bucket(&scope.read)?,
+        };
+        Ok((Iam::new(c, &self.tuning, iam_endpoint)?, scope))
+    }
+
     /// Make a key for `prefix` (under the repository's path) named `user` on the storage,
-    /// through the IAM API at `iam_endpoint` (`None`: the S3 endpoint).
+    /// through the IAM API at `iam_endpoint` (`None`: the S3 endpoint), and its config.
     pub async fn grant(
         &self,
         user: &str,
@@ -43,27 +60,75 @@ impl Storage {
         read_only: bool,
         iam_endpoint: Option<&str>,
     ) -> Result<Granted> {
-        let (c, api) = self.scopable()?;
-        let prefix = grant_prefix(prefix)?;
-        let key_prefix = api.key(&format!("{}{prefix}/", self.base));
-        let key = Iam::new(c, &self.tuning, iam_endpoint)?
-            .create_scoped(user, &key_prefix, read_only)
-            .await?;
-        let config = grant_config(c, &key, &key_prefix, read_only, &self.tuning);
+        let prefix = vec![prefix.to_string()];
+        let scope = match read_only {
+            true => Scope {
+                write: vec![],
+                read: prefix,
+            },
+            false => Scope {
+                write: prefix,
+                read: vec![],
+            },
+        };
+        let (iam, in_bucket) = self.iam_for(&scope, iam_endpoint)?;
+        let key = iam.create_scoped(user, &in_bucket).await?;
+        let (c, _) = self.scopable()?;
+        let key_prefix = in_bucket.write.iter().chain(&in_bucket.read).next();
+        let config = grant_config(
+            c,
+            &key,
+            key_prefix.map(String::as_str).unwrap_or_default(),
+            read_only,
+            &self.tuning,
+        );
         Ok(Granted { key, config })
     }
 
-    /// Delete a grant's key and user on the storage.
-    pub async fn revoke(
+    /// Make the user `user` with one key limited to `scope` (paths under this storage's base).
+    pub async fn scoped_user(
+        &self,
+        user: &str,
+        scope: &Scope,
+        iam_endpoint: Option<&str>,
+    ) -> Result<GrantKey> {
+        let (iam, scope) = self.iam_for(scope, iam_endpoint)?;
+        iam.create_scoped(user, &scope).await
+    }
+
+    /// A new key for an existing user (rotation: its other keys keep working until deleted).
+    pub async fn scoped_key(&self, user: &str, iam_endpoint: Option<&str>) -> Result<GrantKey> {
+        let (iam, _) = self.iam_for(&Scope::default(), iam_endpoint)?;
+        iam.create_key(user).await
+    }
+
+    /// Replace what an existing user may reach.
+    pub async fn rescope(
+        &self,
+        user: &str,
+        scope: &Scope,
+        iam_endpoint: Option<&str>,
+    ) -> Result<()> {
+        let (iam, scope) = self.iam_for(scope, iam_endpoint)?;
+        iam.put_policy(user, &scope).await
+    }
+
+    /// Delete one key of a user (gone already is fine).
+    pub async fn delete_scoped_key(
         &self,
         user: &str,
         access_key_id: &str,
         iam_endpoint: Option<&str>,
     ) -> Result<()> {
-        let (c, _) = self.scopable()?;
-        Iam::new(c, &self.tuning, iam_endpoint)?
-            .delete_user(user, Some(access_key_id))
-            .await
+        let (iam, _) = self.iam_for(&Scope::default(), iam_endpoint)?;
+        iam.delete_key(user, access_key_id).await
+    }
+
+    /// Delete a user made by [`Storage::grant`] or [`Storage::scoped_user`], with every key
+    /// it has (gone already is fine).
+    pub async fn revoke(&self, user: &str, iam_endpoint: Option<&str>) -> Result<()> {
+        let (iam, _) = self.iam_for(&Scope::default(), iam_endpoint)?;
+        iam.delete_user(user).await
     }
 }
 

@@ -27,6 +27,7 @@ mod grant;
 mod usage;
 mod verify;
 
+pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::GcOptions;
 pub use grant::Granted;
@@ -290,14 +291,19 @@ impl Storage {
 
     /// Fail with "bucket does not exist" before writing, unless the config opted out
     /// (`no_check_bucket`/`no_check_container`). Some servers create a bucket on the first PUT;
-    /// backuprepo never lets that happen by accident (KB#10007).
+    /// backuprepo never lets that happen by accident (KB#10007). The listing is of the base
+    /// path, which a key scoped to it may list (a namespace's key may not list the bucket).
     async fn check_bucket(&self) -> Result<()> {
         if !service::of(&self.backend).checks_bucket_on_write() {
             return Ok(());
         }
+        let dir = match self.base.as_str() {
+            "" => "/",
+            b => b,
+        };
         let mut lister = self
             .op
-            .lister_with("/")
+            .lister_with(dir)
             .limit(1)
             .await
             .map_err(|e| self.err(e))?;

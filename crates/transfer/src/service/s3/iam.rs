@@ -100,6 +100,7 @@ impl Iam {
         let code = between(&text, "<Code>", '<').unwrap_or("");
         let message = between(&text, "<Message>", '<').unwrap_or("");
         Err(fail(match (status.as_u16(), code) {
+            (_, "NoSuchEntity") => format!("{status} NoSuchEntity {message}"),
             (404, _) | (_, "NotImplemented" | "InvalidAction") => format!(
                 "the storage has no IAM API ({status} {code}); grants need one (SeaweedFS: start the S3 gateway with -s3.iam.readOnly=false)"
             ),
@@ -110,94 +111,159 @@ impl Iam {
         }))
     }
 
-    /// A user with one key, limited to `key_prefix` (a key prefix in the bucket, ending with
-    /// `/`). Half-made users are removed when a later step fails.
-    pub async fn create_scoped(
-        &self,
-        user: &str,
-        key_prefix: &str,
-        read_only: bool,
-    ) -> Result<GrantKey> {
+    /// A user with one key, limited to `scope`. Half-made users are removed when a later step
+    /// fails.
+    pub async fn create_scoped(&self, user: &str, scope: &Scope) -> Result<GrantKey> {
         self.call("CreateUser", &[("UserName", user)]).await?;
         let made = async {
-            let policy = policy(&self.cfg.bucket, key_prefix, read_only);
-            self.call(
-                "PutUserPolicy",
-                &[
-                    ("UserName", user),
-                    ("PolicyName", "backuprepo-grant"),
-                    ("PolicyDocument", &policy),
-                ],
-            )
-            .await?;
-            let body = self.call("CreateAccessKey", &[("UserName", user)]).await?;
-            let id = between(&body, "<AccessKeyId>", '<')
-                .unwrap_or_default()
-                .to_string();
-            let secret = body
-                .split("<SecretAccessKey>")
-                .nth(1)
-                .and_then(|r| r.split('<').next())
-                .unwrap_or_default()
-                .to_string();
-            if id.is_empty() || secret.is_empty() {
-                return Err(Error::Storage(
-                    "IAM CreateAccessKey answered without a key".into(),
-                ));
-            }
-            Ok(GrantKey {
-                user: user.to_string(),
-                access_key_id: id,
-                secret_access_key: secret,
-            })
+            self.put_policy(user, scope).await?;
+            self.create_key(user).await
         }
         .await;
         if made.is_err() {
-            if let Err(e) = self.delete_user(user, None).await {
-                tracing::warn!(error = %e, user, "removing a half-made grant user");
+            if let Err(e) = self.delete_user(user).await {
+                tracing::warn!(error = %e, user, "removing a half-made user");
             }
         }
         made
     }
 
-    /// Delete the user's key (when known), its policy and the user.
-    pub async fn delete_user(&self, user: &str, access_key_id: Option<&str>) -> Result<()> {
-        if let Some(id) = access_key_id {
-            self.call(
+    /// Replace the user's policy with one for `scope`.
+    pub async fn put_policy(&self, user: &str, scope: &Scope) -> Result<()> {
+        let policy = policy(&self.cfg.bucket, scope);
+        self.call(
+            "PutUserPolicy",
+            &[
+                ("UserName", user),
+                ("PolicyName", POLICY_NAME),
+                ("PolicyDocument", &policy),
+            ],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A new key of an existing user (its other keys keep working).
+    pub async fn create_key(&self, user: &str) -> Result<GrantKey> {
+        let body = self.call("CreateAccessKey", &[("UserName", user)]).await?;
+        let id = between(&body, "<AccessKeyId>", '<')
+            .unwrap_or_default()
+            .to_string();
+        let secret = body
+            .split("<SecretAccessKey>")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .unwrap_or_default()
+            .to_string();
+        if id.is_empty() || secret.is_empty() {
+            return Err(Error::Storage(
+                "IAM CreateAccessKey answered without a key".into(),
+            ));
+        }
+        Ok(GrantKey {
+            user: user.to_string(),
+            access_key_id: id,
+            secret_access_key: secret,
+        })
+    }
+
+    /// Delete one key of a user; a key already gone counts as deleted.
+    pub async fn delete_key(&self, user: &str, access_key_id: &str) -> Result<()> {
+        match self
+            .call(
                 "DeleteAccessKey",
-                &[("UserName", user), ("AccessKeyId", id)],
+                &[("UserName", user), ("AccessKeyId", access_key_id)],
             )
-            .await?;
+            .await
+        {
+            Err(e) if is_no_such_entity(&e) => Ok(()),
+            r => r.map(|_| ()),
+        }
+    }
+
+    /// The IDs of a user's keys.
+    async fn keys(&self, user: &str) -> Result<Vec<String>> {
+        let body = self.call("ListAccessKeys", &[("UserName", user)]).await?;
+        Ok(body
+            .split("<AccessKeyId>")
+            .skip(1)
+            .filter_map(|r| r.split('<').next())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// Delete the user with all its keys and its policy. A user already gone counts as deleted.
+    pub async fn delete_user(&self, user: &str) -> Result<()> {
+        let keys = match self.keys(user).await {
+            Err(e) if is_no_such_entity(&e) => return Ok(()),
+            k => k?,
+        };
+        for id in keys {
+            self.delete_key(user, &id).await?;
         }
         let _ = self
             .call(
                 "DeleteUserPolicy",
-                &[("UserName", user), ("PolicyName", "backuprepo-grant")],
+                &[("UserName", user), ("PolicyName", POLICY_NAME)],
             )
             .await;
-        self.call("DeleteUser", &[("UserName", user)])
-            .await
-            .map(|_| ())
+        match self.call("DeleteUser", &[("UserName", user)]).await {
+            Err(e) if is_no_such_entity(&e) => Ok(()),
+            r => r.map(|_| ()),
+        }
     }
 }
 
-/// The inline policy of a grant.
-pub fn policy(bucket: &str, key_prefix: &str, read_only: bool) -> String {
-    let mut actions = vec!["s3:GetObject"];
-    if !read_only {
-        actions.extend(["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]);
+/// The name of the one inline policy backuprepo gives each user it makes.
+const POLICY_NAME: &str = "backuprepo-grant";
+
+fn is_no_such_entity(e: &Error) -> bool {
+    e.to_string().contains("NoSuchEntity")
+}
+
+/// What a key may reach: key prefixes in the bucket (each ending with `/`) it may read and
+/// write, and prefixes it may only read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub write: Vec<String>,
+    pub read: Vec<String>,
+}
+
+/// The inline policy of a scoped key: under each write prefix, reading, writing, deleting
+/// objects and aborting uploads; under each read prefix, reading; listing the bucket only for
+/// keys under one of them (`s3:prefix` condition). Nothing else.
+pub fn policy(bucket: &str, scope: &Scope) -> String {
+    let resources = |prefixes: &[String]| -> Vec<String> {
+        prefixes
+            .iter()
+            .map(|p| format!("arn:aws:s3:::{bucket}/{p}*"))
+            .collect()
+    };
+    let mut statements = Vec::new();
+    if !scope.write.is_empty() {
+        statements.push(serde_json::json!({
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Resource": resources(&scope.write),
+        }));
     }
-    serde_json::json!({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": actions,
-             "Resource": [format!("arn:aws:s3:::{bucket}/{key_prefix}*")]},
-            {"Effect": "Allow", "Action": ["s3:ListBucket"],
-             "Resource": [format!("arn:aws:s3:::{bucket}")],
-             "Condition": {"StringLike": {"s3:prefix": [format!("{key_prefix}*")]}}}
-        ]
-    })
-    .to_string()
+    if !scope.read.is_empty() {
+        statements.push(serde_json::json!({
+            "Effect": "Allow", "Action": ["s3:GetObject"], "Resource": resources(&scope.read),
+        }));
+    }
+    let listed: Vec<String> = scope
+        .write
+        .iter()
+        .chain(&scope.read)
+        .map(|p| format!("{p}*"))
+        .collect();
+    statements.push(serde_json::json!({
+        "Effect": "Allow", "Action": ["s3:ListBucket"],
+        "Resource": [format!("arn:aws:s3:::{bucket}")],
+        "Condition": {"StringLike": {"s3:prefix": listed}},
+    }));
+    serde_json::json!({"Version": "2012-10-17", "Statement": statements}).to_string()
 }
 
 /// `application/x-www-form-urlencoded` value.
@@ -220,14 +286,36 @@ mod tests {
 
     #[test]
     fn read_only_policies_cannot_write() {
-        let p = policy("b", "repo/team-a/", true);
+        let read = |p: &str| Scope {
+            write: vec![],
+            read: vec![p.to_string()],
+        };
+        let p = policy("b", &read("repo/team-a/"));
         assert!(
             !p.contains("PutObject") && !p.contains("DeleteObject"),
             "{p}"
         );
         assert!(p.contains("arn:aws:s3:::b/repo/team-a/*"));
-        let w = policy("b", "repo/team-a/", false);
-        assert!(w.contains("s3:PutObject"));
+        let both = Scope {
+            write: vec!["repo/a/".into()],
+            read: vec!["repo/b/x/".into()],
+        };
+        let v: serde_json::Value = serde_json::from_str(&policy("b", &both)).unwrap();
+        let st = v["Statement"].as_array().unwrap();
+        assert_eq!(
+            st[0]["Resource"],
+            serde_json::json!(["arn:aws:s3:::b/repo/a/*"])
+        );
+        assert!(st[0]["Action"].to_string().contains("s3:PutObject"));
+        assert_eq!(st[1]["Action"], serde_json::json!(["s3:GetObject"]));
+        assert_eq!(
+            st[1]["Resource"],
+            serde_json::json!(["arn:aws:s3:::b/repo/b/x/*"])
+        );
+        assert_eq!(
+            st[2]["Condition"]["StringLike"]["s3:prefix"],
+            serde_json::json!(["repo/a/*", "repo/b/x/*"])
+        );
         assert_eq!(form("a b/c"), "a%20b%2Fc");
     }
 }

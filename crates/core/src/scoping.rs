@@ -1,0 +1,661 @@
+//! Scoped keys for consumer namespaces (`backuprepo.io/scoped-credentials`): which namespaces
+//! get a key of their own, when a key is replaced, widened for a Restore of another
+//! namespace's backup, retired and revoked.
+//!
+//! The controller observes (consumers, Secrets, the allow-list), calls [`plan`], carries the
+//! steps out on the storage and in the namespaces, and records each outcome in
+//! `status.scopedCredentials` with the functions here. A namespace's key may reach
+//! `<pathPrefix>/<namespace>/` (KubeBlocks' layout for that namespace's backups) and read the
+//! backup paths in [`ScopedCredential::read_paths`]; the repository's own key never leaves the
+//! controller's namespace.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use backuprepo_api::{RetiringKey, ScopedCredential};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use sha2::{Digest, Sha256};
+
+/// The controller's settings for scoped keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Scope keys of repositories without the annotation (`BACKUPREPO_SCOPED_CREDENTIALS`).
+    pub by_default: bool,
+    /// Replace a key when it is this old (`BACKUPREPO_KEY_ROTATION`).
+    pub rotate_every: Duration,
+    /// Keep a replaced key working this long, so jobs that started with it finish
+    /// (`BACKUPREPO_KEY_GRACE`).
+    pub grace: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            by_default: false,
+            rotate_every: Duration::from_secs(30 * 24 * 3600),
+            grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// What the controller saw.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The repository scopes keys (annotation or default; Tool access).
+    pub enabled: bool,
+    /// Allowed namespaces with a consumer waiting for its tool config.
+    pub waiting: BTreeSet<String>,
+    /// Namespaces holding any consumer of the repository: a Backup in any phase (its deletion
+    /// job needs the key too) or a Restore.
+    pub present: BTreeSet<String>,
+    /// Namespaces holding a tool-config Secret this repository owns.
+    pub holding: BTreeSet<String>,
+    /// Namespaces the allow-list refuses, among those above and those with a key.
+    pub refused: BTreeSet<String>,
+    /// Paths (from [`read_path`]) each namespace's active Restores read in other namespaces.
+    pub reads: BTreeMap<String, BTreeSet<String>>,
+    /// Namespaces whose Secret holds an older config than the one that passed the check: they
+    /// get the new one, with a new key (the controller never reads a key back).
+    pub stale: BTreeSet<String>,
+    /// `backuprepo.io/rotate-keys` is set.
+    pub rotate_requested: bool,
+}
+
+/// One thing to do. Each names its namespace; the controller records the outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Make the namespace's user (replacing one of that name) with a key that reaches its own
+    /// path and `read`, and write the key into its Secret.
+    Issue {
+        namespace: String,
+        read: Vec<String>,
+    },
+    /// A new key for the namespace's user, written into its Secret; the old key retires.
+    Rotate {
+        namespace: String,
+        why: &'static str,
+    },
+    /// Change which other namespaces' backup paths the user may read.
+    Rescope {
+        namespace: String,
+        read: Vec<String>,
+    },
+    /// Delete a key a rotation replaced, once its grace ended.
+    Retire {
+        namespace: String,
+        access_key_id: String,
+    },
+    /// Delete the namespace's user and every key it has. With `restore_config`, scoping was
+    /// turned off: the namespace's Secret gets the repository's config again; else the Secret
+    /// is withdrawn.
+    Revoke {
+        namespace: String,
+        why: &'static str,
+        restore_config: bool,
+    },
+    /// The namespace holds a Secret with the repository's own key and nothing uses it:
+    /// withdraw it.
+    Withdraw { namespace: String },
+}
+
+impl Step {
+    pub fn namespace(&self) -> &str {
+        match self {
+            Step::Issue { namespace, .. }
+            | Step::Rotate { namespace, .. }
+            | Step::Rescope { namespace, .. }
+            | Step::Retire { namespace, .. }
+            | Step::Revoke { namespace, .. }
+            | Step::Withdraw { namespace } => namespace,
+        }
+    }
+}
+
+pub const WHY_OFF: &str = "scoped credentials were turned off";
+pub const WHY_NOT_ALLOWED: &str = "the namespace is no longer in spec.allowedNamespaces";
+pub const WHY_NO_CONSUMER: &str = "no Backup or Restore of the repository is left in the namespace";
+pub const WHY_REQUESTED: &str = "rotation was requested";
+pub const WHY_NEW_CONFIG: &str = "the repository's config changed";
+pub const WHY_AGE: &str = "the key reached the rotation age";
+pub const WHY_SECRET_GONE: &str = "the namespace's tool-config Secret is gone";
+
+fn age(now: &Time, t: &Time) -> Duration {
+    Duration::from_secs((now.0.as_second() - t.0.as_second()).max(0) as u64)
+}
+
+/// What to do, in order: revocations first, then new keys, rotations, scope changes and
+/// retirements.
+pub fn plan(
+    records: &[ScopedCredential],
+    seen: &Observed,
+    now: &Time,
+    policy: &Policy,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let reads = |ns: &str| -> Vec<String> {
+        seen.reads
+            .get(ns)
+            .map(|r| r.iter().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut kept = Vec::new();
+    for r in records {
+        let ns = &r.namespace;
+        let why = if !seen.enabled {
+            Some(WHY_OFF)
+        } else if seen.refused.contains(ns) {
+            Some(WHY_NOT_ALLOWED)
+        } else if !seen.present.contains(ns) && !seen.waiting.contains(ns) {
+            Some(WHY_NO_CONSUMER)
+        } else {
+            None
+        };
+        match why {
+            Some(why) => steps.push(Step::Revoke {
+                namespace: ns.clone(),
+                why,
+                restore_config: !seen.enabled
+                    && seen.holding.contains(ns)
+                    && !seen.refused.contains(ns),
+            }),
+            None => kept.push(r),
+        }
+    }
+    if seen.enabled {
+        let recorded: BTreeSet<&str> = records.iter().map(|r| r.namespace.as_str()).collect();
+        let needs_key = seen
+            .waiting
+            .iter()
+            .chain(seen.holding.intersection(&seen.present));
+        let mut issued = BTreeSet::new();
+        for ns in needs_key {
+            if !recorded.contains(ns.as_str()) && !seen.refused.contains(ns) && issued.insert(ns) {
+                steps.push(Step::Issue {
+                    namespace: ns.clone(),
+                    read: reads(ns),
+                });
+            }
+        }
+        for ns in &seen.holding {
+            if !recorded.contains(ns.as_str())
+                && !seen.present.contains(ns)
+                && !seen.waiting.contains(ns)
+                && !seen.refused.contains(ns)
+            {
+                steps.push(Step::Withdraw {
+                    namespace: ns.clone(),
+                });
+            }
+        }
+    }
+    for r in kept {
+        let ns = &r.namespace;
+        let why = if !seen.holding.contains(ns) {
+            Some(WHY_SECRET_GONE)
+        } else if seen.rotate_requested {
+            Some(WHY_REQUESTED)
+        } else if seen.stale.contains(ns) {
+            Some(WHY_NEW_CONFIG)
+        } else if age(now, &r.created_at) >= policy.rotate_every {
+            Some(WHY_AGE)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            steps.push(Step::Rotate {
+                namespace: ns.clone(),
+                why,
+            });
+        }
+        let read = reads(ns);
+        if read != r.read_paths {
+            steps.push(Step::Rescope {
+                namespace: ns.clone(),
+                read,
+            });
+        }
+        for k in &r.retiring {
+            if k.until.0 <= now.0 {
+                steps.push(Step::Retire {
+                    namespace: ns.clone(),
+                    access_key_id: k.access_key_id.clone(),
+                });
+            }
+        }
+    }
+    steps
+}
+
+/// How soon something falls due without any change: a rotation or a retirement.
+pub fn wake(records: &[ScopedCredential], now: &Time, policy: &Policy) -> Option<Duration> {
+    records
+        .iter()
+        .flat_map(|r| {
+            let rotate = policy.rotate_every.saturating_sub(age(now, &r.created_at));
+            let retire = r.retiring.iter().map(|k| {
+                Duration::from_secs((k.until.0.as_second() - now.0.as_second()).max(0) as u64)
+            });
+            std::iter::once(rotate).chain(retire)
+        })
+        .min()
+        .map(|d| d.max(Duration::from_secs(1)))
+}
+
+/// The storage user of `namespace`'s key: readable, unique to the repository (by UID) and the
+/// namespace, at most 64 characters (IAM's limit), and the same on every attempt, so a
+/// key made before a crash is found and replaced rather than left behind.
+pub fn user_name(repo: &str, repo_uid: &str, namespace: &str) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{repo_uid}/{namespace}")));
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    format!(
+        "br-{}-{}-{}",
+        cut(repo, 20),
+        cut(namespace, 24),
+        &hash[..10]
+    )
+}
+
+/// The path (under the storage's root) of `namespace`'s backups: `<pathPrefix>/<namespace>`.
+pub fn own_path(path_prefix: &str, namespace: &str) -> String {
+    join(path_prefix, namespace)
+}
+
+fn join(prefix: &str, rest: &str) -> String {
+    match prefix.trim_matches('/') {
+        "" => rest.to_string(),
+        p => format!("{p}/{rest}"),
+    }
+}
+
+/// The path a Restore may read for a backup of `backup_namespace`, from the Backup's
+/// `status.path` (or `status.kopiaRepoPath`): only a path strictly inside
+/// `<pathPrefix>/<backup_namespace>/`, so an edited Backup status cannot open up another
+/// namespace or the whole repository.
+pub fn read_path(path_prefix: &str, backup_namespace: &str, status_path: &str) -> Option<String> {
+    let parts: Vec<&str> = status_path.split('/').filter(|c| !c.is_empty()).collect();
+    if parts.iter().any(|c| *c == "." || *c == "..") {
+        return None;
+    }
+    let path = parts.join("/");
+    let base = format!("{}/", own_path(path_prefix, backup_namespace));
+    (path.len() > base.len() && path.starts_with(&base)).then_some(path)
+}
+
+/// Record a new user and key.
+pub fn issued(
+    records: &mut Vec<ScopedCredential>,
+    namespace: &str,
+    user: &str,
+    access_key_id: &str,
+    read: Vec<String>,
+    now: &Time,
+) {
+    records.retain(|r| r.namespace != namespace);
+    records.push(ScopedCredential {
+        namespace: namespace.to_string(),
+        user: user.to_string(),
+        access_key_id: access_key_id.to_string(),
+        created_at: now.clone(),
+        retiring: Vec::new(),
+        read_paths: read,
+    });
+    records.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+}
+
+fn record<'a>(records: &'a mut [ScopedCredential], ns: &str) -> Option<&'a mut ScopedCredential> {
+    records.iter_mut().find(|r| r.namespace == ns)
+}
+
+/// Record a rotation: the new key is current, the old one works until `now + grace`.
+pub fn rotated(
+    records: &mut [ScopedCredential],
+    namespace: &str,
+    access_key_id: &str,
+    now: &Time,
+    grace: Duration,
+) {
+    if let Some(r) = record(records, namespace) {
+        let until = now.0.checked_add(jiff_seconds(grace)).unwrap_or(now.0);
+        let old = std::mem::replace(&mut r.access_key_id, access_key_id.to_string());
+        r.retiring.push(RetiringKey {
+            access_key_id: old,
+            until: Time(until),
+        });
+        r.created_at = now.clone();
+    }
+}
+
+fn jiff_seconds(d: Duration) -> k8s_openapi::jiff::SignedDuration {
+    k8s_openapi::jiff::SignedDuration::from_secs(d.as_secs().min(i64::MAX as u64) as i64)
+}
+
+pub fn rescoped(records: &mut [ScopedCredential], namespace: &str, read: Vec<String>) {
+    if let Some(r) = record(records, namespace) {
+        r.read_paths = read;
+    }
+}
+
+pub fn retired(records: &mut [ScopedCredential], namespace: &str, access_key_id: &str) {
+    if let Some(r) = record(records, namespace) {
+        r.retiring.retain(|k| k.access_key_id != access_key_id);
+    }
+}
+
+pub fn revoked(records: &mut Vec<ScopedCredential>, namespace: &str) {
+    records.retain(|r| r.namespace != namespace);
+}
+
+/// The `ScopedCredentials` condition: `None` when scoping is off and no key is left;
+/// False while some namespace could not get its key (`failed`: namespace and why).
+pub fn condition(
+    enabled: bool,
+    records: &[ScopedCredential],
+    failed: &[(String, String)],
+) -> Option<(&'static str, &'static str, String)> {
+    if !enabled && records.is_empty() {
+        return None;
+    }
+    if let Some((ns, why)) = failed.first() {
+        let more = match failed.len() {
+            1 => String::new(),
+            n => format!(" (and {} more namespaces)", n - 1),
+        };
+        return Some((
+            "False",
+            "ScopingFailed",
+            format!(
+                "namespace {ns} could not get a scoped key{more}: {why}; its Backups and Restores wait (they never get the repository's own key)"
+            ),
+        ));
+    }
+    if !enabled {
+        return Some((
+            "False",
+            "Revoking",
+            "scoped credentials are off; the remaining scoped keys are being revoked".into(),
+        ));
+    }
+    let names: Vec<&str> = records.iter().map(|r| r.namespace.as_str()).collect();
+    Some((
+        "True",
+        "KeysScoped",
+        match names.len() {
+            0 => "consumer namespaces get keys limited to their own path; none has one yet".into(),
+            _ => format!(
+                "{} namespace(s) hold keys limited to their own path: {}",
+                names.len(),
+                names.join(", ")
+            ),
+        },
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(s).unwrap())
+    }
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn rec(ns: &str, created: i64) -> ScopedCredential {
+        ScopedCredential {
+            namespace: ns.into(),
+            user: format!("u-{ns}"),
+            access_key_id: format!("K-{ns}"),
+            created_at: t(created),
+            retiring: vec![],
+            read_paths: vec![],
+        }
+    }
+
+    fn on() -> Observed {
+        Observed {
+            enabled: true,
+            ..Observed::default()
+        }
+    }
+
+    #[test]
+    fn waiting_namespaces_get_keys_and_legacy_secrets_are_replaced_or_withdrawn() {
+        let seen = Observed {
+            waiting: set(&["a"]),
+            present: set(&["a", "b"]),
+            holding: set(&["b", "c"]),
+            ..on()
+        };
+        let steps = plan(&[], &seen, &t(0), &Policy::default());
+        assert_eq!(
+            steps,
+            [
+                Step::Issue {
+                    namespace: "a".into(),
+                    read: vec![]
+                },
+                // b holds the repository's own key from before and has consumers: replaced.
+                Step::Issue {
+                    namespace: "b".into(),
+                    read: vec![]
+                },
+                // c holds it and nothing uses it: withdrawn.
+                Step::Withdraw {
+                    namespace: "c".into()
+                },
+            ]
+        );
+        // Off: nothing is made, legacy Secrets are the normal case.
+        let off = Observed {
+            enabled: false,
+            ..seen
+        };
+        assert!(plan(&[], &off, &t(0), &Policy::default()).is_empty());
+    }
+
+    #[test]
+    fn keys_are_revoked_when_the_namespace_is_refused_empty_or_scoping_is_off() {
+        let records = [rec("a", 0), rec("b", 0), rec("c", 0)];
+        let seen = Observed {
+            present: set(&["a", "b"]),
+            holding: set(&["a", "b", "c"]),
+            refused: set(&["b"]),
+            ..on()
+        };
+        let steps = plan(&records, &seen, &t(10), &Policy::default());
+        assert_eq!(
+            steps,
+            [
+                Step::Revoke {
+                    namespace: "b".into(),
+                    why: WHY_NOT_ALLOWED,
+                    restore_config: false
+                },
+                Step::Revoke {
+                    namespace: "c".into(),
+                    why: WHY_NO_CONSUMER,
+                    restore_config: false
+                },
+            ]
+        );
+        let off = Observed {
+            enabled: false,
+            ..seen
+        };
+        let steps = plan(&records, &off, &t(10), &Policy::default());
+        assert_eq!(steps.len(), 3);
+        assert!(steps
+            .iter()
+            .all(|s| matches!(s, Step::Revoke { why: WHY_OFF, .. })));
+        // Off: the allowed namespaces get the repository's config back, the refused one not.
+        let restored: Vec<&str> = steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::Revoke {
+                        restore_config: true,
+                        ..
+                    }
+                )
+            })
+            .map(Step::namespace)
+            .collect();
+        assert_eq!(restored, ["a", "c"]);
+    }
+
+    #[test]
+    fn rotation_by_age_request_config_and_lost_secret_then_retirement() {
+        let p = Policy {
+            rotate_every: Duration::from_secs(100),
+            grace: Duration::from_secs(30),
+            ..Policy::default()
+        };
+        let mut records = vec![rec("a", 0)];
+        let seen = Observed {
+            present: set(&["a"]),
+            holding: set(&["a"]),
+            ..on()
+        };
+        assert!(plan(&records, &seen, &t(99), &p).is_empty());
+        assert_eq!(wake(&records, &t(99), &p), Some(Duration::from_secs(1)));
+        let rotate = |why| {
+            vec![Step::Rotate {
+                namespace: "a".into(),
+                why,
+            }]
+        };
+        assert_eq!(plan(&records, &seen, &t(100), &p), rotate(WHY_AGE));
+        for (change, why) in [
+            (
+                Observed {
+                    rotate_requested: true,
+                    ..seen.clone()
+                },
+                WHY_REQUESTED,
+            ),
+            (
+                Observed {
+                    stale: set(&["a"]),
+                    ..seen.clone()
+                },
+                WHY_NEW_CONFIG,
+            ),
+            (
+                Observed {
+                    holding: set(&[]),
+                    ..seen.clone()
+                },
+                WHY_SECRET_GONE,
+            ),
+        ] {
+            assert_eq!(plan(&records, &change, &t(5), &p), rotate(why));
+        }
+        rotated(&mut records, "a", "K2", &t(100), p.grace);
+        assert_eq!(records[0].access_key_id, "K2");
+        assert_eq!(records[0].retiring[0].access_key_id, "K-a");
+        assert_eq!(records[0].retiring[0].until, t(130));
+        assert!(plan(&records, &seen, &t(129), &p).is_empty());
+        assert_eq!(wake(&records, &t(110), &p), Some(Duration::from_secs(20)));
+        let retire = plan(&records, &seen, &t(130), &p);
+        assert_eq!(
+            retire,
+            [Step::Retire {
+                namespace: "a".into(),
+                access_key_id: "K-a".into()
+            }]
+        );
+        retired(&mut records, "a", "K-a");
+        assert!(records[0].retiring.is_empty());
+    }
+
+    #[test]
+    fn restores_of_other_namespaces_widen_and_narrow_the_scope() {
+        let mut records = vec![rec("a", 0)];
+        let mut seen = Observed {
+            present: set(&["a"]),
+            holding: set(&["a"]),
+            ..on()
+        };
+        seen.reads
+            .insert("a".into(), set(&["pp/b/c1/full/backup-1"]));
+        let widen = plan(&records, &seen, &t(1), &Policy::default());
+        assert_eq!(
+            widen,
+            [Step::Rescope {
+                namespace: "a".into(),
+                read: vec!["pp/b/c1/full/backup-1".into()]
+            }]
+        );
+        rescoped(&mut records, "a", vec!["pp/b/c1/full/backup-1".into()]);
+        assert!(plan(&records, &seen, &t(1), &Policy::default()).is_empty());
+        seen.reads.clear();
+        assert_eq!(
+            plan(&records, &seen, &t(1), &Policy::default()),
+            [Step::Rescope {
+                namespace: "a".into(),
+                read: vec![]
+            }]
+        );
+        // A namespace whose first consumer is a Restore gets the read path with its key.
+        seen.reads.insert("n".into(), set(&["pp/b/x"]));
+        seen.waiting = set(&["n"]);
+        assert!(
+            plan(&[], &seen, &t(1), &Policy::default()).contains(&Step::Issue {
+                namespace: "n".into(),
+                read: vec!["pp/b/x".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn read_paths_stay_inside_the_backups_namespace() {
+        assert_eq!(
+            read_path("/pp", "b", "/pp/b/c1-uid/mysql/backup-1").as_deref(),
+            Some("pp/b/c1-uid/mysql/backup-1")
+        );
+        assert_eq!(read_path("", "b", "/b/x").as_deref(), Some("b/x"));
+        for bad in [
+            "/pp/b",
+            "/pp/b/",
+            "/pp/c/x",
+            "/pp/b/../c/x",
+            "/pp/bb/x",
+            "/x",
+            "",
+        ] {
+            assert_eq!(read_path("pp", "b", bad), None, "{bad}");
+        }
+        assert_eq!(own_path("/pp/", "ns"), "pp/ns");
+        assert_eq!(own_path("", "ns"), "ns");
+    }
+
+    #[test]
+    fn user_names_are_stable_unique_and_short() {
+        let a = user_name("repo", "uid-1", "ns");
+        assert_eq!(a, user_name("repo", "uid-1", "ns"));
+        assert_ne!(a, user_name("repo", "uid-2", "ns"));
+        assert_ne!(a, user_name("repo", "uid-1", "ns2"));
+        assert!(a.starts_with("br-repo-ns-"), "{a}");
+        let long = user_name(&"r".repeat(253), "u", &"n".repeat(63));
+        assert!(long.len() <= 64, "{long}");
+    }
+
+    #[test]
+    fn the_condition_says_who_waits() {
+        assert_eq!(condition(false, &[], &[]), None);
+        let (status, reason, msg) =
+            condition(true, &[rec("a", 0)], &[("b".into(), "IAM refused".into())]).unwrap();
+        assert_eq!((status, reason), ("False", "ScopingFailed"));
+        assert!(
+            msg.contains("namespace b") && msg.contains("IAM refused"),
+            "{msg}"
+        );
+        let (status, _, msg) = condition(true, &[rec("a", 0)], &[]).unwrap();
+        assert_eq!(status, "True");
+        assert!(msg.contains(": a"), "{msg}");
+    }
+}
