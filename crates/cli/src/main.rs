@@ -258,6 +258,14 @@ enum Command {
         /// Repository name.
         repo: String,
     },
+    /// Replace every scoped key of a repository's consumer namespaces now (repositories
+    /// annotated backuprepo.io/scoped-credentials=true, on Kubernetes). The controller writes
+    /// the new keys into the namespaces' Secrets; the old ones keep working for
+    /// BACKUPREPO_KEY_GRACE (default 1 day) so running jobs finish. `describe` lists the keys.
+    RotateKeys {
+        /// Repository name.
+        repo: String,
+    },
     /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
     /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
     Gc {
@@ -587,6 +595,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
         } => grants::grant(store, &repo, &prefix, read_only, name, output).await,
         Command::Revoke { repo, name } => grants::revoke(store, &repo, &name).await,
         Command::Grants { repo } => grants::list(store, &repo).await,
+        Command::RotateKeys { repo } => grants::rotate_keys(store, &repo).await,
         Command::Bench {
             name,
             size,

@@ -35,6 +35,9 @@ use crate::resources::{
 /// Reason of the events and condition when a namespace could not get its key.
 pub const SCOPING_FAILED: &str = "ScopingFailed";
 
+/// How soon a failed step is tried again.
+const RETRY: Duration = Duration::from_secs(60);
+
 /// What the rest of the reconcile needs to know.
 #[derive(Debug, Default)]
 pub struct Scoped {
@@ -152,10 +155,13 @@ pub async fn sync(
         .map(|r| r.namespace.clone())
         .filter(|ns| !failed.iter().any(|(f, _)| f == ns))
         .collect();
+    // A namespace that could not get its key is tried again within a minute.
+    let retry = (!failed.is_empty()).then_some(RETRY);
+    let wake = scoping::wake(&records, &ctx.now(), &ctx.config.scoping);
     Ok(Scoped {
         enabled,
         ready,
-        wake: scoping::wake(&records, &ctx.now(), &ctx.config.scoping),
+        wake: [wake, retry].into_iter().flatten().min(),
     })
 }
 
@@ -493,7 +499,22 @@ impl Run<'_> {
     /// Fail unless the namespace's Secret is absent or this repository's.
     async fn writable(&self, ns: &str) -> std::result::Result<(), String> {
         let name = self.secret_name;
+        let withdrawn = format!(
+            "revoked-{}",
+            self.repo.metadata.uid.as_deref().unwrap_or_default()
+        );
         match self.secrets(ns).get_opt(name).await {
+            Ok(Some(s))
+                if s.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.uid == withdrawn) =>
+            {
+                Err(format!(
+                    "Secret {ns}/{name} was withdrawn and the garbage collector has not deleted it yet; a new key follows once it is gone"
+                ))
+            }
             Ok(Some(s)) if !owned_by(s.metadata.owner_references.as_ref(), self.repo) => Err(format!(
                 "Secret {ns}/{name} exists and is not owned by backup repository {}; the controller does not write into it. Delete it so the controller can create its own",
                 self.repo.name()

@@ -424,12 +424,38 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
     assert_eq!(left, ["ns-a"]);
     assert!(events(&seen, "ScopedKeyRevoked")[0].contains("no longer in spec.allowedNamespaces"));
 
-    // 6. Deleting the repository revokes the rest.
+    // 6. ns-a's last Backup and Restore are gone: its key is revoked and its Secret withdrawn.
     let a_now = Job::new(&config_in(&c, "ns-a").unwrap(), &format!("{pp}/ns-a"));
+    c.remove(&format!("{BACKUPS}/ns-a/backups/b-ns-a"));
+    c.remove(&format!("{BACKUPS}/ns-a/restores/restore-1"));
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert!(events(&seen, "ScopedKeyRevoked")[0].contains("no Backup or Restore"));
+    assert!(config_in(&c, "ns-a").is_none());
+    denied(
+        a_now.pull("b-ns-a/data").await,
+        "ns-a's key after its last consumer went",
+    );
+    assert!(status(&c)["scopedCredentials"].is_null());
+
+    // 7. A new Backup in ns-a: once the garbage collector removed the withdrawn Secret, a
+    // new key; until then the Backup waits (the withdrawn Secret is not the repository's).
+    c.put(backup("ns-a", "b2", true, "New", None));
+    let (action, _) = pass(&mut c, &clock).await;
+    assert_eq!(
+        condition(&status(&c), "ScopedCredentials")["reason"],
+        "ScopingFailed"
+    );
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)));
+    c.remove(&secret_path("ns-a"));
+    pass(&mut c, &clock).await;
+    let a_new = Job::new(&config_in(&c, "ns-a").unwrap(), &format!("{pp}/ns-a"));
+    assert_eq!(a_new.pull("b-ns-a/data").await.unwrap(), b"backup of a");
+
+    // 8. Deleting the repository revokes the rest.
     for ns in ["ns-a", "ns-b"] {
         c.remove(&format!("{BACKUPS}/{ns}/backups/b-{ns}"));
     }
-    c.remove(&format!("{BACKUPS}/ns-a/restores/restore-1"));
+    c.remove(&format!("{BACKUPS}/ns-a/backups/b2"));
     c.get_mut(&repo_path()).unwrap()["metadata"]["deletionTimestamp"] =
         json!("2023-11-15T00:00:00Z");
     let (_, seen) = pass(&mut c, &clock).await;
@@ -437,7 +463,7 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         .iter()
         .any(|s| s.method == "PATCH" && s.body["metadata"]["finalizers"] == json!([])));
     denied(
-        a_now.pull("b-ns-a/data").await,
+        a_new.pull("b-ns-a/data").await,
         "ns-a's key after the repository was deleted",
     );
 }
@@ -488,7 +514,18 @@ async fn a_namespace_that_cannot_get_a_key_waits_and_gets_nothing() {
 async fn turning_scoping_on_replaces_copies_of_the_repository_key() {
     let Some(s3) = s3() else { return };
     let pp = prefix();
-    let mut c = cluster(&s3, &pp, minio(), &["ns-a"]);
+    let mut c = cluster(&s3, &pp, minio(), &["ns-a", "ns-p"]);
+    // In ns-p someone planted a Secret of the repository's name, with its labels.
+    let planted = json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tool-config-r1-abcdef", "namespace": "ns-p",
+            "labels": {"dataprotection.kubeblocks.io/backup-repo-name": "r1",
+                       "dataprotection.kubeblocks.io/is-tool-config": "true"},
+            "ownerReferences": [{"apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+                "kind": "BackupRepo", "name": "r1", "uid": "someone-else", "controller": true}]},
+        "data": {}
+    });
+    c.put(planted.clone());
     // Off first: ns-a gets the repository's own config, as KubeBlocks does; ns-c has one too,
     // with nothing left that uses it.
     let annotations = &mut c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"];
@@ -514,6 +551,18 @@ async fn turning_scoping_on_replaces_copies_of_the_repository_key() {
     admin_key_stays_home(&s3, &c, &seen);
     let a = Job::new(&scoped, &format!("{pp}/ns-a"));
     a.push("x", b"x").await.unwrap();
+    // The planted Secret is left alone: ns-p gets no key, its Backup waits, and why is said.
+    assert_eq!(c.get(&secret_path("ns-p")).unwrap(), &planted);
+    assert!(!seen
+        .iter()
+        .any(|s| s.path.contains("/namespaces/ns-p/secrets") && s.method != "GET"));
+    let st = status(&c);
+    let cond = condition(&st, "ScopedCredentials");
+    assert!(
+        cond["message"].as_str().unwrap().contains("not owned"),
+        "{cond}"
+    );
+    assert_eq!(st["scopedCredentials"].as_array().unwrap().len(), 1);
 
     // Off again: the key is revoked and ns-a gets the repository's config back.
     c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"]

@@ -218,3 +218,32 @@ pub async fn list<S: RepoStore>(store: &S, repo_name: &str) -> Result<()> {
     print!("{}", table(&["NAME", "PREFIX", "ACCESS", "CREATED"], &rows));
     Ok(())
 }
+
+/// `rotate-keys REPO`: ask the controller to replace the scoped keys of the repository's
+/// consumer namespaces (annotation `backuprepo.io/rotate-keys`, removed once done).
+pub async fn rotate_keys<S: RepoStore>(store: &S, repo_name: &str) -> Result<()> {
+    use backuprepo_api::constants::{ROTATE_KEYS_ANNOTATION, SCOPED_CREDENTIALS_ANNOTATION};
+    let repo = store.repo(repo_name).await?;
+    let keys = repo
+        .status
+        .as_ref()
+        .map(|s| s.scoped_credentials.len())
+        .unwrap_or_default();
+    if keys == 0 {
+        bail!(
+            "repository {repo_name} has no scoped keys to rotate: on Kubernetes the controller makes one per consumer namespace when the repository is annotated {SCOPED_CREDENTIALS_ANNOTATION}=true (see `backuprepo describe {repo_name}`)"
+        );
+    }
+    let stamp = backuprepo_local::now().0.to_string();
+    store
+        .annotate(
+            repo_name,
+            &[format!("{ROTATE_KEYS_ANNOTATION}={stamp}")],
+            true,
+        )
+        .await?;
+    println!(
+        "rotation of the {keys} scoped key(s) of {repo_name} requested: the controller writes new keys into the namespaces' Secrets and removes {ROTATE_KEYS_ANNOTATION} when done; the old keys keep working for the grace period"
+    );
+    Ok(())
+}

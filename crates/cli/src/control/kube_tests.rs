@@ -828,3 +828,53 @@ fn install_applies_crds_waits_for_them_then_the_rest() {
         assert_eq!(s.content_type, "application/apply-patch+yaml");
     }
 }
+
+#[test]
+fn rotate_keys_asks_the_controller_and_describe_lists_the_keys() {
+    let mut r = repo("r1", "minio", "Ready", json!({}));
+    r["status"]["scopedCredentials"] = json!([{
+        "namespace": "ns-a", "user": "br-r1-ns-a-0123456789", "accessKeyId": "AKIANEW",
+        "createdAt": "2023-11-14T22:13:20Z",
+        "retiring": [{"accessKeyId": "AKIAOLD", "until": "2023-11-15T22:13:20Z"}],
+        "readPaths": ["pp/ns-b/b1"]
+    }]);
+    let (cl, task) = cluster(vec![
+        step("GET", format!("{REPOS}/r1"), 200, r.clone()),
+        step("GET", format!("{REPOS}/r1"), 200, r.clone()),
+        step("PATCH", format!("{REPOS}/r1"), 200, r.clone()),
+    ]);
+    cl.block(super::grants::rotate_keys(&cl.store, "r1"))
+        .unwrap();
+    let seen = finish(cl, task);
+    let stamp = &seen[2].body["metadata"]["annotations"]["backuprepo.io/rotate-keys"];
+    assert!(stamp.as_str().unwrap().ends_with('Z'), "{stamp}");
+    assert_eq!(seen[2].body["metadata"]["resourceVersion"], "7");
+
+    let parsed: backuprepo_api::BackupRepo = serde_json::from_value(r).unwrap();
+    let text = repos::describe_text(&parsed, None);
+    let line = text
+        .lines()
+        .find(|l| l.contains("ns-a"))
+        .unwrap_or_else(|| panic!("{text}"));
+    for cell in ["br-r1-ns-a-0123456789", "AKIANEW", "pp/ns-b/b1"] {
+        assert!(line.contains(cell), "{line}");
+    }
+    assert!(text.contains("Scoped Keys:"), "{text}");
+
+    // Nothing to rotate: refused, and nothing written.
+    let (cl, task) = cluster(vec![step(
+        "GET",
+        format!("{REPOS}/r1"),
+        200,
+        repo("r1", "minio", "Ready", json!({})),
+    )]);
+    let err = cl
+        .block(super::grants::rotate_keys(&cl.store, "r1"))
+        .unwrap_err()
+        .to_string();
+    finish(cl, task);
+    assert!(
+        err.contains("no scoped keys") && err.contains("backuprepo.io/scoped-credentials=true"),
+        "{err}"
+    );
+}

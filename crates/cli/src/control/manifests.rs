@@ -107,7 +107,9 @@ pub fn kind_of(kind: &str) -> Result<&'static str> {
     }
 }
 
-fn age(t: Option<&backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>) -> String {
+pub(crate) fn age(
+    t: Option<&backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+) -> String {
     let Some(t) = t else {
         return "<unknown>".into();
     };

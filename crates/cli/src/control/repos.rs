@@ -141,7 +141,7 @@ pub async fn describe<S: RepoStore>(store: &S, names: &[String]) -> Result<()> {
 }
 
 /// kbcli's `backuprepo describe` of one repository, with our checks table.
-fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
+pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
     let mut out = String::new();
     let (files, bytes) = usage_cells(usage);
     out.push_str("Summary:\n");
@@ -244,7 +244,43 @@ fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
         };
         pair(&mut out, 4, "Object Lock:", &lock);
     }
+    if !status.scoped_credentials.is_empty() {
+        out.push_str("  Scoped Keys:\n");
+        out.push_str(&indent(&scoped_keys_table(&status.scoped_credentials), 4));
+    }
     out
+}
+
+/// The scoped keys by namespace: the storage user, the key ID and its age, replaced keys
+/// still working, and what else each may read. Never a secret (status holds none).
+fn scoped_keys_table(keys: &[backuprepo_api::ScopedCredential]) -> String {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.namespace.clone(),
+                k.user.clone(),
+                k.access_key_id.clone(),
+                super::manifests::age(Some(&k.created_at)),
+                k.retiring.len().to_string(),
+                match k.read_paths.is_empty() {
+                    true => "-".into(),
+                    false => k.read_paths.join(","),
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAMESPACE",
+            "USER",
+            "KEY ID",
+            "AGE",
+            "RETIRING",
+            "ALSO READS",
+        ],
+        &rows,
+    )
 }
 
 /// `status.usage` as describe shows it: totals, how old, and per top-level directory.
