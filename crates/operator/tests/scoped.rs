@@ -397,6 +397,20 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
     );
     assert_eq!(new_a.pull("b-ns-a/data").await.unwrap(), b"backup of a");
 
+    // On schedule: a key as old as BACKUPREPO_KEY_ROTATION (default 30 days) is replaced.
+    clock.fetch_add(30 * 86_400, Ordering::SeqCst);
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert!(events(&seen, "ScopedKeyRotated")[0].contains("the key reached the rotation age"));
+    let aged_a = config_in(&c, "ns-a").unwrap();
+    assert_ne!(key_id(&aged_a), key_id(&rotated_a));
+    assert_eq!(
+        Job::new(&aged_a, &format!("{pp}/ns-a"))
+            .pull("b-ns-a/data")
+            .await
+            .unwrap(),
+        b"backup of a"
+    );
+
     // 5. ns-b leaves the allow-list: its Secret is withdrawn and its key stops working.
     let b_now = Job::new(&config_in(&c, "ns-b").unwrap(), &format!("{pp}/ns-b"));
     c.get_mut(&repo_path()).unwrap()["spec"]["allowedNamespaces"] = json!(["ns-a"]);
