@@ -275,27 +275,11 @@ async fn tour() -> Vec<Seen> {
 async fn rbac_grants_exactly_what_the_controller_requests() {
     let seen = tour().await;
     let accesses: BTreeSet<Access> = seen.iter().map(access).collect();
-    let cluster = expand(
-        backuprepo_deploy::cluster_role()
-            .rules
-            .as_deref()
-            .unwrap_or_default(),
-    );
-    let role = expand(
-        backuprepo_deploy::controller_role(NS)
-            .rules
-            .as_deref()
-            .unwrap_or_default(),
-    );
+    let (cluster, role) = install_rbac(NS);
 
     // Every request is granted.
-    let refused: Vec<&Access> = accesses
-        .iter()
-        .filter(|a| {
-            let key = (a.group.clone(), a.resource.clone(), a.verb.clone());
-            !(cluster.contains(&key) || a.namespace.as_deref() == Some(NS) && role.contains(&key))
-        })
-        .collect();
+    let mut refused = refused_by_rbac(&seen, NS);
+    refused.dedup();
     assert!(
         refused.is_empty(),
         "requests the RBAC does not grant: {refused:#?}"

@@ -373,6 +373,22 @@ pub fn expand(rules: &[PolicyRule]) -> BTreeSet<(String, String, String)> {
 /// The requests in `seen` that the install's RBAC (`install --print`: the ClusterRole, and the
 /// Role in `namespace`) does not grant.
 pub fn refused_by_rbac(seen: &[Seen], namespace: &str) -> Vec<Access> {
+    let (cluster, role) = install_rbac(namespace);
+    seen.iter()
+        .map(access)
+        .filter(|a| {
+            let key = (a.group.clone(), a.resource.clone(), a.verb.clone());
+            !(cluster.contains(&key)
+                || a.namespace.as_deref() == Some(namespace) && role.contains(&key))
+        })
+        .collect()
+}
+
+/// The rules of the install's ClusterRole and of its Role in `namespace`, as
+/// `(group, resource, verb)`.
+pub type Rules = BTreeSet<(String, String, String)>;
+
+pub fn install_rbac(namespace: &str) -> (Rules, Rules) {
     let cluster = expand(
         backuprepo_deploy::cluster_role()
             .rules
@@ -385,12 +401,5 @@ pub fn refused_by_rbac(seen: &[Seen], namespace: &str) -> Vec<Access> {
             .as_deref()
             .unwrap_or_default(),
     );
-    seen.iter()
-        .map(access)
-        .filter(|a| {
-            let key = (a.group.clone(), a.resource.clone(), a.verb.clone());
-            !(cluster.contains(&key)
-                || a.namespace.as_deref() == Some(namespace) && role.contains(&key))
-        })
-        .collect()
+    (cluster, role)
 }
