@@ -77,7 +77,8 @@ impl RenderedToolConfig {
     }
 
     /// The same config with another S3 key (a key scoped to one namespace's path): the
-    /// `access_key_id` and `secret_access_key` lines of `[storage]` are replaced.
+    /// `access_key_id` and `secret_access_key` lines of `[storage]` are replaced, and a
+    /// `session_token` of the repository's key is dropped.
     pub fn with_key(
         self,
         access_key_id: &str,
@@ -87,7 +88,7 @@ impl RenderedToolConfig {
         let secret = format!("secret_access_key = {secret_access_key}");
         self.edit_storage(
             "scoped",
-            &["access_key_id", "secret_access_key"],
+            &["access_key_id", "secret_access_key", "session_token"],
             &[id.as_str(), secret.as_str()],
         )
     }

@@ -57,8 +57,11 @@ pub struct Observed {
     /// Namespaces whose Secret holds an older config than the one that passed the check: they
     /// get the new one, with a new key (the controller never reads a key back).
     pub stale: BTreeSet<String>,
-    /// `backuprepo.io/rotate-keys` is set.
-    pub rotate_requested: bool,
+    /// `backuprepo.io/rotate-keys` asks for keys made before this time to be replaced.
+    pub rotate_before: Option<Time>,
+    /// The repository passed its check: keys may be made and replaced. Otherwise only keys are
+    /// taken away (revoked, withdrawn, stripped), never handed out.
+    pub ready: bool,
 }
 
 /// One thing to do. Each names its namespace; the controller records the outcome.
@@ -96,6 +99,9 @@ pub enum Step {
     /// The namespace holds a Secret with the repository's own key and nothing uses it:
     /// withdraw it.
     Withdraw { namespace: String },
+    /// The namespace holds a Secret with the repository's own key while no scoped key can be
+    /// made (the repository is not Ready): remove its data now, keep the Secret for the key.
+    Strip { namespace: String },
 }
 
 impl Step {
@@ -106,7 +112,8 @@ impl Step {
             | Step::Rescope { namespace, .. }
             | Step::Retire { namespace, .. }
             | Step::Revoke { namespace, .. }
-            | Step::Withdraw { namespace } => namespace,
+            | Step::Withdraw { namespace }
+            | Step::Strip { namespace } => namespace,
         }
     }
 }
@@ -124,8 +131,39 @@ fn age(now: &Time, t: &Time) -> Duration {
 }
 
 /// What to do, in order: revocations first, then new keys, rotations, scope changes and
-/// retirements.
+/// retirements. While the repository is not Ready, only what takes keys away.
 pub fn plan(
+    records: &[ScopedCredential],
+    seen: &Observed,
+    now: &Time,
+    policy: &Policy,
+) -> Vec<Step> {
+    let mut steps = full_plan(records, seen, now, policy);
+    if !seen.ready {
+        steps = steps
+            .into_iter()
+            .filter_map(|s| match s {
+                Step::Revoke {
+                    restore_config: false,
+                    ..
+                }
+                | Step::Withdraw { .. } => Some(s),
+                // The repository's own config goes back only once it passed its check.
+                Step::Revoke {
+                    restore_config: true,
+                    ..
+                } => None,
+                Step::Issue { namespace, .. } if seen.holding.contains(&namespace) => {
+                    Some(Step::Strip { namespace })
+                }
+                _ => None,
+            })
+            .collect();
+    }
+    steps
+}
+
+fn full_plan(
     records: &[ScopedCredential],
     seen: &Observed,
     now: &Time,
@@ -192,7 +230,11 @@ pub fn plan(
         let ns = &r.namespace;
         let why = if !seen.holding.contains(ns) {
             Some(WHY_SECRET_GONE)
-        } else if seen.rotate_requested {
+        } else if seen
+            .rotate_before
+            .as_ref()
+            .is_some_and(|t| r.created_at.0 < t.0)
+        {
             Some(WHY_REQUESTED)
         } else if seen.stale.contains(ns) {
             Some(WHY_NEW_CONFIG)
@@ -224,6 +266,11 @@ pub fn plan(
         }
     }
     steps
+}
+
+/// Whether every key was made at or after `before` (a rotation asked for then is done).
+pub fn rotated_since(records: &[ScopedCredential], before: &Time) -> bool {
+    records.iter().all(|r| r.created_at.0 >= before.0)
 }
 
 /// How soon something falls due without any change: a rotation or a retirement.
@@ -417,6 +464,7 @@ mod tests {
     fn on() -> Observed {
         Observed {
             enabled: true,
+            ready: true,
             ..Observed::default()
         }
     }
@@ -451,9 +499,67 @@ mod tests {
         // Off: nothing is made, legacy Secrets are the normal case.
         let off = Observed {
             enabled: false,
-            ..seen
+            ..seen.clone()
         };
         assert!(plan(&[], &off, &t(0), &Policy::default()).is_empty());
+        // Not Ready: no key is made, but the copies of the repository's key go at once.
+        let failing = Observed {
+            ready: false,
+            ..seen
+        };
+        assert_eq!(
+            plan(&[], &failing, &t(0), &Policy::default()),
+            [
+                Step::Strip {
+                    namespace: "b".into()
+                },
+                Step::Withdraw {
+                    namespace: "c".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_rotation_request_covers_the_keys_made_before_it() {
+        let records = [rec("a", 10), rec("b", 20)];
+        let seen = Observed {
+            present: set(&["a", "b"]),
+            holding: set(&["a", "b"]),
+            rotate_before: Some(t(15)),
+            ..on()
+        };
+        let steps = plan(&records, &seen, &t(30), &Policy::default());
+        assert_eq!(
+            steps,
+            [Step::Rotate {
+                namespace: "a".into(),
+                why: WHY_REQUESTED
+            }]
+        );
+        assert!(!rotated_since(&records, &t(15)));
+        assert!(rotated_since(&records[1..], &t(15)));
+        // Not Ready: nothing is replaced, and scoping turned off waits to give the
+        // repository's config back; a refused namespace still loses its key.
+        let failing = Observed {
+            ready: false,
+            refused: set(&["b"]),
+            ..seen
+        };
+        assert_eq!(
+            plan(&records, &failing, &t(30), &Policy::default()),
+            [Step::Revoke {
+                namespace: "b".into(),
+                why: WHY_NOT_ALLOWED,
+                restore_config: false
+            }]
+        );
+        let off = Observed {
+            enabled: false,
+            refused: set(&[]),
+            ..failing
+        };
+        assert!(plan(&records, &off, &t(30), &Policy::default()).is_empty());
     }
 
     #[test]
@@ -532,7 +638,7 @@ mod tests {
         for (change, why) in [
             (
                 Observed {
-                    rotate_requested: true,
+                    rotate_before: Some(t(6)),
                     ..seen.clone()
                 },
                 WHY_REQUESTED,

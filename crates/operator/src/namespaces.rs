@@ -126,7 +126,7 @@ pub async fn sync_tool_config_secrets(
             if current.map(String::as_str) == Some(digest) {
                 continue;
             }
-            config_patch(cfg, digest)
+            config_patch(repo, cfg, digest)
         } else {
             continue;
         };
@@ -138,10 +138,18 @@ pub async fn sync_tool_config_secrets(
     Ok(())
 }
 
-/// The merge patch that gives a tool-config Secret the config of `digest`.
-pub(crate) fn config_patch(cfg: &RenderedToolConfig, digest: &str) -> serde_json::Value {
+/// The merge patch that gives a tool-config Secret the config of `digest` (and its labels
+/// back, should someone have removed them).
+pub(crate) fn config_patch(
+    repo: &BackupRepo,
+    cfg: &RenderedToolConfig,
+    digest: &str,
+) -> serde_json::Value {
     json!({
-        "metadata": { "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest } },
+        "metadata": {
+            "labels": tool_config_labels(repo),
+            "annotations": { BACKUP_REPO_DIGEST_ANNOTATION: digest, REVOKED_ANNOTATION: null },
+        },
         "data": { TOOL_CONFIG_SECRET_KEY: ByteString(cfg.text().as_bytes().to_vec()) },
     })
 }

@@ -261,11 +261,17 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     if pre_check_finished {
         mount::delete_pre_check(ctx, repo).await?;
     }
+    // Scoped keys are taken away whatever the phase, and handed out only when Ready.
     let mut scoped = scoped::Scoped::default();
+    if repo.access_method() == AccessMethod::Tool && scoped::concerns(ctx, repo) {
+        let own = scoped::Own {
+            config: out.tool_config.as_ref(),
+            digest: digest.as_deref(),
+            ready,
+        };
+        scoped = scoped::sync(ctx, repo, provider.as_ref(), &out.status, own).await?;
+    }
     if ready {
-        if let (Some(d), Some(cfg)) = (&digest, &out.tool_config) {
-            scoped = scoped::sync(ctx, repo, provider.as_ref(), &out.status, cfg, d).await?;
-        }
         if let Some(d) = &digest {
             result = namespaces::prepare_consumers(ctx, repo, &out, d, &scoped).await;
         }

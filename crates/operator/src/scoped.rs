@@ -3,16 +3,23 @@
 //! let the core plan, then make, rotate, widen, retire and revoke keys on the storage (its IAM
 //! API, through the repository's own key, which stays in the controller) and write each key
 //! into its namespace's Secret. `status.scopedCredentials` records every key by namespace,
-//! user and key ID; never a secret.
+//! user and key ID, written after each step; never a secret.
 //!
 //! A namespace whose key cannot be made gets nothing: its consumers keep waiting, and the
 //! `ScopedCredentials` condition and events on the repository and the consumers say why.
+//!
+//! What a namespace's users control is never trusted: the storage user of a namespace is
+//! computed from the repository's UID and the namespace (not read back from anywhere), only
+//! the Secret of the repository's name that the repository owns is written, and a Restore may
+//! read another namespace's Backup only when that Backup names the Restore's namespace in
+//! `backuprepo.io/restore-namespaces`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use backuprepo_api::constants::{
-    condition_type, BACKUP_REPO_DIGEST_ANNOTATION, IS_TOOL_CONFIG_LABEL, ROTATE_KEYS_ANNOTATION,
+    condition_type, BACKUP_REPO_DIGEST_ANNOTATION, BACKUP_REPO_NAME_LABEL, IS_TOOL_CONFIG_LABEL,
+    ROTATE_KEYS_ANNOTATION,
 };
 use backuprepo_api::{BackupRepo, BackupRepoStatus, ScopedCredential, StorageProvider};
 use backuprepo_catalog::render::RenderedToolConfig;
@@ -20,13 +27,17 @@ use backuprepo_core::scoping::{self, Observed, Step};
 use backuprepo_transfer::storage::Scope;
 use backuprepo_transfer::Storage;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Resource, ResourceExt};
 use serde_json::{json, Value};
 
 use crate::context::Context;
 use crate::error::{is_conflict, Error, Result};
-use crate::namespaces::{config_patch, merge_patch_if_present, revoke_patch, tool_config_secret};
+use crate::namespaces::{
+    config_patch, consumer_ref, merge_patch_if_present, revoke_patch, tool_config_secret,
+    REVOKED_ANNOTATION,
+};
 use crate::resources::{
     backup_resource, is_active_consumer, list_consumers, owned_by, repo_selector, restore_resource,
     status_merge_patch, waits_for_preparation,
@@ -34,8 +45,13 @@ use crate::resources::{
 
 /// Reason of the events and condition when a namespace could not get its key.
 pub const SCOPING_FAILED: &str = "ScopingFailed";
+/// Reason of the event on a Restore whose Backup in another namespace does not allow it.
+pub const RESTORE_NOT_ALLOWED: &str = "CrossNamespaceRestoreNotAllowed";
+/// Annotation on a Backup naming the namespaces (comma-separated, or `*`) whose Restores may
+/// read it when keys are scoped.
+pub const RESTORE_NAMESPACES_ANNOTATION: &str = "backuprepo.io/restore-namespaces";
 
-/// How soon a failed step is tried again.
+/// How soon a failed step is tried again (never sooner).
 const RETRY: Duration = Duration::from_secs(60);
 
 /// What the rest of the reconcile needs to know.
@@ -45,77 +61,81 @@ pub struct Scoped {
     pub enabled: bool,
     /// Namespaces whose Secret holds their scoped key now.
     pub ready: BTreeSet<String>,
-    /// When a rotation or retirement falls due.
+    /// When a rotation or retirement falls due, or a failed step is tried again.
     pub wake: Option<Duration>,
 }
 
-/// The consumers of the repository, as scoping sees them.
-struct Consumers {
-    seen: Observed,
-    /// Waiting consumers by namespace (for events when their namespace cannot get a key).
-    waiting: BTreeMap<String, Vec<DynamicObject>>,
+/// Whether `repo` has scoped keys to keep in line: scoping is on, or keys are left to revoke.
+pub fn concerns(ctx: &Context, repo: &BackupRepo) -> bool {
+    repo.scopes_credentials(ctx.config.scoping.by_default)
+        || repo
+            .status
+            .as_ref()
+            .is_some_and(|s| !s.scoped_credentials.is_empty())
+}
+
+/// Where the pass stands: the repository's own config (`None`: it does not render, so
+/// nothing can be done on the storage), the digest it was checked with, and whether it is
+/// Ready.
+pub struct Own<'a> {
+    pub config: Option<&'a RenderedToolConfig>,
+    pub digest: Option<&'a str>,
+    pub ready: bool,
 }
 
 /// Keep the scoped keys of `repo` in line (see the module doc). `status` is the status as
-/// written this pass; `digest` the checked one; `config` the repository's own tool config.
+/// written this pass.
 pub async fn sync(
     ctx: &Context,
     repo: &BackupRepo,
     provider: Option<&StorageProvider>,
     status: &BackupRepoStatus,
-    config: &RenderedToolConfig,
-    digest: &str,
+    own: Own<'_>,
 ) -> Result<Scoped> {
     let enabled = repo.scopes_credentials(ctx.config.scoping.by_default);
     let mut records = status.scoped_credentials.clone();
-    if !enabled && records.is_empty() {
-        return Ok(Scoped::default());
-    }
     let Some(secret_name) = status.tool_config_secret_name.clone() else {
         return Ok(Scoped::default());
     };
-    let consumers = observe(ctx, repo, enabled, &records, digest).await?;
     let now = ctx.now();
-    let steps = scoping::plan(&records, &consumers.seen, &now, &ctx.config.scoping);
+    let stamp = repo
+        .annotations()
+        .get(ROTATE_KEYS_ANNOTATION)
+        .map(|v| v.parse().map(Time).map_err(|_| now.clone()));
+    let (seen, waiting) = observe(ctx, repo, enabled, &records, &own, &secret_name).await?;
+    let seen = Observed {
+        rotate_before: stamp.clone().map(|s| s.unwrap_or_else(|now| now)),
+        ..seen
+    };
+    let steps = scoping::plan(&records, &seen, &now, &ctx.config.scoping);
     let mut failed: Vec<(String, String)> = Vec::new();
+    let mut written = status.clone();
     if !steps.is_empty() {
         let run = Run {
             ctx,
             repo,
-            config,
-            digest,
+            own: &own,
             secret_name: &secret_name,
             path_prefix: repo.spec.path_prefix.as_deref().unwrap_or_default(),
         };
-        let storage = provider
-            .ok_or_else(|| "the storage provider is gone".to_string())
-            .and_then(|p| p.key_scoping().map(|e| e.map(str::to_string)))
-            .and_then(|iam| {
-                Storage::open(&config.config, "", None)
-                    .map(|s| (s, iam))
-                    .map_err(|e| e.to_string())
-            });
+        let storage = storage(provider, own.config);
         // One event per reason and pass: the recorder folds repeats of a reason on one
         // object into a series that keeps the first note only.
         let mut notes: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for step in steps {
             let ns = step.namespace().to_string();
-            let outcome = match &storage {
-                Ok((s, iam)) => run.step(s, iam.as_deref(), &step, &mut records).await,
-                Err(why) => Err(why.clone()),
-            };
-            match outcome {
-                Ok((reason, note)) => notes.entry(reason).or_default().push(note),
+            match run.step(&storage, &step, &mut records).await {
+                Ok((reason, note)) => {
+                    notes.entry(reason).or_default().push(note);
+                    // Recorded at once: a key on the storage is never left unrecorded by a
+                    // later failure in the same pass.
+                    written = write_status(ctx, repo, &written, &records, None).await?;
+                }
                 Err(why) => {
                     let note = format!("namespace {ns}: {why}");
-                    for c in consumers.waiting.get(&ns).into_iter().flatten() {
-                        let ar = if c.types.as_ref().is_some_and(|t| t.kind == "Restore") {
-                            restore_resource()
-                        } else {
-                            backup_resource()
-                        };
+                    for c in waiting.get(&ns).into_iter().flatten() {
                         ctx.event(
-                            &crate::namespaces::consumer_ref(c, &ar),
+                            &consumer_ref(c, &kind_of(c)),
                             true,
                             SCOPING_FAILED,
                             "Prepare",
@@ -142,45 +162,86 @@ pub async fn sync(
             .await;
         }
     }
-    write_status(ctx, repo, status, enabled, &records, &failed).await?;
-    if consumers.seen.rotate_requested && failed.is_empty() {
-        let api: Api<BackupRepo> = Api::all(ctx.client.clone());
-        let patch = json!({"metadata": {"annotations": {ROTATE_KEYS_ANNOTATION: null}}});
-        api.patch(repo.name(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(Error::kube("remove the rotate-keys annotation"))?;
+    let condition = scoping::condition(enabled, &records, &failed);
+    write_status(ctx, repo, &written, &records, Some(condition)).await?;
+    if let Some(stamp) = stamp {
+        answer_rotation(ctx, repo, &records, stamp).await?;
     }
     let ready = records
         .iter()
         .map(|r| r.namespace.clone())
         .filter(|ns| !failed.iter().any(|(f, _)| f == ns))
         .collect();
-    // A namespace that could not get its key is tried again within a minute.
-    let retry = (!failed.is_empty()).then_some(RETRY);
     let wake = scoping::wake(&records, &ctx.now(), &ctx.config.scoping);
     Ok(Scoped {
         enabled,
         ready,
-        wake: [wake, retry].into_iter().flatten().min(),
+        // A failed step is due again at once by the plan; it is tried again after RETRY.
+        wake: match failed.is_empty() {
+            true => wake,
+            false => Some(wake.unwrap_or(RETRY).max(RETRY)),
+        },
     })
 }
 
-/// Consumers, Secrets and the allow-list, as [`Observed`].
+/// The storage to make keys on, with its IAM endpoint, or why there is none.
+fn storage(
+    provider: Option<&StorageProvider>,
+    config: Option<&RenderedToolConfig>,
+) -> std::result::Result<(Storage, Option<String>), String> {
+    let provider = provider.ok_or("the storage provider is gone")?;
+    let config = config.ok_or("the repository's config does not render")?;
+    let iam = provider.key_scoping()?.map(str::to_string);
+    let storage = Storage::open(&config.config, "", None).map_err(|e| e.to_string())?;
+    Ok((storage, iam))
+}
+
+/// Remove `backuprepo.io/rotate-keys` once every key is newer than the request; a value that
+/// is not a time becomes the time it was first seen, so the request is answered once.
+async fn answer_rotation(
+    ctx: &Context,
+    repo: &BackupRepo,
+    records: &[ScopedCredential],
+    stamp: std::result::Result<Time, Time>,
+) -> Result<()> {
+    let value = match &stamp {
+        Ok(t) if scoping::rotated_since(records, t) => Value::Null,
+        Err(t) if scoping::rotated_since(records, t) => Value::Null,
+        Ok(_) => return Ok(()),
+        Err(t) => Value::String(t.0.to_string()),
+    };
+    let api: Api<BackupRepo> = Api::all(ctx.client.clone());
+    let patch = json!({"metadata": {"annotations": {ROTATE_KEYS_ANNOTATION: value}}});
+    api.patch(repo.name(), &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(Error::kube("answer the rotate-keys annotation"))?;
+    Ok(())
+}
+
+fn kind_of(c: &DynamicObject) -> kube::api::ApiResource {
+    match c.types.as_ref().is_some_and(|t| t.kind == "Restore") {
+        true => restore_resource(),
+        false => backup_resource(),
+    }
+}
+
+/// Consumers, Secrets and the allow-list, as [`Observed`]; and the waiting consumers by
+/// namespace (for events when their namespace cannot get a key).
 async fn observe(
     ctx: &Context,
     repo: &BackupRepo,
     enabled: bool,
     records: &[ScopedCredential],
-    digest: &str,
-) -> Result<Consumers> {
+    own: &Own<'_>,
+    secret_name: &str,
+) -> Result<(Observed, BTreeMap<String, Vec<DynamicObject>>)> {
     let selector = repo_selector(repo.name());
     let mut seen = Observed {
         enabled,
-        rotate_requested: repo.annotations().contains_key(ROTATE_KEYS_ANNOTATION),
+        ready: own.ready,
         ..Observed::default()
     };
     let mut waiting: BTreeMap<String, Vec<DynamicObject>> = BTreeMap::new();
-    let path_prefix = repo.spec.path_prefix.as_deref().unwrap_or_default();
     for (ar, restore) in [(backup_resource(), false), (restore_resource(), true)] {
         for c in list_consumers(&ctx.client, &ar, &selector).await? {
             let Some(ns) = c.namespace() else { continue };
@@ -192,8 +253,8 @@ async fn observe(
                 seen.waiting.insert(ns.clone());
                 waiting.entry(ns.clone()).or_default().push(c.clone());
             }
-            if restore {
-                for p in restore_reads(ctx, &c, &ns, path_prefix).await? {
+            if restore && enabled {
+                for p in restore_reads(ctx, repo, &c, &ns).await {
                     seen.reads.entry(ns.clone()).or_default().insert(p);
                 }
             }
@@ -204,11 +265,10 @@ async fn observe(
         .list(&ListParams::default().labels(&format!("{selector},{IS_TOOL_CONFIG_LABEL}=true")))
         .await
         .map_err(Error::kube("list tool-config secrets"))?;
-    for s in secrets
-        .items
-        .iter()
-        .filter(|s| owned_by(s.metadata.owner_references.as_ref(), repo))
-    {
+    for s in secrets.items.iter().filter(|s| {
+        s.metadata.name.as_deref() == Some(secret_name)
+            && owned_by(s.metadata.owner_references.as_ref(), repo)
+    }) {
         let Some(ns) = s.metadata.namespace.clone() else {
             continue;
         };
@@ -217,7 +277,7 @@ async fn observe(
             .annotations
             .as_ref()
             .and_then(|a| a.get(BACKUP_REPO_DIGEST_ANNOTATION));
-        if current.map(String::as_str) != Some(digest) {
+        if current.map(String::as_str) != own.digest {
             seen.stale.insert(ns.clone());
         }
         seen.holding.insert(ns);
@@ -233,95 +293,135 @@ async fn observe(
         .into_iter()
         .filter(|ns| !ctx.config.allows_namespace(repo, ns))
         .collect();
-    Ok(Consumers { seen, waiting })
+    Ok((seen, waiting))
 }
 
-/// The paths an unfinished Restore in `ns` reads in another namespace: its Backup's
-/// `status.path` and `status.kopiaRepoPath`, each only when inside that Backup's namespace.
+/// The paths an unfinished Restore in `ns` may read in another namespace: its Backup's
+/// `status.path` and `status.kopiaRepoPath`, when that Backup is stored in this repository,
+/// names `ns` in `backuprepo.io/restore-namespaces`, and the paths lie inside the Backup's
+/// namespace. Otherwise none, and an event on the Restore says why.
 async fn restore_reads(
     ctx: &Context,
+    repo: &BackupRepo,
     restore: &DynamicObject,
     ns: &str,
-    path_prefix: &str,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let spec = &restore.data["spec"]["backup"];
     let phase = restore.data["status"]["phase"].as_str().unwrap_or_default();
     let (Some(name), Some(bns)) = (spec["name"].as_str(), spec["namespace"].as_str()) else {
-        return Ok(Vec::new());
+        return Vec::new();
     };
     if bns == ns || matches!(phase, "Completed" | "Failed") {
-        return Ok(Vec::new());
+        return Vec::new();
     }
+    let refuse = |why: String| async move {
+        ctx.event(
+            &consumer_ref(restore, &restore_resource()),
+            true,
+            RESTORE_NOT_ALLOWED,
+            "Prepare",
+            format!(
+                "{why}; the namespace's key cannot read backup {bns}/{name} of repository {}",
+                repo.name()
+            ),
+        )
+        .await;
+        Vec::new()
+    };
     // A list by name: the controller may list Backups, it has no need to `get` them.
     let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), bns, &backup_resource());
-    let found = api
+    let found = match api
         .list(&ListParams::default().fields(&format!("metadata.name={name}")))
         .await
-        .map_err(Error::kube(format!("list backups in {bns}")))?;
-    let Some(backup) = found
-        .items
-        .into_iter()
-        .find(|b| b.metadata.name.as_deref() == Some(name))
-    else {
-        return Ok(Vec::new());
+    {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some(name)),
+        Err(e) => return refuse(format!("cannot look up backup {bns}/{name}: {e}")).await,
     };
-    Ok(["path", "kopiaRepoPath"]
+    let Some(backup) = found else {
+        return refuse(format!("backup {bns}/{name} does not exist")).await;
+    };
+    if backup
+        .labels()
+        .get(BACKUP_REPO_NAME_LABEL)
+        .map(String::as_str)
+        != Some(repo.name())
+    {
+        return refuse(format!(
+            "backup {bns}/{name} is not stored in this repository"
+        ))
+        .await;
+    }
+    let allowed = backup
+        .annotations()
+        .get(RESTORE_NAMESPACES_ANNOTATION)
+        .is_some_and(|v| v.split(',').map(str::trim).any(|n| n == ns || n == "*"));
+    if !allowed {
+        return refuse(format!(
+            "backup {bns}/{name} does not allow Restores from namespace {ns}: annotate it with {RESTORE_NAMESPACES_ANNOTATION}: \"{ns}\" (whoever may edit Backups in {bns} decides)"
+        ))
+        .await;
+    }
+    let path_prefix = repo.spec.path_prefix.as_deref().unwrap_or_default();
+    ["path", "kopiaRepoPath"]
         .iter()
         .filter_map(|f| backup.data["status"][*f].as_str())
         .filter_map(|p| scoping::read_path(path_prefix, bns, p))
-        .collect())
+        .collect()
 }
 
-/// Record the keys and the condition in status, when they changed.
+/// Record the keys (and with `condition`, the `ScopedCredentials` condition) in status, when
+/// they changed; the status as written.
 async fn write_status(
     ctx: &Context,
     repo: &BackupRepo,
     written: &BackupRepoStatus,
-    enabled: bool,
     records: &[ScopedCredential],
-    failed: &[(String, String)],
-) -> Result<()> {
+    condition: Option<Option<(&'static str, &'static str, String)>>,
+) -> Result<BackupRepoStatus> {
     let mut status = written.clone();
     status.scoped_credentials = records.to_vec();
-    let now = ctx.now();
-    match scoping::condition(enabled, records, failed) {
-        Some((s, reason, message)) => backuprepo_core::conditions::set(
+    match condition {
+        Some(Some((s, reason, message))) => backuprepo_core::conditions::set(
             &mut status.conditions,
             condition_type::SCOPED_CREDENTIALS,
             s,
             reason,
             message,
             repo.metadata.generation,
-            &now,
+            &ctx.now(),
         ),
-        None => backuprepo_core::conditions::remove(
+        Some(None) => backuprepo_core::conditions::remove(
             &mut status.conditions,
             condition_type::SCOPED_CREDENTIALS,
         ),
+        None => {}
     }
-    if &status == written {
-        return Ok(());
+    if &status != written {
+        let api: Api<BackupRepo> = Api::all(ctx.client.clone());
+        let patch = status_merge_patch(Some(written), &status);
+        api.patch_status(repo.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::kube("patch status"))?;
     }
-    let api: Api<BackupRepo> = Api::all(ctx.client.clone());
-    let patch = status_merge_patch(Some(written), &status);
-    api.patch_status(repo.name(), &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .map_err(Error::kube("patch status"))?;
-    Ok(())
+    Ok(status)
 }
 
 /// What one pass needs to carry steps out.
 struct Run<'a> {
     ctx: &'a Context,
     repo: &'a BackupRepo,
-    config: &'a RenderedToolConfig,
-    digest: &'a str,
+    own: &'a Own<'a>,
     secret_name: &'a str,
     path_prefix: &'a str,
 }
 
 /// An event's reason and note.
 type Note = (&'static str, String);
+
+type Storing = std::result::Result<(Storage, Option<String>), String>;
 
 impl Run<'_> {
     fn scope(&self, ns: &str, read: &[String]) -> Scope {
@@ -331,40 +431,52 @@ impl Run<'_> {
         }
     }
 
+    /// The namespace's user on the storage, from the repository alone.
+    fn user(&self, ns: &str) -> String {
+        let uid = self.repo.metadata.uid.as_deref().unwrap_or_default();
+        scoping::user_name(self.repo.name(), uid, ns)
+    }
+
+    fn config(&self) -> std::result::Result<(&RenderedToolConfig, &str), String> {
+        match (self.own.config, self.own.digest) {
+            (Some(c), Some(d)) => Ok((c, d)),
+            _ => Err("the repository's config has not passed a check".into()),
+        }
+    }
+
     /// Carry out one step and record it; `Err` says why it could not be done.
     async fn step(
         &self,
-        storage: &Storage,
-        iam: Option<&str>,
+        storage: &Storing,
         step: &Step,
         records: &mut Vec<ScopedCredential>,
     ) -> std::result::Result<Note, String> {
         let now = self.ctx.now();
+        let store = || storage.as_ref().map_err(String::clone);
         let record = |ns: &str| records.iter().find(|r| r.namespace == ns).cloned();
         match step {
             Step::Issue { namespace, read } => {
                 let ns = namespace.as_str();
-                let user = scoping::user_name(
-                    self.repo.name(),
-                    self.repo.metadata.uid.as_deref().unwrap_or_default(),
-                    ns,
-                );
-                self.writable(ns).await?;
-                // A user of this name is this repository's, for this namespace: one left by
+                let user = self.user(ns);
+                // A Secret of ours holding the repository's own key loses it first.
+                if self.ours(ns).await?.is_some() {
+                    self.strip(ns).await?;
+                }
+                let (s, iam) = store()?;
+                // The user of this name is this repository's, for this namespace: one left by
                 // an interrupted pass is replaced, not kept.
-                storage
-                    .revoke(&user, iam)
+                s.revoke(&user, iam.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
-                let key = storage
-                    .scoped_user(&user, &self.scope(ns, read), iam)
+                let key = s
+                    .scoped_user(&user, &self.scope(ns, read), iam.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Err(why) = self
                     .write_key(ns, &key.access_key_id, &key.secret_access_key)
                     .await
                 {
-                    let _ = storage.revoke(&user, iam).await;
+                    let _ = s.revoke(&user, iam.as_deref()).await;
                     return Err(why);
                 }
                 scoping::issued(records, ns, &user, &key.access_key_id, read.clone(), &now);
@@ -379,29 +491,28 @@ impl Run<'_> {
             }
             Step::Rotate { namespace, why } => {
                 let ns = namespace.as_str();
-                let Some(r) = record(ns) else {
-                    return Err("no key recorded".into());
-                };
-                self.writable(ns).await?;
+                let r = record(ns).ok_or("no key recorded")?;
+                let user = self.user(ns);
+                let (s, iam) = store()?;
+                self.ours(ns).await?;
                 // Keys still retiring from an earlier rotation go first: storages allow two
                 // keys per user.
                 for k in &r.retiring {
-                    storage
-                        .delete_scoped_key(&r.user, &k.access_key_id, iam)
+                    s.delete_scoped_key(&user, &k.access_key_id, iam.as_deref())
                         .await
                         .map_err(|e| e.to_string())?;
                     scoping::retired(records, ns, &k.access_key_id);
                 }
-                let key = storage
-                    .scoped_key(&r.user, iam)
+                let key = s
+                    .scoped_key(&user, iam.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
                 if let Err(why) = self
                     .write_key(ns, &key.access_key_id, &key.secret_access_key)
                     .await
                 {
-                    let _ = storage
-                        .delete_scoped_key(&r.user, &key.access_key_id, iam)
+                    let _ = s
+                        .delete_scoped_key(&user, &key.access_key_id, iam.as_deref())
                         .await;
                     return Err(why);
                 }
@@ -419,11 +530,8 @@ impl Run<'_> {
             }
             Step::Rescope { namespace, read } => {
                 let ns = namespace.as_str();
-                let Some(r) = record(ns) else {
-                    return Err("no key recorded".into());
-                };
-                storage
-                    .rescope(&r.user, &self.scope(ns, read), iam)
+                let (s, iam) = store()?;
+                s.rescope(&self.user(ns), &self.scope(ns, read), iam.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
                 scoping::rescoped(records, ns, read.clone());
@@ -442,11 +550,8 @@ impl Run<'_> {
                 namespace,
                 access_key_id,
             } => {
-                let Some(r) = record(namespace) else {
-                    return Err("no key recorded".into());
-                };
-                storage
-                    .delete_scoped_key(&r.user, access_key_id, iam)
+                let (s, iam) = store()?;
+                s.delete_scoped_key(&self.user(namespace), access_key_id, iam.as_deref())
                     .await
                     .map_err(|e| e.to_string())?;
                 scoping::retired(records, namespace, access_key_id);
@@ -461,19 +566,22 @@ impl Run<'_> {
                 restore_config,
             } => {
                 let ns = namespace.as_str();
-                // The Secret first: the key leaves the namespace even if the storage fails.
-                let patch = if *restore_config {
-                    config_patch(self.config, self.digest)
-                } else {
-                    revoke_patch(self.repo, ns, why)
-                };
-                self.patch_secret(ns, &patch).await?;
-                if let Some(r) = record(ns) {
-                    storage
-                        .revoke(&r.user, iam)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                // The Secret first, if it is ours: the key leaves the namespace even if the
+                // storage fails.
+                if self.ours(ns).await.ok().flatten().is_some() {
+                    let patch = match restore_config {
+                        true => {
+                            let (cfg, digest) = self.config()?;
+                            config_patch(self.repo, cfg, digest)
+                        }
+                        false => revoke_patch(self.repo, ns, why),
+                    };
+                    self.patch_secret(ns, &patch).await?;
                 }
+                let (s, iam) = store()?;
+                s.revoke(&self.user(ns), iam.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 scoping::revoked(records, ns);
                 Ok((
                     "ScopedKeyRevoked",
@@ -482,11 +590,24 @@ impl Run<'_> {
             }
             Step::Withdraw { namespace } => {
                 let why = "it held the repository's own key and scoped credentials are on";
-                self.patch_secret(namespace, &revoke_patch(self.repo, namespace, why))
-                    .await?;
+                if self.ours(namespace).await?.is_some() {
+                    self.patch_secret(namespace, &revoke_patch(self.repo, namespace, why))
+                        .await?;
+                }
                 Ok((
                     "ToolConfigWithdrawn",
                     format!("namespace {namespace}'s tool-config Secret was withdrawn: {why}"),
+                ))
+            }
+            Step::Strip { namespace } => {
+                if self.ours(namespace).await?.is_some() {
+                    self.strip(namespace).await?;
+                }
+                Ok((
+                    "ToolConfigWithdrawn",
+                    format!(
+                        "namespace {namespace}'s tool-config Secret lost the repository's own key; it gets a scoped key once the repository is Ready"
+                    ),
                 ))
             }
         }
@@ -496,8 +617,9 @@ impl Run<'_> {
         Api::namespaced(self.ctx.client.clone(), ns)
     }
 
-    /// Fail unless the namespace's Secret is absent or this repository's.
-    async fn writable(&self, ns: &str) -> std::result::Result<(), String> {
+    /// The namespace's Secret of the repository's name when the repository owns it; `None`
+    /// when there is none; an error when someone else's (or a withdrawn one) is there.
+    async fn ours(&self, ns: &str) -> std::result::Result<Option<Secret>, String> {
         let name = self.secret_name;
         let withdrawn = format!(
             "revoked-{}",
@@ -519,19 +641,31 @@ impl Run<'_> {
                 "Secret {ns}/{name} exists and is not owned by backup repository {}; the controller does not write into it. Delete it so the controller can create its own",
                 self.repo.name()
             )),
-            Ok(_) => Ok(()),
+            Ok(found) => Ok(found),
             Err(e) => Err(format!("cannot read Secret {ns}/{name}: {e}")),
         }
     }
 
+    /// Remove the data of the namespace's Secret, keeping the Secret (and its ownership).
+    async fn strip(&self, ns: &str) -> std::result::Result<(), String> {
+        let patch = json!({
+            "metadata": {"annotations": {
+                REVOKED_ANNOTATION: "the repository's own key was removed: keys are scoped",
+                BACKUP_REPO_DIGEST_ANNOTATION: null,
+            }},
+            "data": null,
+        });
+        self.patch_secret(ns, &patch).await
+    }
+
     /// Put a key into the namespace's Secret: create it, or replace the config of ours.
     async fn write_key(&self, ns: &str, id: &str, secret: &str) -> std::result::Result<(), String> {
-        let cfg = self
-            .config
+        let (own, digest) = self.config()?;
+        let cfg = own
             .clone()
             .with_key(id, secret)
             .map_err(|e| e.to_string())?;
-        let object = tool_config_secret(self.repo, self.secret_name, ns, &cfg, self.digest);
+        let object = tool_config_secret(self.repo, self.secret_name, ns, &cfg, digest);
         match self
             .secrets(ns)
             .create(&PostParams::default(), &object)
@@ -539,8 +673,8 @@ impl Run<'_> {
         {
             Ok(_) => Ok(()),
             Err(e) if is_conflict(&e) => {
-                self.writable(ns).await?;
-                self.patch_secret(ns, &config_patch(&cfg, self.digest))
+                self.ours(ns).await?;
+                self.patch_secret(ns, &config_patch(self.repo, &cfg, digest))
                     .await
             }
             Err(e) => Err(format!(
@@ -565,34 +699,35 @@ pub async fn revoke_all(
     provider: Option<&StorageProvider>,
     config: Option<&RenderedToolConfig>,
 ) -> std::result::Result<usize, String> {
-    let records = repo
+    let uid = repo.metadata.uid.as_deref().unwrap_or_default();
+    let users: Vec<(String, String)> = repo
         .status
         .as_ref()
-        .map(|s| s.scoped_credentials.clone())
-        .unwrap_or_default();
-    if records.is_empty() {
+        .map(|s| s.scoped_credentials.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r.namespace.clone(),
+                scoping::user_name(repo.name(), uid, &r.namespace),
+            )
+        })
+        .collect();
+    if users.is_empty() {
         return Ok(0);
     }
-    let users = || {
-        records
-            .iter()
-            .map(|r| r.user.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let (Some(p), Some(cfg)) = (provider, config) else {
-        return Err(format!(
-            "the repository's provider or credential is gone, so its scoped keys cannot be revoked; delete these users on the storage: {}",
-            users()
-        ));
-    };
-    let iam = p.key_scoping()?;
-    let storage = Storage::open(&cfg.config, "", None).map_err(|e| e.to_string())?;
-    for r in &records {
+    let (storage, iam) = storage(provider, config).map_err(|why| {
+        let names: Vec<&str> = users.iter().map(|(_, u)| u.as_str()).collect();
+        format!(
+            "{why}, so the repository's scoped keys cannot be revoked; delete these users on the storage: {}",
+            names.join(", ")
+        )
+    })?;
+    for (ns, user) in &users {
         storage
-            .revoke(&r.user, iam)
+            .revoke(user, iam.as_deref())
             .await
-            .map_err(|e| format!("revoking {}'s key (user {}): {e}", r.namespace, r.user))?;
+            .map_err(|e| format!("revoking {ns}'s key (user {user}): {e}"))?;
     }
-    Ok(records.len())
+    Ok(users.len())
 }

@@ -243,6 +243,23 @@ fn admin_key_stays_home(s3: &S3, c: &Cluster, seen: &[Seen]) {
             s.method,
             s.path
         );
+        // Secret data is base64: decoded, too.
+        if let Some(b64) = s.body["data"]["datasafed.conf"].as_str() {
+            let conf: ByteString = serde_json::from_value(json!(b64)).unwrap();
+            let conf = String::from_utf8(conf.0).unwrap();
+            assert!(
+                !conf.contains(&s3.secret),
+                "{} {} writes the admin secret",
+                s.method,
+                s.path
+            );
+            assert!(
+                !conf.contains(&s3.key),
+                "{} {} writes the admin key ID",
+                s.method,
+                s.path
+            );
+        }
     }
     for o in &c.objects {
         let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
@@ -262,6 +279,27 @@ fn admin_key_stays_home(s3: &S3, c: &Cluster, seen: &[Seen]) {
 
 fn minio() -> Value {
     to_value(&builtin_provider("minio"))
+}
+
+/// The repository's own config, as the minio provider renders it.
+fn admin_config(s3: &S3) -> backuprepo_catalog::render::RenderedToolConfig {
+    let p = builtin_provider("minio");
+    let params = [
+        ("accessKeyId", s3.key.as_str()),
+        ("secretAccessKey", s3.secret.as_str()),
+        ("bucket", s3.bucket.as_str()),
+        ("endpoint", s3.endpoint.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let ctx = backuprepo_catalog::render::Context {
+        parameters: &params,
+        csi_secret: None,
+    };
+    backuprepo_catalog::render::tool_config(&p.spec, &ctx)
+        .unwrap()
+        .unwrap()
 }
 
 fn prefix() -> String {
@@ -297,8 +335,12 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         assert_eq!(r["namespace"], ns);
         assert_eq!(r["accessKeyId"], key_id(conf));
         assert_eq!(r["createdAt"], "2023-11-14T22:13:20Z");
+        let secret = conf
+            .lines()
+            .find_map(|l| l.strip_prefix("secret_access_key = "))
+            .unwrap();
         assert!(
-            !r.to_string().contains("secret"),
+            !st.to_string().contains(secret),
             "status holds a secret: {r}"
         );
     }
@@ -337,6 +379,20 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
     c.put(backup("ns-b", "b-ns-b", false, "Completed", Some(&b_path)));
     b.push("other/data", b"another backup of b").await.unwrap();
     c.put(restore("ns-a", "restore-1", ("ns-b", "b-ns-b"), "Running"));
+    // Not until ns-b's Backup allows Restores from ns-a: ns-a asking is not enough.
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert!(events(&seen, "ScopedKeyRescoped").is_empty());
+    let refused = events(&seen, "CrossNamespaceRestoreNotAllowed");
+    assert!(
+        refused[0].contains("backuprepo.io/restore-namespaces"),
+        "{refused:?}"
+    );
+    denied(
+        a_in_b.pull("b-ns-b/data").await,
+        "ns-a reading a backup that did not allow it",
+    );
+    c.get_mut(&format!("{BACKUPS}/ns-b/backups/b-ns-b"))
+        .unwrap()["metadata"]["annotations"] = json!({"backuprepo.io/restore-namespaces": "ns-a"});
     let (_, seen) = pass(&mut c, &clock).await;
     assert_eq!(events(&seen, "ScopedKeyRescoped").len(), 1, "{seen:#?}");
     assert_eq!(
@@ -368,6 +424,7 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
     // 4. Rotation on demand: a new key at once, the old one until the grace ends.
     c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"]["backuprepo.io/rotate-keys"] =
         json!("now");
+    clock.fetch_add(1, Ordering::SeqCst);
     let (action, seen) = pass(&mut c, &clock).await;
     assert!(events(&seen, "ScopedKeyRotated")[0].contains("rotation was requested"));
     let rotated_a = config_in(&c, "ns-a").unwrap();
@@ -493,10 +550,27 @@ async fn a_namespace_that_cannot_get_a_key_waits_and_gets_nothing() {
         .unwrap()
         .remove("scopedCredentials");
     let mut c = cluster(&s3, &pp, provider, &["ns-a"]);
+    // ns-old holds a copy of the repository's config from before scoping, and a Backup.
+    let mut old = to_value(&backuprepo_operator::namespaces::tool_config_secret(
+        &serde_json::from_value(c.get(&repo_path()).unwrap().clone()).unwrap(),
+        "tool-config-r1-abcdef",
+        "ns-old",
+        &admin_config(&s3),
+        "old-digest",
+    ));
+    old["metadata"]["ownerReferences"][0]["uid"] = json!(format!("uid-{pp}"));
+    c.put(old);
+    c.put(backup("ns-old", "b-old", false, "Completed", None));
     let clock = Arc::new(AtomicI64::new(NOW));
-    let (_, seen) = pass(&mut c, &clock).await;
+    let (action, seen) = pass(&mut c, &clock).await;
     let st = status(&c);
     assert_eq!(st["phase"], "Ready", "{st:#}");
+    // Tried again in a minute, not in a loop.
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(60)));
+    // ns-old lost the repository's key at once, though it could not get a scoped one; the
+    // Secret stays, for the key it gets later.
+    assert!(config_in(&c, "ns-old").is_none());
+    assert!(c.get(&secret_path("ns-old")).is_some());
     let cond = condition(&st, "ScopedCredentials");
     assert_eq!(cond["status"], "False");
     assert_eq!(cond["reason"], "ScopingFailed");
@@ -577,6 +651,22 @@ async fn turning_scoping_on_replaces_copies_of_the_repository_key() {
         "{cond}"
     );
     assert_eq!(st["scopedCredentials"].as_array().unwrap().len(), 1);
+
+    // A rotation asked for while ns-p keeps failing: ns-a's key is replaced once, and the
+    // request is answered (no rotation on every pass).
+    c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"]["backuprepo.io/rotate-keys"] =
+        json!("please");
+    clock.fetch_add(1, Ordering::SeqCst);
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert_eq!(events(&seen, "ScopedKeyRotated").len(), 1);
+    assert!(
+        c.get(&repo_path()).unwrap()["metadata"]["annotations"]["backuprepo.io/rotate-keys"]
+            .is_null()
+    );
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert!(events(&seen, "ScopedKeyRotated").is_empty());
+    let scoped = config_in(&c, "ns-a").unwrap();
+    let a = Job::new(&scoped, &format!("{pp}/ns-a"));
 
     // Off again: the key is revoked and ns-a gets the repository's config back.
     c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"]
