@@ -98,16 +98,7 @@ pub async fn sync_tool_config_secrets(
     repo: &BackupRepo,
     update: Option<(&RenderedToolConfig, &str)>,
 ) -> Result<()> {
-    let all: Api<Secret> = Api::all(ctx.client.clone());
-    let selector = format!("{},{IS_TOOL_CONFIG_LABEL}=true", repo_selector(repo.name()));
-    let list = all
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(Error::kube("list tool-config secrets"))?;
-    for s in list.items {
-        if !owned_by(s.metadata.owner_references.as_ref(), repo) {
-            continue;
-        }
+    for s in owned_tool_config_secrets(ctx, repo).await? {
         let (Some(ns), Some(n)) = (&s.metadata.namespace, &s.metadata.name) else {
             continue;
         };
@@ -172,10 +163,45 @@ where
     }
 }
 
+/// The owner UID a withdrawn object is handed to the garbage collector with: a repository
+/// UID that cannot exist.
+pub(crate) fn withdrawn_uid(repo: &BackupRepo) -> String {
+    format!(
+        "revoked-{}",
+        repo.metadata.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Why the controller leaves `what` `ns/name` alone: someone else's object has its name.
+pub(crate) fn not_owned(repo: &BackupRepo, what: &str, ns: &str, name: &str) -> String {
+    format!(
+        "{what} {ns}/{name} exists and is not owned by backup repository {}; the controller \
+         does not use or overwrite it. Delete it so the controller can create its own",
+        repo.name()
+    )
+}
+
+/// The tool-config Secrets, in every namespace, that this repository owns (by UID).
+pub(crate) async fn owned_tool_config_secrets(
+    ctx: &Context,
+    repo: &BackupRepo,
+) -> Result<Vec<Secret>> {
+    let all: Api<Secret> = Api::all(ctx.client.clone());
+    let selector = format!("{},{IS_TOOL_CONFIG_LABEL}=true", repo_selector(repo.name()));
+    let list = all
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(Error::kube("list tool-config secrets"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|s| owned_by(s.metadata.owner_references.as_ref(), repo))
+        .collect())
+}
+
 /// The merge patch that withdraws a tool-config Secret from `ns`: no data, a note saying why,
 /// and a sole owner that does not exist, which the garbage collector acts on by deleting it.
 pub(crate) fn revoke_patch(repo: &BackupRepo, ns: &str, why: &str) -> serde_json::Value {
-    let uid = repo.metadata.uid.as_deref().unwrap_or_default();
     json!({
         "metadata": {
             "annotations": {
@@ -188,7 +214,7 @@ pub(crate) fn revoke_patch(repo: &BackupRepo, ns: &str, why: &str) -> serde_json
                 "apiVersion": BackupRepo::api_version(&()),
                 "kind": BackupRepo::kind(&()),
                 "name": repo.name(),
-                "uid": format!("revoked-{uid}"),
+                "uid": withdrawn_uid(repo),
             }],
         },
         "data": null,
@@ -345,11 +371,7 @@ where
         if owned_by(e.meta().owner_references.as_ref(), repo) {
             return Ok(true);
         }
-        let note = format!(
-            "{what} {ns}/{name} exists and is not owned by backup repository {}; the controller \
-             does not use or overwrite it. Delete it so the controller can create its own",
-            repo.name()
-        );
+        let note = not_owned(repo, what, ns, name);
         ctx.event(&repo.object_ref(&()), true, NOT_OWNED, "Prepare", &note)
             .await;
         return Ok(false);

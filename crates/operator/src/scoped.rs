@@ -18,8 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use backuprepo_api::constants::{
-    condition_type, BACKUP_REPO_DIGEST_ANNOTATION, BACKUP_REPO_NAME_LABEL, IS_TOOL_CONFIG_LABEL,
-    ROTATE_KEYS_ANNOTATION,
+    condition_type, BACKUP_REPO_DIGEST_ANNOTATION, BACKUP_REPO_NAME_LABEL, ROTATE_KEYS_ANNOTATION,
 };
 use backuprepo_api::{BackupRepo, BackupRepoStatus, ScopedCredential, StorageProvider};
 use backuprepo_catalog::render::RenderedToolConfig;
@@ -35,8 +34,8 @@ use serde_json::{json, Value};
 use crate::context::Context;
 use crate::error::{is_conflict, Error, Result};
 use crate::namespaces::{
-    config_patch, consumer_ref, merge_patch_if_present, revoke_patch, tool_config_secret,
-    REVOKED_ANNOTATION,
+    config_patch, consumer_ref, merge_patch_if_present, not_owned, owned_tool_config_secrets,
+    revoke_patch, tool_config_secret, withdrawn_uid, REVOKED_ANNOTATION,
 };
 use crate::resources::{
     backup_resource, is_active_consumer, list_consumers, owned_by, repo_selector, restore_resource,
@@ -260,15 +259,11 @@ async fn observe(
             }
         }
     }
-    let all: Api<Secret> = Api::all(ctx.client.clone());
-    let secrets = all
-        .list(&ListParams::default().labels(&format!("{selector},{IS_TOOL_CONFIG_LABEL}=true")))
-        .await
-        .map_err(Error::kube("list tool-config secrets"))?;
-    for s in secrets.items.iter().filter(|s| {
-        s.metadata.name.as_deref() == Some(secret_name)
-            && owned_by(s.metadata.owner_references.as_ref(), repo)
-    }) {
+    for s in owned_tool_config_secrets(ctx, repo)
+        .await?
+        .iter()
+        .filter(|s| s.metadata.name.as_deref() == Some(secret_name))
+    {
         let Some(ns) = s.metadata.namespace.clone() else {
             continue;
         };
@@ -621,10 +616,7 @@ impl Run<'_> {
     /// when there is none; an error when someone else's (or a withdrawn one) is there.
     async fn ours(&self, ns: &str) -> std::result::Result<Option<Secret>, String> {
         let name = self.secret_name;
-        let withdrawn = format!(
-            "revoked-{}",
-            self.repo.metadata.uid.as_deref().unwrap_or_default()
-        );
+        let withdrawn = withdrawn_uid(self.repo);
         match self.secrets(ns).get_opt(name).await {
             Ok(Some(s))
                 if s.metadata
@@ -637,10 +629,9 @@ impl Run<'_> {
                     "Secret {ns}/{name} was withdrawn and the garbage collector has not deleted it yet; a new key follows once it is gone"
                 ))
             }
-            Ok(Some(s)) if !owned_by(s.metadata.owner_references.as_ref(), self.repo) => Err(format!(
-                "Secret {ns}/{name} exists and is not owned by backup repository {}; the controller does not write into it. Delete it so the controller can create its own",
-                self.repo.name()
-            )),
+            Ok(Some(s)) if !owned_by(s.metadata.owner_references.as_ref(), self.repo) => {
+                Err(not_owned(self.repo, "Secret", ns, name))
+            }
             Ok(found) => Ok(found),
             Err(e) => Err(format!("cannot read Secret {ns}/{name}: {e}")),
         }
