@@ -134,9 +134,20 @@ fn secret_path(ns: &str) -> String {
 
 /// One reconcile of r1 against the cluster, at `clock`; the cluster takes in what it wrote.
 async fn pass(c: &mut Cluster, clock: &Arc<AtomicI64>) -> (Action, Vec<Seen>) {
+    pass_with(c, clock, &[]).await
+}
+
+/// As [`pass`], with the install's env plus `env`.
+async fn pass_with(
+    c: &mut Cluster,
+    clock: &Arc<AtomicI64>,
+    env: &[(&str, &str)],
+) -> (Action, Vec<Seen>) {
     let repo: BackupRepo = serde_json::from_value(c.get(&repo_path()).unwrap().clone()).unwrap();
     let (client, log, task) = by_rule(world(c.objects.clone(), ""));
-    let cfg = install_config("kb-system", &[("BACKUPREPO_KEY_GRACE", "60")]);
+    let mut env = env.to_vec();
+    env.push(("BACKUPREPO_KEY_GRACE", "60"));
+    let cfg = install_config("kb-system", &env);
     let clock = clock.clone();
     let ctx = Arc::new(
         Context::new(client, cfg)
@@ -561,8 +572,15 @@ async fn a_namespace_that_cannot_get_a_key_waits_and_gets_nothing() {
     old["metadata"]["ownerReferences"][0]["uid"] = json!(format!("uid-{pp}"));
     c.put(old);
     c.put(backup("ns-old", "b-old", false, "Completed", None));
+    // Scoping by the controller's default, not by the annotation.
+    let annotations = &mut c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"];
+    annotations
+        .as_object_mut()
+        .unwrap()
+        .remove("backuprepo.io/scoped-credentials");
     let clock = Arc::new(AtomicI64::new(NOW));
-    let (action, seen) = pass(&mut c, &clock).await;
+    let (action, seen) =
+        pass_with(&mut c, &clock, &[("BACKUPREPO_SCOPED_CREDENTIALS", "true")]).await;
     let st = status(&c);
     assert_eq!(st["phase"], "Ready", "{st:#}");
     // Tried again in a minute, not in a loop.
