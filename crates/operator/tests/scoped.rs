@@ -697,3 +697,37 @@ async fn turning_scoping_on_replaces_copies_of_the_repository_key() {
         "the scoped key after scoping was turned off",
     );
 }
+
+#[tokio::test]
+async fn deleting_a_repository_whose_provider_is_gone_names_the_users_left() {
+    let Some(s3) = s3() else { return };
+    let pp = prefix();
+    let mut c = cluster(&s3, &pp, minio(), &["ns-a"]);
+    let clock = Arc::new(AtomicI64::new(NOW));
+    pass(&mut c, &clock).await;
+    let conf = config_in(&c, "ns-a").unwrap();
+    let user = status(&c)["scopedCredentials"][0]["user"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.remove(&format!("{SP_PATH}/minio"));
+    c.remove(&format!("{BACKUPS}/ns-a/backups/b-ns-a"));
+    c.get_mut(&repo_path()).unwrap()["metadata"]["deletionTimestamp"] =
+        json!("2023-11-15T00:00:00Z");
+    let (_, seen) = pass(&mut c, &clock).await;
+    // The deletion is not held hostage by keys nothing can revoke; a warning names them.
+    assert!(seen
+        .iter()
+        .any(|s| s.method == "PATCH" && s.body["metadata"]["finalizers"] == json!([])));
+    let warning = events(&seen, "ScopingFailed");
+    assert!(
+        warning[0].contains(&user) && warning[0].contains("delete these users"),
+        "{warning:?}"
+    );
+    // As the warning says, the key still works on the storage; remove it as an admin would.
+    let a = Job::new(&conf, &format!("{pp}/ns-a"));
+    a.push("left", b"x").await.unwrap();
+    let admin = Storage::open(&admin_config(&s3).config, "", None).unwrap();
+    admin.revoke(&user, None).await.unwrap();
+    denied(a.pull("left").await, "the key once its user is deleted");
+}
