@@ -58,6 +58,8 @@ pub struct Metrics {
     usage_bytes: Family<RepoLabels, Gauge>,
     usage_objects: Family<RepoLabels, Gauge>,
     usage_partial: Family<RepoLabels, Gauge>,
+    scoped_keys: Family<RepoLabels, Gauge>,
+    scoped_failing: Family<RepoLabels, Gauge>,
     leader: Gauge,
 }
 
@@ -110,6 +112,18 @@ impl Default for Metrics {
             "1 while a repository's usage measurement is incomplete (the figures are a lower bound)",
             usage_partial.clone(),
         );
+        let scoped_keys = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_scoped_keys",
+            "Consumer namespaces holding a key scoped to their own path (status.scopedCredentials)",
+            scoped_keys.clone(),
+        );
+        let scoped_failing = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_scoped_keys_failing",
+            "Namespaces whose scoped key could not be made, replaced or revoked in the last pass (their consumers wait)",
+            scoped_failing.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -126,6 +140,8 @@ impl Default for Metrics {
             usage_bytes,
             usage_objects,
             usage_partial,
+            scoped_keys,
+            scoped_failing,
             leader,
         }
     }
@@ -166,6 +182,16 @@ impl Metrics {
             .set(i64::from(usage.partial));
     }
 
+    /// The scoped keys of a repository, and how many namespaces failed in the last pass.
+    pub fn set_scoped(&self, repo: &str, keys: usize, failing: usize) {
+        let labels = RepoLabels {
+            repo: repo.to_string(),
+        };
+        let n = |v: usize| i64::try_from(v).unwrap_or(i64::MAX);
+        self.scoped_keys.get_or_create(&labels).set(n(keys));
+        self.scoped_failing.get_or_create(&labels).set(n(failing));
+    }
+
     /// Forget a repository that is gone.
     pub fn remove_repo(&self, repo: &str) {
         let labels = RepoLabels {
@@ -174,6 +200,8 @@ impl Metrics {
         self.usage_bytes.remove(&labels);
         self.usage_objects.remove(&labels);
         self.usage_partial.remove(&labels);
+        self.scoped_keys.remove(&labels);
+        self.scoped_failing.remove(&labels);
         for p in PHASES {
             self.repo_phase.remove(&PhaseLabels {
                 repo: repo.to_string(),

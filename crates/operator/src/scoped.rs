@@ -161,6 +161,8 @@ pub async fn sync(
             .await;
         }
     }
+    ctx.metrics
+        .set_scoped(repo.name(), records.len(), failed.len());
     let condition = scoping::condition(enabled, &records, &failed);
     write_status(ctx, repo, &written, &records, Some(condition)).await?;
     if let Some(stamp) = stamp {

@@ -134,15 +134,16 @@ fn secret_path(ns: &str) -> String {
 
 /// One reconcile of r1 against the cluster, at `clock`; the cluster takes in what it wrote.
 async fn pass(c: &mut Cluster, clock: &Arc<AtomicI64>) -> (Action, Vec<Seen>) {
-    pass_with(c, clock, &[]).await
+    let (action, seen, _) = pass_with(c, clock, &[]).await;
+    (action, seen)
 }
 
-/// As [`pass`], with the install's env plus `env`.
+/// As [`pass`], with the install's env plus `env`; also the metrics the pass left.
 async fn pass_with(
     c: &mut Cluster,
     clock: &Arc<AtomicI64>,
     env: &[(&str, &str)],
-) -> (Action, Vec<Seen>) {
+) -> (Action, Vec<Seen>, String) {
     let repo: BackupRepo = serde_json::from_value(c.get(&repo_path()).unwrap().clone()).unwrap();
     let (client, log, task) = by_rule(world(c.objects.clone(), ""));
     let mut env = env.to_vec();
@@ -154,7 +155,7 @@ async fn pass_with(
             .with_clock(Arc::new(move || at(clock.load(Ordering::SeqCst))))
             .with_suffixes(Arc::new(|| SUFFIX.to_string())),
     );
-    let action = reconcile_repo(ctx, Arc::new(repo)).await;
+    let action = reconcile_repo(ctx.clone(), Arc::new(repo)).await;
     task.abort();
     let seen = log.lock().unwrap().clone();
     let action = action.unwrap_or_else(|e| panic!("reconcile failed: {e}; requests: {seen:#?}"));
@@ -165,7 +166,7 @@ async fn pass_with(
         "requests the install's RBAC refuses: {refused:#?}"
     );
     c.apply(&seen);
-    (action, seen)
+    (action, seen, ctx.metrics.render())
 }
 
 fn status(c: &Cluster) -> Value {
@@ -579,8 +580,13 @@ async fn a_namespace_that_cannot_get_a_key_waits_and_gets_nothing() {
         .unwrap()
         .remove("backuprepo.io/scoped-credentials");
     let clock = Arc::new(AtomicI64::new(NOW));
-    let (action, seen) =
+    let (action, seen, metrics) =
         pass_with(&mut c, &clock, &[("BACKUPREPO_SCOPED_CREDENTIALS", "true")]).await;
+    // Failing namespaces show in the metrics, for alerts: ns-a and ns-old.
+    assert!(
+        metrics.contains("backuprepo_repository_scoped_keys_failing{repo=\"r1\"} 2"),
+        "{metrics}"
+    );
     let st = status(&c);
     assert_eq!(st["phase"], "Ready", "{st:#}");
     // Tried again in a minute, not in a loop.
