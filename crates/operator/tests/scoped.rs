@@ -169,6 +169,19 @@ async fn pass_with(
     (action, seen, ctx.metrics.render())
 }
 
+/// Delete r1 (its deletion timestamp set) and reconcile: the finalizer must go.
+async fn delete_repo(c: &mut Cluster, clock: &Arc<AtomicI64>) -> Vec<Seen> {
+    c.get_mut(&repo_path()).unwrap()["metadata"]["deletionTimestamp"] =
+        json!("2023-11-15T00:00:00Z");
+    let (_, seen) = pass(c, clock).await;
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "PATCH" && s.body["metadata"]["finalizers"] == json!([])),
+        "the finalizer stayed: {seen:#?}"
+    );
+    seen
+}
+
 fn status(c: &Cluster) -> Value {
     c.get(&repo_path()).unwrap()["status"].clone()
 }
@@ -539,12 +552,7 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         c.remove(&format!("{BACKUPS}/{ns}/backups/b-{ns}"));
     }
     c.remove(&format!("{BACKUPS}/ns-a/backups/b2"));
-    c.get_mut(&repo_path()).unwrap()["metadata"]["deletionTimestamp"] =
-        json!("2023-11-15T00:00:00Z");
-    let (_, seen) = pass(&mut c, &clock).await;
-    assert!(seen
-        .iter()
-        .any(|s| s.method == "PATCH" && s.body["metadata"]["finalizers"] == json!([])));
+    delete_repo(&mut c, &clock).await;
     denied(
         a_new.pull("b-ns-a/data").await,
         "ns-a's key after the repository was deleted",
@@ -718,13 +726,8 @@ async fn deleting_a_repository_whose_provider_is_gone_names_the_users_left() {
         .to_string();
     c.remove(&format!("{SP_PATH}/minio"));
     c.remove(&format!("{BACKUPS}/ns-a/backups/b-ns-a"));
-    c.get_mut(&repo_path()).unwrap()["metadata"]["deletionTimestamp"] =
-        json!("2023-11-15T00:00:00Z");
-    let (_, seen) = pass(&mut c, &clock).await;
     // The deletion is not held hostage by keys nothing can revoke; a warning names them.
-    assert!(seen
-        .iter()
-        .any(|s| s.method == "PATCH" && s.body["metadata"]["finalizers"] == json!([])));
+    let seen = delete_repo(&mut c, &clock).await;
     let warning = events(&seen, "ScopingFailed");
     assert!(
         warning[0].contains(&user) && warning[0].contains("delete these users"),
