@@ -51,12 +51,16 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-fn props(provider: &StorageProvider) -> Vec<Prop> {
-    let schema = provider
+/// The provider's parameter schema (`null` when it has none), borrowed.
+fn schema_of(provider: &StorageProvider) -> &serde_json::Value {
+    provider
         .spec
         .open_api_v3_schema()
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn props(provider: &StorageProvider) -> Vec<Prop> {
+    let schema = schema_of(provider);
     let creds = provider.spec.credential_fields();
     let mut out = Vec::new();
     if let Some(map) = schema.get("properties").and_then(Json::as_object) {
@@ -232,12 +236,8 @@ fn ask_missing_credentials(
     props: &[Prop],
     secret: &mut BTreeMap<String, String>,
 ) -> Result<()> {
-    let schema = provider
-        .spec
-        .open_api_v3_schema()
-        .cloned()
-        .unwrap_or_default();
-    let required = required_of(&schema);
+    let schema = schema_of(provider);
+    let required = required_of(schema);
     for p in props
         .iter()
         .filter(|p| p.credential && required.contains(&p.name.as_str()))
@@ -317,13 +317,9 @@ fn prompting() -> bool {
 }
 
 fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
-    let schema = provider
-        .spec
-        .open_api_v3_schema()
-        .cloned()
-        .unwrap_or_default();
+    let schema = schema_of(provider);
     let props = props(provider);
-    let required = required_of(&schema);
+    let required = required_of(schema);
     let methods: Vec<&str> = provider
         .spec
         .access_methods()
@@ -338,7 +334,7 @@ fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
             provider.name(),
             methods.join(", ")
         ))
-        .after_help(example(provider, &props, &schema))
+        .after_help(example(provider, &props, schema))
         .arg(Arg::new("name").value_name("NAME").help("Name of the repository (generated when omitted)"))
         .arg(Arg::new("provider").long("provider").required(true).help("The storage provider"))
         .arg(
@@ -369,7 +365,7 @@ fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
         }
         // A required credential is asked for on a terminal rather than refused.
         let must = required.contains(&p.name.as_str()) && !(prompt && p.credential);
-        cmd = cmd.arg(prop_arg(&schema, p, must, true));
+        cmd = cmd.arg(prop_arg(schema, p, must, true));
     }
     cmd
 }
@@ -412,12 +408,8 @@ fn validate(
     config: &BTreeMap<String, String>,
     secret: &BTreeMap<String, String>,
 ) -> Result<()> {
-    let schema = provider
-        .spec
-        .open_api_v3_schema()
-        .cloned()
-        .unwrap_or_default();
-    if let Err(errors) = params::resolve(&schema, provider.spec.credential_fields(), config, secret)
+    let schema = schema_of(provider);
+    if let Err(errors) = params::resolve(schema, provider.spec.credential_fields(), config, secret)
     {
         for e in &errors {
             let flag = match e {
@@ -590,11 +582,7 @@ pub async fn create<S: RepoStore>(store: &S, args: Vec<String>) -> Result<()> {
 }
 
 fn update_command(provider: &StorageProvider) -> Command {
-    let schema = provider
-        .spec
-        .open_api_v3_schema()
-        .cloned()
-        .unwrap_or_default();
+    let schema = schema_of(provider);
     let mut cmd = Command::new("backuprepo update")
         .args_override_self(true)
         .about("Update a backup repository's credentials or whether it is the default")
@@ -603,7 +591,7 @@ fn update_command(provider: &StorageProvider) -> Command {
             "--default makes it the default repository, --default=false removes that; omitted: unchanged",
         ));
     for p in props(provider).iter().filter(|p| p.credential) {
-        cmd = cmd.arg(prop_arg(&schema, p, false, false));
+        cmd = cmd.arg(prop_arg(schema, p, false, false));
     }
     cmd
 }
