@@ -29,7 +29,7 @@ use crate::error::{is_conflict, is_not_found, Error, Result};
 use crate::repo::derived_labels;
 use crate::resources::{
     backup_resource, is_active_consumer, list_consumers, owned_by, owner_ref, repo_selector,
-    restore_resource,
+    restore_resource, waits_for_preparation,
 };
 use crate::scoped::Scoped;
 
@@ -249,7 +249,15 @@ pub async fn prepare_consumers(
     let mut refused: BTreeSet<String> = BTreeSet::new();
     let mut first_error: Option<Error> = None;
     for ar in [backup_resource(), restore_resource()] {
-        let items = list_consumers(&ctx.client, &ar, &selector).await?;
+        // The scoped-key pass listed every consumer already: its waiting ones are these.
+        let items = match scoped.consumers(&ar) {
+            Some(all) => all
+                .iter()
+                .filter(|i| waits_for_preparation(i))
+                .cloned()
+                .collect(),
+            None => list_consumers(&ctx.client, &ar, &selector).await?,
+        };
         for item in items.iter().filter(|i| is_active_consumer(i)) {
             let (Some(ns), Some(n)) = (&item.metadata.namespace, &item.metadata.name) else {
                 continue;

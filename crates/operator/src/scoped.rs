@@ -62,6 +62,18 @@ pub struct Scoped {
     pub ready: BTreeSet<String>,
     /// When a rotation or retirement falls due, or a failed step is tried again.
     pub wake: Option<Duration>,
+    /// Every Backup and Restore of the repository, as this pass listed them (by kind).
+    listed: Vec<(String, Vec<DynamicObject>)>,
+}
+
+impl Scoped {
+    /// The consumers of kind `ar` this pass listed, if it listed them.
+    pub fn consumers(&self, ar: &kube::api::ApiResource) -> Option<&[DynamicObject]> {
+        self.listed
+            .iter()
+            .find(|(kind, _)| *kind == ar.kind)
+            .map(|(_, items)| items.as_slice())
+    }
 }
 
 /// Whether `repo` has scoped keys to keep in line: scoping is on, or keys are left to revoke.
@@ -101,7 +113,7 @@ pub async fn sync(
         .annotations()
         .get(ROTATE_KEYS_ANNOTATION)
         .map(|v| v.parse().map(Time).map_err(|_| now.clone()));
-    let (seen, waiting) = observe(ctx, repo, enabled, &records, &own, &secret_name).await?;
+    let (seen, waiting, listed) = observe(ctx, repo, enabled, &records, &own, &secret_name).await?;
     let seen = Observed {
         rotate_before: stamp.clone().map(|s| s.unwrap_or_else(|now| now)),
         ..seen
@@ -177,6 +189,7 @@ pub async fn sync(
     Ok(Scoped {
         enabled,
         ready,
+        listed,
         // A failed step is due again at once by the plan; it is tried again after RETRY.
         wake: match failed.is_empty() {
             true => wake,
@@ -235,7 +248,11 @@ async fn observe(
     records: &[ScopedCredential],
     own: &Own<'_>,
     secret_name: &str,
-) -> Result<(Observed, BTreeMap<String, Vec<DynamicObject>>)> {
+) -> Result<(
+    Observed,
+    BTreeMap<String, Vec<DynamicObject>>,
+    Vec<(String, Vec<DynamicObject>)>,
+)> {
     let selector = repo_selector(repo.name());
     let mut seen = Observed {
         enabled,
@@ -243,23 +260,26 @@ async fn observe(
         ..Observed::default()
     };
     let mut waiting: BTreeMap<String, Vec<DynamicObject>> = BTreeMap::new();
+    let mut listed = Vec::new();
     for (ar, restore) in [(backup_resource(), false), (restore_resource(), true)] {
-        for c in list_consumers(&ctx.client, &ar, &selector).await? {
+        let items = list_consumers(&ctx.client, &ar, &selector).await?;
+        for c in &items {
             let Some(ns) = c.namespace() else { continue };
             seen.present.insert(ns.clone());
-            if !is_active_consumer(&c) {
+            if !is_active_consumer(c) {
                 continue;
             }
-            if waits_for_preparation(&c) && ctx.config.allows_namespace(repo, &ns) {
+            if waits_for_preparation(c) && ctx.config.allows_namespace(repo, &ns) {
                 seen.waiting.insert(ns.clone());
                 waiting.entry(ns.clone()).or_default().push(c.clone());
             }
             if restore && enabled {
-                for p in restore_reads(ctx, repo, &c, &ns).await {
+                for p in restore_reads(ctx, repo, c, &ns).await {
                     seen.reads.entry(ns.clone()).or_default().insert(p);
                 }
             }
         }
+        listed.push((ar.kind, items));
     }
     for s in owned_tool_config_secrets(ctx, repo)
         .await?
@@ -290,7 +310,7 @@ async fn observe(
         .into_iter()
         .filter(|ns| !ctx.config.allows_namespace(repo, ns))
         .collect();
-    Ok((seen, waiting))
+    Ok((seen, waiting, listed))
 }
 
 /// The paths an unfinished Restore in `ns` may read in another namespace: its Backup's

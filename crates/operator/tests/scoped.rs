@@ -370,6 +370,14 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         );
     }
     admin_key_stays_home(&s3, &c, &seen);
+    // Consumers are listed once a pass, for the keys and the preparation alike.
+    let backup_lists = seen
+        .iter()
+        .filter(|s| {
+            s.method == "GET" && s.path == "/apis/dataprotection.kubeblocks.io/v1alpha1/backups"
+        })
+        .count();
+    assert_eq!(backup_lists, 1);
     // Both consumers were released.
     for ns in ["ns-a", "ns-b"] {
         let b = c.get(&format!("{BACKUPS}/{ns}/backups/b-{ns}")).unwrap();
