@@ -234,11 +234,13 @@ pub fn main(args: Args) -> ExitCode {
 
 pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "error,backuprepo={level},backuprepo_transfer={level},backuprepo_local={level}"
+        "error,backuprepo={level},backuprepo_transfer={level},backuprepo_local={level},backuprepo_operator={level}"
     ))
     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files and pipes get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(filter)
         .try_init();
 }

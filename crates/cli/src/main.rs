@@ -417,10 +417,10 @@ fn controller() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| {
+        let config = kube::Config::infer().await.map_err(|e| {
             anyhow::anyhow!("cannot reach a Kubernetes API server (kubeconfig or in-cluster service account): {e}")
         })?;
-        backuprepo_operator::run(client, cfg).await
+        backuprepo_operator::controller::run_from_config(config, cfg).await
     })
 }
 

@@ -276,25 +276,78 @@ pub fn provider_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
     })
 }
 
+/// This replica's identity in the Lease and in its user agent: `POD_NAME` (the install sets it)
+/// or a random one.
+pub fn identity(cfg: &OperatorConfig) -> String {
+    cfg.instance
+        .clone()
+        .unwrap_or_else(|| format!("backuprepo-{}", backuprepo_api::random_suffix()))
+}
+
+/// The user agent of every request this replica makes, so that the API server's audit log
+/// tells the replicas apart.
+pub fn user_agent(identity: &str) -> String {
+    format!(
+        "backuprepo-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Run the operator from a client configuration (what `backuprepo controller` does): the
+/// Lease is kept with its own client; the controllers' client refuses writes once this replica
+/// stops leading ([`crate::lease::WriteGuard`]). Both carry the replica's identity in their
+/// user agent.
+pub async fn run_from_config(
+    mut config: kube::Config,
+    mut cfg: OperatorConfig,
+) -> anyhow::Result<()> {
+    let identity = identity(&cfg);
+    cfg.instance = Some(identity.clone());
+    let agent = http::HeaderValue::from_str(&user_agent(&identity))?;
+    config.headers.push((http::header::USER_AGENT, agent));
+    let lease_client = Client::try_from(config.clone())?;
+    let deadline = if cfg.leader_election {
+        crate::lease::Deadline::default()
+    } else {
+        crate::lease::Deadline::unlimited()
+    };
+    let client = kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::lease::WriteGuard(deadline.clone()))
+        .build();
+    serve(lease_client, client, deadline, cfg).await
+}
+
 /// Run both controllers and the metrics server until SIGINT/SIGTERM. With leader election
 /// (the default), the controllers start once this replica leads, while `/healthz` and
 /// `/metrics` answer from the start; losing the lease ends `run` with an error, so the pod
-/// restarts as a follower.
+/// restarts as a follower. One client for everything (the tests' mocked API servers).
 pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
+    serve(
+        client.clone(),
+        client,
+        crate::lease::Deadline::default(),
+        cfg,
+    )
+    .await
+}
+
+async fn serve(
+    lease_client: Client,
+    client: Client,
+    deadline: crate::lease::Deadline,
+    cfg: OperatorConfig,
+) -> anyhow::Result<()> {
     let addr = cfg.metrics_addr;
     let elector = cfg.leader_election.then(|| {
-        let identity = cfg
-            .instance
-            .clone()
-            .unwrap_or_else(|| format!("backuprepo-{}", backuprepo_api::random_suffix()));
-        crate::lease::Elector::new(
-            client.clone(),
-            crate::lease::LeaseSettings::new(&cfg.namespace, &identity),
+        crate::lease::Elector::with_deadline(
+            lease_client,
+            crate::lease::LeaseSettings::new(&cfg.namespace, &identity(&cfg)),
+            deadline,
         )
     });
     let ctx = Arc::new(Context::new(client, cfg));
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "serving /metrics and /healthz");
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::server::serve(
         listener,

@@ -2,16 +2,27 @@
 //! replicas: one reconciles, the other waits and serves `/healthz` and `/metrics`, and takes
 //! over once the leader has not renewed the lease for its duration.
 //!
-//! The rules are client-go's: the holder renews `renewTime` every `renew_every`; anyone may
-//! take a lease whose `renewTime + leaseDurationSeconds` has passed (or that has no holder),
-//! bumping `leaseTransitions`; every write carries the `resourceVersion` it read, so of two
-//! candidates racing for a lease the API server lets one win (409 for the other). A leader
-//! that cannot renew within the lease duration stops leading: `run` then exits, and the pod
-//! restarts as a follower, so two leaders never act for longer than one lease duration.
+//! The rules are client-go's:
+//! - the holder renews `renewTime` every `renew_every`; every write carries the
+//!   `resourceVersion` it read, so of two candidates racing for a lease the API server lets one
+//!   win (409 for the other);
+//! - a candidate measures expiry on its own monotonic clock, from the moment it last saw the
+//!   lease change (holder, renew time or resourceVersion): never by comparing `renewTime` with
+//!   its wall clock, which belongs to another machine;
+//! - the leader leads until its [`Deadline`]: `renew_deadline` after the start of its last
+//!   successful renew, shorter than the lease duration a follower waits. Every renew has that
+//!   timeout, so one stuck on a dead connection cannot keep it leading. Past the deadline the
+//!   controller's writes are refused before they leave the process ([`WriteGuard`]) and `hold`
+//!   returns, so a leader that was frozen (SIGSTOP, a paused VM) and resumes after another
+//!   replica took over steps down without writing.
 //!
 //! Written here rather than taken from a crate: the maintained ones (kube-lease-manager 0.12,
 //! kube-leader-election) are built on kube 4 and older k8s-openapi; this operator is on kube 5.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -30,23 +41,62 @@ pub struct LeaseSettings {
     pub name: String,
     /// This replica's name in `holderIdentity` (the pod name).
     pub identity: String,
-    /// `leaseDurationSeconds`: how long a lease not renewed stays taken.
+    /// `leaseDurationSeconds`: how long a follower waits after the last change it saw.
     pub duration: Duration,
+    /// How long the leader leads after the start of its last successful renew; also the
+    /// timeout of every renew. Shorter than `duration`.
+    pub renew_deadline: Duration,
     /// How often the holder renews, and a follower tries.
     pub renew_every: Duration,
 }
 
 impl LeaseSettings {
-    /// The controller's settings: 15 s leases renewed every 5 s (client-go's defaults are
-    /// 15 s / 10 s / 2 s).
+    /// The controller's settings: client-go's defaults (15 s leases, a 10 s renew deadline,
+    /// tries every 2 s).
     pub fn new(namespace: &str, identity: &str) -> Self {
         LeaseSettings {
             namespace: namespace.to_string(),
             name: LEASE_NAME.to_string(),
             identity: identity.to_string(),
             duration: Duration::from_secs(15),
-            renew_every: Duration::from_secs(5),
+            renew_deadline: Duration::from_secs(10),
+            renew_every: Duration::from_secs(2),
         }
+    }
+}
+
+/// Until when this replica may act as the leader, on the monotonic clock. Shared by the
+/// elector (which moves it) and the [`WriteGuard`] of the controller's client (which reads it).
+#[derive(Clone, Debug, Default)]
+pub struct Deadline(Arc<Mutex<Option<Instant>>>);
+
+impl Deadline {
+    /// A deadline that never passes (no leader election: a single replica).
+    pub fn unlimited() -> Self {
+        let d = Deadline::default();
+        d.set(Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600));
+        d
+    }
+
+    fn set(&self, until: Instant) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some(until);
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+    }
+
+    /// Whether this replica still leads now.
+    pub fn holds(&self) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|g| *g)
+            .is_some_and(|until| Instant::now() < until)
     }
 }
 
@@ -54,24 +104,82 @@ impl LeaseSettings {
 pub struct Elector {
     api: Api<Lease>,
     s: LeaseSettings,
+    deadline: Deadline,
+    /// The last lease record seen (holder, renew time, resourceVersion) and when it was first
+    /// seen, on this process's monotonic clock.
+    observed: Mutex<Option<(String, Instant)>>,
 }
 
 fn now() -> MicroTime {
     MicroTime(Timestamp::now())
 }
 
+/// What changes whenever the holder renews: a candidate restarts its wait when it changes.
+fn record(lease: &Lease) -> String {
+    let spec = lease.spec.clone().unwrap_or_default();
+    format!(
+        "{}|{:?}|{}",
+        spec.holder_identity.unwrap_or_default(),
+        spec.renew_time.map(|t| t.0.as_millisecond()),
+        lease.metadata.resource_version.clone().unwrap_or_default()
+    )
+}
+
 impl Elector {
     pub fn new(client: Client, s: LeaseSettings) -> Self {
+        Self::with_deadline(client, s, Deadline::default())
+    }
+
+    /// As [`Elector::new`], moving `deadline` as it wins, renews and loses the lease.
+    pub fn with_deadline(client: Client, s: LeaseSettings, deadline: Deadline) -> Self {
         Elector {
             api: Api::namespaced(client, &s.namespace),
             s,
+            deadline,
+            observed: Mutex::new(None),
+        }
+    }
+
+    /// When this replica last saw `lease` change, updated from this read.
+    fn first_seen(&self, lease: &Lease) -> Instant {
+        let rec = record(lease);
+        let Ok(mut seen) = self.observed.lock() else {
+            return Instant::now();
+        };
+        match &*seen {
+            Some((r, at)) if *r == rec => *at,
+            _ => {
+                let at = Instant::now();
+                *seen = Some((rec, at));
+                at
+            }
         }
     }
 
     /// One round: take the lease if it is free or expired, renew it if it is ours. Returns
-    /// whether this replica holds it afterwards. A write that lost a race (409) is `false`.
+    /// whether this replica holds it afterwards. A write that lost a race (409) is `false`, and
+    /// so is a round that took longer than the renew deadline. On `true` the [`Deadline`] moves
+    /// to `renew_deadline` after the start of the round.
     pub async fn try_acquire_or_renew(&self) -> kube::Result<bool> {
-        let now = now();
+        let started = Instant::now();
+        match tokio::time::timeout(self.s.renew_deadline, self.round(started)).await {
+            Ok(Ok(true)) => {
+                self.deadline.set(started + self.s.renew_deadline);
+                Ok(true)
+            }
+            Ok(Ok(false)) => {
+                self.deadline.clear();
+                Ok(false)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                tracing::warn!(timeout = ?self.s.renew_deadline, "the lease request did not finish");
+                Ok(false)
+            }
+        }
+    }
+
+    async fn round(&self, started: Instant) -> kube::Result<bool> {
         let secs = i32::try_from(self.s.duration.as_secs()).unwrap_or(i32::MAX);
         let Some(mut lease) = self.api.get_opt(&self.s.name).await? else {
             let lease = Lease {
@@ -83,38 +191,40 @@ impl Elector {
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.s.identity.clone()),
                     lease_duration_seconds: Some(secs),
-                    acquire_time: Some(now.clone()),
-                    renew_time: Some(now),
+                    acquire_time: Some(now()),
+                    renew_time: Some(now()),
                     lease_transitions: Some(0),
                     ..LeaseSpec::default()
                 }),
             };
             return won(self.api.create(&PostParams::default(), &lease).await);
         };
+        let seen_at = self.first_seen(&lease);
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().unwrap_or_default();
         if holder == self.s.identity {
-            spec.renew_time = Some(now);
+            // Ours: renew only while still inside the deadline of the last renew. A replica
+            // that was frozen past it may have been replaced; it must not write.
+            if !self.deadline.holds() {
+                tracing::warn!("the renew deadline passed before this renew; stepping down");
+                return Ok(false);
+            }
+            spec.renew_time = Some(now());
             spec.lease_duration_seconds = Some(secs);
         } else {
             let held_for = spec
                 .lease_duration_seconds
                 .map(|s| Duration::from_secs(u64::try_from(s).unwrap_or(0)))
                 .unwrap_or(self.s.duration);
-            let expired = match &spec.renew_time {
-                Some(t) => {
-                    let age = now.0.as_millisecond() - t.0.as_millisecond();
-                    age < 0 || Duration::from_millis(age.unsigned_abs()) > held_for
-                }
-                None => true,
-            };
+            // Expired when nothing changed for the lease's duration, measured here.
+            let expired = started.saturating_duration_since(seen_at) > held_for;
             if !holder.is_empty() && !expired {
                 return Ok(false);
             }
             spec.holder_identity = Some(self.s.identity.clone());
             spec.lease_duration_seconds = Some(secs);
-            spec.acquire_time = Some(now.clone());
-            spec.renew_time = Some(now);
+            spec.acquire_time = Some(now());
+            spec.renew_time = Some(now());
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
             tracing::info!(previous = %holder, "taking over the controller lease");
         }
@@ -141,23 +251,21 @@ impl Elector {
     }
 
     /// Keep the lease while leading; returns when leadership is lost: another holder took it,
-    /// or it could not be renewed for a lease duration.
+    /// or the renew deadline passed without a successful renew.
     pub async fn hold(&self) -> String {
-        let mut renewed = Instant::now();
         loop {
+            // Wake at the next renew, or at the deadline if it comes first.
             tokio::time::sleep(self.s.renew_every).await;
+            if !self.deadline.holds() {
+                return format!(
+                    "the lease was not renewed within {:?}",
+                    self.s.renew_deadline
+                );
+            }
             match self.try_acquire_or_renew().await {
-                Ok(true) => renewed = Instant::now(),
+                Ok(true) => {}
                 Ok(false) => return "another replica holds the lease".to_string(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot renew the controller lease");
-                    if renewed.elapsed() >= self.s.duration {
-                        return format!(
-                            "the lease could not be renewed for {:?}: {e}",
-                            self.s.duration
-                        );
-                    }
-                }
+                Err(e) => tracing::warn!(error = %e, "cannot renew the controller lease"),
             }
         }
     }
@@ -169,6 +277,61 @@ fn won(r: kube::Result<Lease>) -> kube::Result<bool> {
         Ok(_) => Ok(true),
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// A tower layer for the controller's client: a request that changes anything (every method
+/// but GET, HEAD and OPTIONS) is refused in the process, without being sent, once this replica's
+/// [`Deadline`] has passed.
+#[derive(Clone, Debug)]
+pub struct WriteGuard(pub Deadline);
+
+impl<S> tower::Layer<S> for WriteGuard {
+    type Service = WriteGuarded<S>;
+    fn layer(&self, inner: S) -> WriteGuarded<S> {
+        WriteGuarded {
+            inner,
+            deadline: self.0.clone(),
+        }
+    }
+}
+
+/// The service [`WriteGuard`] makes.
+#[derive(Clone, Debug)]
+pub struct WriteGuarded<S> {
+    inner: S,
+    deadline: Deadline,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, B> tower::Service<http::Request<B>> for WriteGuarded<S>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let read = matches!(
+            *req.method(),
+            http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
+        );
+        if !read && !self.deadline.holds() {
+            let what = format!("{} {}", req.method(), req.uri().path());
+            return Box::pin(async move {
+                Err(format!("not sent: this replica no longer leads ({what})").into())
+            });
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move { fut.await.map_err(Into::into) })
     }
 }
 
@@ -229,6 +392,7 @@ mod tests {
         LeaseSettings {
             // Whole seconds: leaseDurationSeconds is an integer.
             duration: Duration::from_secs(1),
+            renew_deadline: Duration::from_millis(700),
             renew_every: Duration::from_millis(100),
             ..LeaseSettings::new("kb-system", identity)
         }
@@ -269,7 +433,7 @@ mod tests {
         let why = tokio::time::timeout(Duration::from_secs(2), a.hold())
             .await
             .unwrap();
-        assert!(why.contains("another replica"), "{why}");
+        assert!(why.contains("not renewed"), "{why}");
     }
 
     /// Racing for a free lease: exactly one of two candidates wins.
@@ -282,5 +446,79 @@ mod tests {
         let b = Elector::new(cb, settings("pod-b"));
         let (ra, rb) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
         assert!(ra.unwrap() ^ rb.unwrap(), "exactly one leads");
+    }
+
+    /// A leader resumed after its renew deadline (frozen, or its renews stuck) does not renew:
+    /// it steps down without a write, even while the lease still names it.
+    #[tokio::test]
+    async fn past_its_deadline_a_leader_steps_down_without_writing() {
+        let state = Arc::new(Mutex::new(None));
+        let writes = Arc::new(Mutex::new(0usize));
+        let rule = lease_server(state.clone());
+        let w = writes.clone();
+        let (ca, _, _ta) = by_rule(move |seen: &Seen| {
+            if seen.method != "GET" {
+                *w.lock().unwrap() += 1;
+            }
+            rule(seen)
+        });
+        let a = Elector::new(ca, settings("pod-a"));
+        assert!(a.try_acquire_or_renew().await.unwrap());
+        assert!(a.deadline.holds());
+        let before = *writes.lock().unwrap();
+        tokio::time::sleep(Duration::from_millis(750)).await; // past the 700 ms deadline
+        assert!(!a.deadline.holds());
+        assert!(!a.try_acquire_or_renew().await.unwrap(), "stepped down");
+        assert_eq!(
+            *writes.lock().unwrap(),
+            before,
+            "no write after the deadline"
+        );
+        let why = tokio::time::timeout(Duration::from_secs(2), a.hold())
+            .await
+            .unwrap();
+        assert!(why.contains("not renewed"), "{why}");
+    }
+
+    /// The controller's client: past the deadline, writes are refused before they are sent;
+    /// reads still go.
+    #[tokio::test]
+    async fn the_write_guard_refuses_writes_once_the_deadline_passed() {
+        use tower::{Layer, Service, ServiceExt};
+        let sent = Arc::new(Mutex::new(Vec::<String>::new()));
+        let s = sent.clone();
+        let inner = tower::service_fn(move |req: http::Request<()>| {
+            s.lock().unwrap().push(req.method().to_string());
+            async { Ok::<_, std::convert::Infallible>(()) }
+        });
+        let deadline = Deadline::default();
+        let mut svc = WriteGuard(deadline.clone()).layer(inner);
+        let req = |m: &str| {
+            http::Request::builder()
+                .method(m)
+                .uri("/x")
+                .body(())
+                .unwrap()
+        };
+        svc.ready().await.unwrap().call(req("GET")).await.unwrap();
+        let err = svc
+            .ready()
+            .await
+            .unwrap()
+            .call(req("PATCH"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no longer leads"), "{err}");
+        deadline.set(Instant::now() + Duration::from_secs(5));
+        svc.ready().await.unwrap().call(req("PATCH")).await.unwrap();
+        deadline.set(Instant::now() - Duration::from_millis(1));
+        assert!(svc
+            .ready()
+            .await
+            .unwrap()
+            .call(req("DELETE"))
+            .await
+            .is_err());
+        assert_eq!(*sent.lock().unwrap(), ["GET", "PATCH"]);
     }
 }

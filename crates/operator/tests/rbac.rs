@@ -237,10 +237,11 @@ async fn tour() -> Vec<Seen> {
     seen.extend(log.lock().unwrap().clone());
 
     // `run` again, as the second replica when the first stopped renewing: it takes the
-    // expired lease over (an update), then starts its watches.
+    // lease over once it has seen no change for the lease's duration (1 s here; expiry is
+    // measured on the candidate's clock, not from renewTime), then starts its watches.
     let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
         "metadata": {"name": "backuprepo-controller", "namespace": NS, "resourceVersion": "7"},
-        "spec": {"holderIdentity": "backuprepo-controller-1", "leaseDurationSeconds": 15,
+        "spec": {"holderIdentity": "backuprepo-controller-1", "leaseDurationSeconds": 1,
                  "renewTime": "2023-11-14T22:00:00.000000Z", "leaseTransitions": 0}});
     let mut objects = common_objects();
     objects.push(lease);
