@@ -169,7 +169,7 @@ YAML
 
     launch "$dir" kube-controller-manager "$bin/kube-controller-manager" --kubeconfig "$dir/kubeconfig" \
         --authentication-kubeconfig "$dir/kubeconfig" --authorization-kubeconfig "$dir/kubeconfig" \
-        --controllers garbage-collector-controller,namespace-controller,job-controller,serviceaccount-controller,serviceaccount-token-controller,ttl-after-finished-controller,persistentvolume-binder-controller,root-ca-certificate-publisher-controller \
+        --controllers garbage-collector-controller,namespace-controller,job-controller,serviceaccount-controller,serviceaccount-token-controller,ttl-after-finished-controller,persistentvolume-binder-controller,persistentvolumeclaim-protection-controller,persistentvolume-protection-controller,validatingadmissionpolicy-status-controller,root-ca-certificate-publisher-controller \
         --leader-elect=false --secure-port 0 --bind-address 127.0.0.1 \
         --service-account-private-key-file "$dir/sa.key" --root-ca-file "$dir/certs/apiserver.crt" \
         --concurrent-gc-syncs 4

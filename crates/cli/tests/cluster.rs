@@ -16,3 +16,12 @@ mod seed;
 
 #[path = "cluster/leader.rs"]
 mod leader;
+
+#[path = "cluster/consumers.rs"]
+mod consumers;
+
+#[path = "cluster/store.rs"]
+mod store;
+
+#[path = "cluster/mount.rs"]
+mod mount;

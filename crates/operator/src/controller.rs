@@ -319,8 +319,8 @@ pub async fn run_from_config(
 
 /// Run both controllers and the metrics server until SIGINT/SIGTERM. With leader election
 /// (the default), the controllers start once this replica leads, while `/healthz` and
-/// `/metrics` answer from the start; losing the lease ends `run` with an error, so the pod
-/// restarts as a follower. One client for everything (the tests' mocked API servers).
+/// `/metrics` answer from the start; on losing the lease they stop, and the replica follows
+/// until it leads again. One client for everything (the tests' mocked API servers).
 pub async fn run(client: Client, cfg: OperatorConfig) -> anyhow::Result<()> {
     serve(
         client.clone(),
@@ -357,30 +357,28 @@ async fn serve(
             let _ = stop_rx.await;
         },
     ));
-    let outcome = match &elector {
+    let outcome: anyhow::Result<()> = match &elector {
         None => {
             controllers(ctx).await;
             Ok(())
         }
-        Some(e) => {
+        // Lead until the lease is lost, then follow again in this process (the controllers'
+        // caches are rebuilt when it leads again); a signal ends either phase.
+        Some(e) => loop {
             ctx.metrics.set_leader(false);
             tokio::select! {
                 () = e.acquire() => {}
-                () = backuprepo_transfer::stop_signal() => {
-                    let _ = stop_tx.send(());
-                    server.await??;
-                    return Ok(());
-                }
+                () = backuprepo_transfer::stop_signal() => break Ok(()),
             }
             ctx.metrics.set_leader(true);
             tokio::select! {
-                () = controllers(ctx.clone()) => Ok(()),
+                () = controllers(ctx.clone()) => break Ok(()),
                 why = e.hold() => {
                     ctx.metrics.set_leader(false);
-                    Err(anyhow::anyhow!("stopped leading ({why}); exiting so the pod restarts as a follower"))
+                    tracing::warn!("stopped leading ({why}); following again");
                 }
             }
-        }
+        },
     };
     let _ = stop_tx.send(());
     server.await??;

@@ -21,6 +21,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -108,6 +109,8 @@ pub struct Elector {
     /// The last lease record seen (holder, renew time, resourceVersion) and when it was first
     /// seen, on this process's monotonic clock.
     observed: Mutex<Option<(String, Instant)>>,
+    /// Whether this replica leads (between a won round and a lost one).
+    leading: std::sync::atomic::AtomicBool,
 }
 
 fn now() -> MicroTime {
@@ -137,6 +140,7 @@ impl Elector {
             s,
             deadline,
             observed: Mutex::new(None),
+            leading: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -165,10 +169,12 @@ impl Elector {
         match tokio::time::timeout(self.s.renew_deadline, self.round(started)).await {
             Ok(Ok(true)) => {
                 self.deadline.set(started + self.s.renew_deadline);
+                self.leading.store(true, Ordering::SeqCst);
                 Ok(true)
             }
             Ok(Ok(false)) => {
                 self.deadline.clear();
+                self.leading.store(false, Ordering::SeqCst);
                 Ok(false)
             }
             Ok(Err(e)) => Err(e),
@@ -203,9 +209,12 @@ impl Elector {
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().unwrap_or_default();
         if holder == self.s.identity {
-            // Ours: renew only while still inside the deadline of the last renew. A replica
-            // that was frozen past it may have been replaced; it must not write.
-            if !self.deadline.holds() {
+            // Ours. A leader renews only while inside the deadline of its last renew: one that
+            // was frozen past it may have been replaced, and must not write. A replica that is
+            // not leading (it stepped down, or restarted under the same name) takes its own
+            // lease back: the record still names it, so no one else has led since, and the
+            // write carries the resourceVersion it read.
+            if self.leading.load(Ordering::SeqCst) && !self.deadline.holds() {
                 tracing::warn!("the renew deadline passed before this renew; stepping down");
                 return Ok(false);
             }
@@ -254,9 +263,9 @@ impl Elector {
     /// or the renew deadline passed without a successful renew.
     pub async fn hold(&self) -> String {
         loop {
-            // Wake at the next renew, or at the deadline if it comes first.
             tokio::time::sleep(self.s.renew_every).await;
             if !self.deadline.holds() {
+                self.leading.store(false, Ordering::SeqCst);
                 return format!(
                     "the lease was not renewed within {:?}",
                     self.s.renew_deadline
@@ -478,6 +487,9 @@ mod tests {
             .await
             .unwrap();
         assert!(why.contains("not renewed"), "{why}");
+        // Following again: the lease still names it and no one else led, so it takes it back.
+        assert!(a.try_acquire_or_renew().await.unwrap());
+        assert_eq!(*writes.lock().unwrap(), before + 1);
     }
 
     /// The controller's client: past the deadline, writes are refused before they are sent;

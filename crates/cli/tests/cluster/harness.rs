@@ -405,6 +405,15 @@ impl Controller {
 
 impl Drop for Controller {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!(
+                "--- the end of controller {}'s log ---\n{}",
+                self.identity,
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-CONT", &child.id().to_string()])
@@ -477,4 +486,13 @@ pub fn lease_holder(c: &Cluster) -> String {
     c.get(&["lease", "backuprepo-controller", "-n", NS])
         .and_then(|l| l["spec"]["holderIdentity"].as_str().map(str::to_string))
         .unwrap_or_default()
+}
+
+/// The time now as the audit log writes it (UTC, microseconds).
+pub fn audit_now() -> String {
+    let o = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
 }

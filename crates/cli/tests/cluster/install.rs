@@ -79,9 +79,11 @@ fn the_install_applies_client_side_and_server_side() {
     }
 
     // The admission policy: accepted, type-checked by the API server without a warning, bound.
-    let vap = c
-        .get(&["validatingadmissionpolicy", "backuprepo-single-default"])
-        .expect("the policy");
+    // The status controller type-checks the CEL against the CRD schema.
+    let vap = c.wait(60, "the policy is type-checked", || {
+        let p = c.get(&["validatingadmissionpolicy", "backuprepo-single-default"])?;
+        (p["status"]["observedGeneration"] == p["metadata"]["generation"]).then_some(p)
+    });
     let warnings = &vap["status"]["typeChecking"]["expressionWarnings"];
     assert!(
         warnings.is_null() || warnings.as_array().is_some_and(Vec::is_empty),
