@@ -20,6 +20,9 @@ pub const SA: &str = "backuprepo-controller";
 
 static LOCK: Mutex<()> = Mutex::new(());
 
+/// A BackupRepo that the admission policy admits, for server-side dry runs.
+pub const ADMISSION_PROBE: &str = "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: admission-probe\nspec:\n  storageProviderRef: minio\n  pvReclaimPolicy: Retain\n";
+
 pub struct Cluster {
     pub kubeconfig: PathBuf,
     pub bin: PathBuf,
@@ -244,6 +247,15 @@ impl Cluster {
                 None,
             );
             self.namespace("kb-system");
+            // A new admission policy refuses every BackupRepo until the API server has synced
+            // its parameter kind (`not yet synced to use for admission`): wait, as a user would
+            // retry (`--store kube install` waits the same way).
+            self.wait(120, "the admission policy admits BackupRepos", || {
+                self.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(ADMISSION_PROBE))
+                    .status
+                    .success()
+                    .then_some(())
+            });
         });
     }
 

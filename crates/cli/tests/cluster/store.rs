@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::harness::{audit_now, cluster, controller_user, s3, s3_repo, text, Controller};
+use crate::harness::{
+    audit_now, cluster, controller_user, s3, s3_repo, text, Controller, ADMISSION_PROBE,
+};
 
 fn ok(o: std::process::Output, what: &str) -> String {
     assert!(o.status.success(), "{what}: {}", text(&o));
@@ -228,10 +230,13 @@ fn the_controller_rides_out_an_api_server_restart() {
     // how long, as a user who retries would see it.
     let restarted = std::time::Instant::now();
     c.wait(120, "the admission policy is configured again", || {
-        c.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some("apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: restart-probe\nspec:\n  storageProviderRef: minio\n  pvReclaimPolicy: Retain\n"))
-            .status
-            .success()
-            .then_some(())
+        c.kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(ADMISSION_PROBE),
+        )
+        .status
+        .success()
+        .then_some(())
     });
     println!(
         "BackupRepo writes refused by the unconfigured admission policy for {:.1} s after the restart",

@@ -202,8 +202,63 @@ pub(super) async fn install(store: &KubeStore, request: InstallRequest) -> Resul
             tokio::time::sleep(store.poll).await;
         }
     }
-    apply_all(&rest, false, &mut out).await?;
+    // A new admission policy (and one of a restarted API server) refuses every BackupRepo until
+    // the API server has resolved its parameter kind: wait for that before the values file's
+    // repository, and before handing the cluster to the user.
+    let (repos, others): (Vec<Object>, Vec<Object>) = rest
+        .into_iter()
+        .partition(|o| o.value["kind"] == "BackupRepo");
+    apply_all(&others, false, &mut out).await?;
+    wait_admission_ready(store, deadline).await?;
+    apply_all(&repos, false, &mut out).await?;
     Ok(out)
+}
+
+/// Whether an API server's refusal is its admission policy not being configured yet (seen on
+/// a real kube-apiserver for up to half a minute after the policy is created or the API server
+/// restarts), rather than the policy's verdict.
+pub fn admission_not_ready(message: &str) -> bool {
+    message.contains("not yet synced to use for admission")
+        || message.contains("failed to configure policy")
+        || message.contains("failed to configure binding")
+}
+
+/// Wait until the API server admits a BackupRepo (a server-side dry run of a probe object).
+async fn wait_admission_ready(store: &KubeStore, deadline: Instant) -> Result<()> {
+    let probe = object(
+        store,
+        json!({
+            "apiVersion": "dataprotection.kubeblocks.io/v1alpha1",
+            "kind": "BackupRepo",
+            "metadata": {"name": "backuprepo-install-admission-probe"},
+            "spec": {"storageProviderRef": "s3", "pvReclaimPolicy": "Retain", "accessMethod": "Tool"}
+        }),
+    )?;
+    let dry = PatchParams::apply(FIELD_MANAGER).force().dry_run();
+    loop {
+        match probe
+            .api
+            .patch(&probe.name, &dry, &Patch::Apply(&probe.value))
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(e)) if admission_not_ready(&e.message) => {
+                if Instant::now() >= deadline {
+                    bail!(
+                        "the admission policy backuprepo-single-default is not ready after {}s ({}); see `kubectl get validatingadmissionpolicy backuprepo-single-default -o yaml`",
+                        store.wait.as_secs(),
+                        e.message
+                    );
+                }
+                tokio::time::sleep(store.poll).await;
+            }
+            Err(e) => {
+                return Err(api_err(
+                    "check that BackupRepos are admitted (dry run)".to_string(),
+                )(e))
+            }
+        }
+    }
 }
 
 /// The options of an install: the request over the defaults, the store's namespace when the
