@@ -270,8 +270,10 @@ start_weed() {
     if command -v pyenv >/dev/null 2>&1 && pyenv which weed >/dev/null 2>&1; then
         weed=$(pyenv which weed)
     fi
+    # The secret always begins with `-`: every flag that takes a credential must take it as a
+    # value (kbcli does), and the suite must not pass by the luck of the draw.
     read -r S3_KEY S3_SECRET < <(python3 -c \
-        'import secrets; print("BR" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))')
+        'import secrets; print("BR" + secrets.token_hex(9).upper(), "-" + secrets.token_urlsafe(30))')
     [[ -n ${S3_SECRET:-} ]] || die "could not generate S3 keys"
     (
         umask 077

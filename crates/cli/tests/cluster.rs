@@ -25,3 +25,6 @@ mod store;
 
 #[path = "cluster/mount.rs"]
 mod mount;
+
+#[path = "cluster/scoped.rs"]
+mod scoped;

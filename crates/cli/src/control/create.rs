@@ -147,7 +147,9 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
         "number" => arg
             .value_parser(clap::value_parser!(f64))
             .value_name("NUMBER"),
-        _ => arg.value_name("STRING"),
+        // A value may begin with `-` (a generated secret often does): the next word is the
+        // value, as in kbcli.
+        _ => arg.value_name("STRING").allow_hyphen_values(true),
     };
     if let Some(values) = spec.get("enum").and_then(Json::as_array) {
         let v: Vec<String> = values
@@ -214,8 +216,14 @@ fn credential_value(flag: &str, given: String, stdin_used: &mut bool) -> Result<
         return Ok(trim(v));
     }
     if let Some(path) = given.strip_prefix('@') {
-        let v = std::fs::read_to_string(path)
-            .map_err(|e| anyhow!("--{flag} @{path}: cannot read the file: {e}"))?;
+        // The path is not repeated: a secret that happens to begin with `@` would be printed.
+        let v = std::fs::read_to_string(path).map_err(|e| {
+            anyhow!(
+                "--{flag} @FILE: cannot read the file ({}); if the value itself begins with @, give it on standard input (`--{flag} -`) or in ${}",
+                e.kind(),
+                credential_env(flag)
+            )
+        })?;
         return Ok(trim(v));
     }
     Ok(given)
