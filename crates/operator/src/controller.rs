@@ -18,7 +18,7 @@ use kube::api::{DynamicObject, ListParams, PartialObjectMeta};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::config::OperatorConfig;
@@ -156,6 +156,38 @@ pub fn repo_for_consumer(
     (is_active_consumer(o) && (waits_for_preparation(o) || deleting)).then(|| ObjectRef::new(repo))
 }
 
+/// The repository a consumer's watch event asks to reconcile: the preparation it waits for or
+/// its deletion (as [`repo_for_consumer`]), a consumer gone (its namespace may lose its scoped
+/// key now, not at the next periodic pass), and a Restore that ended (the read access it
+/// widened is narrowed).
+pub fn repo_for_consumer_event(
+    event: watcher::Result<watcher::Event<DynamicObject>>,
+    backup: bool,
+) -> Option<ObjectRef<Guarded<BackupRepo>>> {
+    match event {
+        Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+            let ended = !backup
+                && matches!(
+                    o.data["status"]["phase"].as_str(),
+                    Some("Completed" | "Failed")
+                );
+            match repo_for_consumer(&o, backup) {
+                Some(r) => Some(r),
+                None if ended => o
+                    .labels()
+                    .get(BACKUP_REPO_NAME_LABEL)
+                    .map(|r| ObjectRef::new(r)),
+                None => None,
+            }
+        }
+        Ok(watcher::Event::Delete(o)) => o
+            .labels()
+            .get(BACKUP_REPO_NAME_LABEL)
+            .map(|r| ObjectRef::new(r)),
+        _ => None,
+    }
+}
+
 /// At most `max_concurrent_reconciles` objects of one kind are reconciled at once, so a
 /// restart with hundreds of repositories queues them instead of holding every one in flight.
 fn bounded(ctx: &Context) -> kube::runtime::controller::Config {
@@ -204,12 +236,15 @@ pub async fn repo_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
     // missing kind would fail forever).
     for (ar, backup) in [(backup_resource(), true), (restore_resource(), false)] {
         if crd_installed(&client, &ar).await {
-            ctrl = ctrl.watches_with(
+            // A raw watch rather than `watches_with`: its mapper cannot tell a deletion from an
+            // update, and a deleted consumer matters (scoped keys are revoked at once).
+            let events = watcher(
                 Api::<DynamicObject>::all_with(client.clone(), &ar),
-                ar.clone(),
                 derived.clone(),
-                move |o| repo_for_consumer(&o, backup),
-            );
+            )
+            .default_backoff()
+            .filter_map(move |ev| futures::future::ready(repo_for_consumer_event(ev, backup)));
+            ctrl = ctrl.reconcile_on(events);
         } else {
             tracing::info!(kind = %ar.kind, "CRD not installed; not watching it");
         }
@@ -482,8 +517,30 @@ mod tests {
             "r1"
         );
         // Restores never block deletion; failed backups need nothing.
-        assert!(repo_for_consumer(&obj(named, "Completed", true), false).is_none());
+        assert!(repo_for_consumer(&obj(named.clone(), "Completed", true), false).is_none());
         assert!(repo_for_consumer(&obj(waiting, "Failed", false), true).is_none());
         assert!(repo_for_consumer(&obj(json!({}), "New", false), true).is_none());
+
+        // Watch events: a deleted consumer, and a Restore that ended, reach the repository.
+        let ev = |e: watcher::Event<DynamicObject>, backup| {
+            repo_for_consumer_event(Ok(e), backup).map(|r| r.name)
+        };
+        let done = obj(named.clone(), "Completed", false);
+        assert_eq!(
+            ev(watcher::Event::Delete(done.clone()), true).as_deref(),
+            Some("r1")
+        );
+        assert_eq!(ev(watcher::Event::Apply(done.clone()), true), None);
+        assert_eq!(
+            ev(watcher::Event::Apply(done.clone()), false).as_deref(),
+            Some("r1")
+        );
+        let running = obj(named, "Running", false);
+        assert_eq!(ev(watcher::Event::Apply(running), false), None);
+        assert_eq!(
+            ev(watcher::Event::Delete(obj(json!({}), "New", false)), true),
+            None
+        );
+        assert_eq!(ev(watcher::Event::Init, true), None);
     }
 }

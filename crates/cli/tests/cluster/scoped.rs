@@ -103,12 +103,10 @@ fn scoped_keys_per_namespace_on_the_real_api_server() {
     assert!(o.status.success(), "the new key: {}", text(&o));
     assert_eq!(o.stdout, b"backup of a");
 
-    // sc-b's last Backup goes: its key is revoked at the next pass (asked for here with
-    // `check`; otherwise the periodic one: issue 21 makes it react to the deletion).
+    // sc-b's last Backup goes: the controller sees the deletion and revokes its key at once
+    // (not at the next periodic pass).
     c.kubectl_ok(&["delete", "backup", "b2", "-n", "sc-b"], None);
-    let o = c.backuprepo(&["check", "scoped-repo"], None);
-    assert!(o.status.success(), "check: {}", text(&o));
-    c.wait(90, "sc-b's key is revoked", || {
+    c.wait(20, "sc-b's key is revoked", || {
         (records(&c).len() == 1).then_some(())
     });
     c.wait(60, "sc-b's old key stops working", || {
