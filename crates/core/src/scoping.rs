@@ -273,6 +273,16 @@ pub fn rotated_since(records: &[ScopedCredential], before: &Time) -> bool {
     records.iter().all(|r| r.created_at.0 >= before.0)
 }
 
+/// The `rotate-keys` request stamp as the controller reads it: `Ok` when it parses and is not
+/// ahead of `now`; else `Err(now)`, the stamp to write back, so a client whose clock runs ahead
+/// (or a malformed value) asks for one rotation, not one on every pass.
+pub fn rotation_stamp(value: &str, now: &Time) -> Result<Time, Time> {
+    match value.parse() {
+        Ok(t) if t <= now.0 => Ok(Time(t)),
+        _ => Err(now.clone()),
+    }
+}
+
 /// How soon something falls due without any change: a rotation or a retirement.
 pub fn wake(records: &[ScopedCredential], now: &Time, policy: &Policy) -> Option<Duration> {
     records
@@ -763,5 +773,17 @@ mod tests {
         let (status, _, msg) = condition(true, &[rec("a", 0)], &[]).unwrap();
         assert_eq!(status, "True");
         assert!(msg.contains(": a"), "{msg}");
+    }
+
+    #[test]
+    fn a_rotation_stamp_from_the_future_is_clamped_to_now() {
+        let now = Time("2023-11-14T22:13:20Z".parse().unwrap());
+        let past = rotation_stamp("2023-11-14T22:00:00Z", &now);
+        assert_eq!(past.unwrap().0.to_string(), "2023-11-14T22:00:00Z");
+        assert_eq!(
+            rotation_stamp("2023-11-15T22:00:00Z", &now),
+            Err(now.clone())
+        );
+        assert_eq!(rotation_stamp("yesterday", &now), Err(now.clone()));
     }
 }

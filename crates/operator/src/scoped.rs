@@ -112,7 +112,7 @@ pub async fn sync(
     let stamp = repo
         .annotations()
         .get(ROTATE_KEYS_ANNOTATION)
-        .map(|v| v.parse().map(Time).map_err(|_| now.clone()));
+        .map(|v| scoping::rotation_stamp(v, &now));
     let (seen, waiting, listed) = observe(ctx, repo, enabled, &records, &own, &secret_name).await?;
     let seen = Observed {
         rotate_before: stamp.clone().map(|s| s.unwrap_or_else(|now| now)),
