@@ -20,6 +20,18 @@ pub fn derived_name(prefix: &str, repo_name: &str, random6: &str) -> String {
     format!("{base}-{random6}")
 }
 
+/// Whether `name` has the form [`derived_name`] gives for `prefix` and `repo_name` (a suffix of
+/// one to eight lowercase letters or digits): a name read back from status is used only then.
+pub fn is_derived_name(prefix: &str, repo_name: &str, name: &str) -> bool {
+    let base = derived_name(prefix, repo_name, "");
+    name.strip_prefix(base.as_str()).is_some_and(|suffix| {
+        (1..=8).contains(&suffix.len())
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
+}
+
 /// Name of the pre-check Job, PVC and Secret: `pre-check-<first 8 chars of uid>-<name>` cut
 /// to 63 characters, trailing '-' trimmed.
 pub fn pre_check_resource_name(uid: &str, name: &str) -> String {
@@ -69,5 +81,19 @@ mod tests {
         let n = pre_check_resource_name("0123456789abcdef", &name);
         assert_eq!(n, format!("pre-check-01234567-{}", "a".repeat(43)));
         assert!(n.len() <= 63);
+    }
+
+    #[test]
+    fn derived_names_are_recognised() {
+        let name = derived_name("secret", "my-repo", "x7k2q4");
+        assert!(is_derived_name("secret", "my-repo", &name));
+        assert!(!is_derived_name("secret", "my-repo", "planted"));
+        assert!(!is_derived_name("secret", "other", &name));
+        assert!(!is_derived_name(
+            "secret",
+            "my-repo",
+            "secret-my-repo-UPPER1"
+        ));
+        assert!(!is_derived_name("secret", "my-repo", "secret-my-repo-"));
     }
 }

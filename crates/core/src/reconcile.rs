@@ -541,10 +541,23 @@ fn storage_class_step(r: &Render<'_, '_>, step: &mut Step<'_>, out: &mut Output)
     let settings = input.settings;
     if settings.mount_supported && method == AccessMethod::Mount {
         let secret_ref = if spec.csi_driver_secret_template.is_some() {
+            // The name in status is kept (KubeBlocks' random suffix) only if it is one this
+            // rule derives, in the controller's namespace: status is writable by others, and
+            // the controller writes this Secret.
             let r = step
                 .status
                 .generated_csi_driver_secret
                 .clone()
+                .filter(|r| {
+                    r.namespace.as_deref() == Some(settings.namespace.as_str())
+                        && r.name.as_deref().is_some_and(|n| {
+                            backuprepo_api::names::is_derived_name(
+                                name_prefix::CSI_DRIVER_SECRET,
+                                repo.name(),
+                                n,
+                            )
+                        })
+                })
                 .unwrap_or_else(|| SecretReference {
                     name: Some(derived_name(
                         name_prefix::CSI_DRIVER_SECRET,

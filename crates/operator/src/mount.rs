@@ -28,7 +28,7 @@ use crate::context::Context;
 use crate::error::{is_conflict, is_not_found, Error, Result};
 use crate::namespaces::repo_pvc;
 use crate::repo::derived_labels;
-use crate::resources::owner_ref;
+use crate::resources::{owned_by, owner_ref};
 
 /// Container name of the pre-check Job (KubeBlocks').
 pub const PRE_CHECK_CONTAINER: &str = "pre-check";
@@ -91,6 +91,10 @@ pub async fn apply_csi_secret(
                 Err(e) => Err(Error::kube(format!("create CSI secret {ns}/{name}"))(e)),
             }
         }
+        // A Secret of that name that the repository does not own is never written.
+        Some(existing) if !owned_by(existing.metadata.owner_references.as_ref(), repo) => Err(
+            Error::Invalid(crate::namespaces::not_owned(repo, "CSI Secret", ns, name)),
+        ),
         Some(existing) if digest_of(&existing.metadata) == Some(digest) => Ok(()),
         Some(existing) => {
             // Replace the data: keys the template no longer renders are removed.

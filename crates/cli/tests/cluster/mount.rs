@@ -169,6 +169,55 @@ fn mount_repositories_run_their_pre_check_job_on_the_kwok_node() {
                 "the pre-check pod ran on the kwok node (or its Job was already cleaned up): {pods}"
             );
 
+            // A hostile status: the CSI Secret's reference pointed at someone else's Secret.
+            // The controller derives the reference again and never writes that Secret.
+            c.namespace("victim");
+            let _ = c.kubectl(
+                &[
+                    "create",
+                    "secret",
+                    "generic",
+                    "planted",
+                    "-n",
+                    "victim",
+                    "--from-literal=token=keep-me",
+                ],
+                None,
+            );
+            c.kubectl_ok(
+                &["patch", "backuprepo", "mount-ok", "--subresource=status", "--type=merge", "-p",
+                  r#"{"status":{"generatedCSIDriverSecret":{"name":"planted","namespace":"victim"}}}"#],
+                None,
+            );
+            // A config change makes the controller render the CSI Secret again.
+            c.kubectl_ok(
+                &[
+                    "patch",
+                    "backuprepo",
+                    "mount-ok",
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"config":{"mountOptions":"--debug"}}}"#,
+                ],
+                None,
+            );
+            c.wait(60, "the CSI Secret's reference is derived again", || {
+                let r = c.get(&["backuprepo", "mount-ok"])?;
+                let sref = &r["status"]["generatedCSIDriverSecret"];
+                (sref["namespace"] == NS && sref["name"] != "planted").then_some(())
+            });
+            c.wait_phase("mount-ok", "Ready", 120);
+            let planted = c.get(&["secret", "planted", "-n", "victim"]).unwrap();
+            assert_eq!(
+                planted["data"],
+                serde_json::json!({"token": "a2VlcC1tZQ=="}),
+                "{planted}"
+            );
+            assert!(
+                planted["metadata"]["ownerReferences"].is_null(),
+                "{planted}"
+            );
+
             mount_repo(&c, "mount-fails");
             let repo = c.wait_phase("mount-fails", "Failed", 180);
             let cond = condition(&repo, "PreCheckPassed");
