@@ -197,7 +197,9 @@ async fn mount_repo_prepares_storage_runs_pre_check_and_reports_job_logs() {
         "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]});
     failed_job["metadata"]["uid"] = json!("uid-job");
     let csi_existing = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"secret-r1-abcdef","namespace":NS,
-        "annotations":{BACKUP_REPO_DIGEST_ANNOTATION: digest}}});
+        "annotations":{BACKUP_REPO_DIGEST_ANNOTATION: digest},
+        "ownerReferences":[{"apiVersion":"dataprotection.kubeblocks.io/v1alpha1","kind":"BackupRepo",
+            "name":"r1","uid":"0123456789-uid-r1","controller":true}]}});
     let pods = list(
         "PodList",
         vec![
@@ -469,7 +471,9 @@ async fn passed_pre_check_makes_it_ready_and_waiting_namespaces_get_the_pvc() {
     let mut done = job_with_digest(&digest);
     done["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}]});
     let csi_existing = json!({"apiVersion":"v1","kind":"Secret","metadata":{"name":"secret-r1-abcdef","namespace":NS,
-        "annotations":{BACKUP_REPO_DIGEST_ANNOTATION: digest}}});
+        "annotations":{BACKUP_REPO_DIGEST_ANNOTATION: digest},
+        "ownerReferences":[{"apiVersion":"dataprotection.kubeblocks.io/v1alpha1","kind":"BackupRepo",
+            "name":"r1","uid":"0123456789-uid-r1","controller":true}]}});
     let waiting = json!({
         "apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "Backup",
         "metadata": {"name": "b1", "namespace": "ns1", "labels": {

@@ -23,26 +23,13 @@ fn the_install_applies_client_side_and_server_side() {
 
     for crd in ["backuprepos", "storageproviders"] {
         let name = format!("crd/{crd}.dataprotection.kubeblocks.io");
-        let established = c.kubectl_ok(
-            &[
-                "get",
-                &name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
-            ],
-            None,
-        );
-        assert_eq!(established, "True", "{name}");
+        let condition = |type_: &str| {
+            let path = format!("jsonpath={{.status.conditions[?(@.type==\"{type_}\")].status}}");
+            c.kubectl_ok(&["get", &name, "-o", &path], None)
+        };
+        assert_eq!(condition("Established"), "True", "{name}");
         // A structural schema: the API server names any violation in NonStructuralSchema.
-        let nonstructural = c.kubectl_ok(
-            &[
-                "get",
-                &name,
-                "-o",
-                "jsonpath={.status.conditions[?(@.type==\"NonStructuralSchema\")].status}",
-            ],
-            None,
-        );
+        let nonstructural = condition("NonStructuralSchema");
         assert_eq!(nonstructural, "", "{name} is not structural");
     }
 
