@@ -341,12 +341,18 @@ pub struct Controller {
     pub log: PathBuf,
     kubectl: PathBuf,
     admin: PathBuf,
+    audit: PathBuf,
+    audit_from: usize,
     _dir: tempfile::TempDir,
 }
 
 impl Controller {
     pub fn start(c: &Cluster, identity: &str, extra_env: &[(&str, &str)]) -> Controller {
         let dir = tempfile::tempdir().expect("tempdir");
+        // Raw lines of the audit log so far (its own reader below counts the same way).
+        let audit_from = std::fs::read_to_string(&c.audit)
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
         let kubeconfig = c.kubeconfig_for(dir.path(), &c.sa_token());
         let (env, args) = c.deployment_env(identity);
         let log = dir.path().join("controller.log");
@@ -375,6 +381,8 @@ impl Controller {
             log,
             kubectl: c.bin.join("kubectl"),
             admin: c.kubeconfig.clone(),
+            audit: c.audit.clone(),
+            audit_from,
             _dir: dir,
         }
     }
@@ -403,10 +411,24 @@ impl Controller {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// The controller's log says nothing was refused by RBAC.
+    /// Nothing this controller asked was refused: no 403 for its user agent in the API server's
+    /// audit log since it started, and no `Forbidden` in its log.
     pub fn assert_no_forbidden(&self) {
+        let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
+        let agent = format!("({})", self.identity);
+        let refused: Vec<String> = text
+            .lines()
+            .skip(self.audit_from)
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["stage"] == "ResponseComplete" && e["responseStatus"]["code"] == 403)
+            .filter(|e| e["userAgent"].as_str().is_some_and(|a| a.ends_with(&agent)))
+            .map(|e| format!("{} {}", e["verb"], e["requestURI"]))
+            .collect();
+        assert!(refused.is_empty(), "refused by the API server: {refused:?}");
         let log = self.log_text();
-        for needle in ["Forbidden", "forbidden", "403"] {
+        // (Not "403": resource versions and UIDs contain it. The audit log's codes are checked
+        // by `forbidden_since`.)
+        for needle in ["Forbidden", "forbidden"] {
             assert!(
                 !log.contains(needle),
                 "the controller was refused by the API server ({needle}):\n{log}"
