@@ -384,6 +384,11 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
             .unwrap_or("object"),
         hex_of(&rand_bytes())
     ));
+    write_via(&tmp, dir, path, data, private)
+}
+
+/// [`write_atomic`] through the temporary file `tmp` (in `dir`), which must not exist yet.
+fn write_via(tmp: &Path, dir: &Path, path: &Path, data: &[u8], private: bool) -> Result<()> {
     let result = (|| -> io::Result<()> {
         let mut opts = OpenOptions::new();
         opts.create_new(true).write(true);
@@ -392,7 +397,7 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
             use std::os::unix::fs::OpenOptionsExt;
             opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
-        let mut f = opts.open(&tmp)?;
+        let mut f = opts.open(tmp)?;
         f.write_all(data)?;
         #[cfg(unix)]
         if !private {
@@ -400,14 +405,17 @@ fn write_atomic(path: &Path, data: &[u8], private: bool) -> Result<()> {
             f.set_permissions(fs::Permissions::from_mode(0o644))?;
         }
         f.sync_all()?;
-        fs::rename(&tmp, path)?;
+        fs::rename(tmp, path)?;
         if let Ok(d) = File::open(dir) {
             d.sync_all().ok();
         }
         Ok(())
     })();
-    if result.is_err() {
-        fs::remove_file(&tmp).ok();
+    // Remove only a file this call created: a name that existed before is not ours.
+    if let Err(e) = &result {
+        if e.kind() != io::ErrorKind::AlreadyExists {
+            fs::remove_file(tmp).ok();
+        }
     }
     result.map_err(|e| Error::io(path, e))
 }
@@ -421,5 +429,36 @@ fn remove(path: &Path) -> Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Something planted at the temporary name itself (a file, or a link to a victim) is never
+    /// written through or replaced: the write fails and both stay as they were. Dropping
+    /// `O_EXCL` (create_new) fails this test.
+    #[test]
+    fn a_planted_temporary_name_is_refused() {
+        let dir = std::env::temp_dir().join(format!("br-plant-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("obj.yaml");
+        let tmp = dir.join(".obj.yaml.tmp-0123");
+        fs::write(&tmp, "planted").unwrap();
+        assert!(write_via(&tmp, &dir, &target, b"secret", true).is_err());
+        assert_eq!(fs::read_to_string(&tmp).unwrap(), "planted");
+        assert!(!target.exists());
+        #[cfg(unix)]
+        {
+            let victim = dir.join("victim");
+            fs::write(&victim, "untouched").unwrap();
+            fs::remove_file(&tmp).unwrap();
+            std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+            assert!(write_via(&tmp, &dir, &target, b"secret", true).is_err());
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "untouched");
+        }
+        fs::remove_dir_all(&dir).ok();
     }
 }
