@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use backuprepo_api::StorageProviderSpec;
-use backuprepo_toolconfig::config::ToolConfig;
+use backuprepo_toolconfig::config::{Backend, ToolConfig};
+use backuprepo_toolconfig::rewrite::rewrite_storage;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use k8s_openapi::api::storage::v1::StorageClass;
 use serde_json::Value as Json;
@@ -70,59 +71,79 @@ impl RenderedToolConfig {
     }
 
     /// The same config, read-only (`read_only = true` in its `[storage]` section): what a
-    /// read-only repository hands to every user of its config.
+    /// read-only repository hands to every user of its config. A `read_only` the template set
+    /// itself is replaced, in whatever form it was written.
     pub fn read_only(self) -> Result<Self, RenderError> {
-        use backuprepo_toolconfig::config::READ_ONLY_LINE;
-        self.edit_storage("read-only", &[], &[READ_ONLY_LINE])
+        let out = self.edit_storage("read-only", &[], &[("read_only", "true")])?;
+        if !out.config.tuning.read_only {
+            return Err(err(
+                Which::ToolConfig,
+                "the read-only config does not read as read-only",
+            ));
+        }
+        Ok(out)
     }
 
     /// The same config with another S3 key (a key scoped to one namespace's path): the
-    /// `access_key_id` and `secret_access_key` lines of `[storage]` are replaced, and a
-    /// `session_token` of the repository's key is dropped.
+    /// `access_key_id` and `secret_access_key` of `[storage]` are replaced, and a
+    /// `session_token` of the repository's key is dropped. The result is checked: its parsed
+    /// key is the scoped one, and its text holds none of the repository's credential values.
     pub fn with_key(
         self,
         access_key_id: &str,
         secret_access_key: &str,
     ) -> Result<Self, RenderError> {
-        let id = format!("access_key_id = {access_key_id}");
-        let secret = format!("secret_access_key = {secret_access_key}");
-        self.edit_storage(
+        const KEYS: [&str; 3] = ["access_key_id", "secret_access_key", "session_token"];
+        let admin: Vec<String> = match &self.config.backend {
+            Backend::S3(c) => [&c.access_key_id, &c.secret_access_key, &c.session_token]
+                .into_iter()
+                .map(|s| s.expose().to_string())
+                .filter(|v| !v.is_empty() && v != access_key_id && v != secret_access_key)
+                .collect(),
+            other => {
+                return Err(err(
+                    Which::ToolConfig,
+                    format!("a scoped key needs an s3 config, not {}", other.type_name()),
+                ))
+            }
+        };
+        let out = self.edit_storage(
             "scoped",
-            &["access_key_id", "secret_access_key", "session_token"],
-            &[id.as_str(), secret.as_str()],
-        )
+            &KEYS,
+            &[
+                ("access_key_id", access_key_id),
+                ("secret_access_key", secret_access_key),
+            ],
+        )?;
+        let holds_scoped = matches!(&out.config.backend, Backend::S3(c)
+            if c.access_key_id.expose() == access_key_id
+                && c.secret_access_key.expose() == secret_access_key
+                && c.session_token.is_empty());
+        if !holds_scoped || admin.iter().any(|v| out.text.contains(v.as_str())) {
+            return Err(err(
+                Which::ToolConfig,
+                "the scoped config still holds the repository's key (a value of it appears outside access_key_id and secret_access_key); remove it from the template",
+            ));
+        }
+        Ok(out)
     }
 
-    /// The config with the `[storage]` keys `drop` removed and `add` lines added at the top
-    /// of that section, checked again.
-    fn edit_storage(self, what: &str, drop: &[&str], add: &[&str]) -> Result<Self, RenderError> {
-        let mut text = String::with_capacity(self.text.len() + 128);
-        let mut in_storage = false;
-        for line in self.text.lines() {
-            let t = line.trim();
-            if t.starts_with('[') {
-                in_storage = t == "[storage]";
-            } else if in_storage
-                && t.split_once('=')
-                    .is_some_and(|(k, _)| drop.contains(&k.trim()))
-            {
-                continue;
-            }
-            text.push_str(line);
-            text.push('\n');
-            if in_storage && t == "[storage]" {
-                for l in add {
-                    text.push_str(l);
-                    text.push('\n');
-                }
-            }
-        }
-        let config = ToolConfig::parse(&text).map_err(|e| {
+    /// The config rebuilt from its parsed form with the `[storage]` keys `drop` removed and
+    /// `set` written (see [`rewrite_storage`]), and parsed again.
+    fn edit_storage(
+        self,
+        what: &str,
+        drop: &[&str],
+        set: &[(&str, &str)],
+    ) -> Result<Self, RenderError> {
+        let bad = |e: backuprepo_toolconfig::Error| {
             err(
                 Which::ToolConfig,
                 format!("the {what} config is not a valid tool config: {e}"),
             )
-        })?;
+        };
+        let text = rewrite_storage(&self.text, drop, set).map_err(bad)?;
+        let config = ToolConfig::parse(&text).map_err(bad)?;
         Ok(RenderedToolConfig { text, config })
     }
 }
@@ -485,6 +506,47 @@ mod tests {
             .is_none());
         let e = tool_config(&spec(Which::ToolConfig, "{{ env \"HOME\" }}"), &ctx).unwrap_err();
         assert!(e.message.contains("env"), "{e}");
+    }
+
+    /// Custom templates in each form the parser reads: a scoped config keeps no admin value
+    /// and a read-only config is read-only, whatever the template wrote.
+    #[test]
+    fn scoped_and_read_only_configs_hold_in_every_template_form() {
+        let p = params(&[]);
+        let ctx = Context {
+            parameters: &p,
+            csi_secret: None,
+        };
+        let tail = "type = s3\nprovider = Minio\nendpoint = http://127.0.0.1:9\nroot = b/p\n";
+        for head in [
+            "[ storage ]\naccess_key_id = ADMINID\nsecret_access_key = ADMINSECRET\nread_only = false\n",
+            "[storage]\naccess_key_id: ADMINID\nsecret_access_key: ADMINSECRET\nread_only: false\n",
+            "[storage]\naccess_key_id = ADMINID\nsecret_access_key.need_obscure = ADMINSECRET\nread_only = false\n",
+        ] {
+            let template = format!("{head}{tail}");
+            let admin = || {
+                tool_config(&spec(Which::ToolConfig, &template), &ctx)
+                    .unwrap()
+                    .unwrap()
+            };
+            let scoped = admin().with_key("SCOPED", "scoped-secret").unwrap();
+            assert!(!scoped.text().contains("ADMIN"), "{head:?}: {}", scoped.text());
+            let Backend::S3(c) = &scoped.config.backend else {
+                panic!("not s3")
+            };
+            assert_eq!(c.access_key_id.expose(), "SCOPED", "{head:?}");
+            let ro = admin().read_only().unwrap();
+            assert!(ro.config.tuning.read_only, "{head:?}: {}", ro.text());
+        }
+        // A template that repeats the admin secret elsewhere is refused, not handed out.
+        let template = format!("[storage]\naccess_key_id = ADMINID\nsecret_access_key = ADMINSECRET\n{tail}[copy]\nk = ADMINSECRET\n");
+        let e = tool_config(&spec(Which::ToolConfig, &template), &ctx)
+            .unwrap()
+            .unwrap()
+            .with_key("SCOPED", "scoped-secret")
+            .unwrap_err();
+        assert!(e.message.contains("still holds the repository's key"), "{e}");
+        assert!(!e.to_string().contains("ADMINSECRET"), "{e}");
     }
 
     #[test]

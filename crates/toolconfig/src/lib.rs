@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod obscure;
+pub mod rewrite;
 pub mod size;
 
 /// A malformed config, or one naming something we do not support. The message names the key
