@@ -190,8 +190,12 @@ YAML
     node_ready() { [[ $("$bin/kubectl" --kubeconfig "$dir/kubeconfig" get node kwok-node-0 -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}') == True ]]; }
     wait_for "the kwok node" 60 "$dir/kwok.log" node_ready
     # The API server taints a new node not-ready; the node lifecycle controller (not run: kwok
-    # sends no heartbeats) would lift it once Ready. Lift it here.
-    "$bin/kubectl" --kubeconfig "$dir/kubeconfig" taint node kwok-node-0 node.kubernetes.io/not-ready:NoSchedule- >/dev/null
+    # sends no heartbeats) would lift it once Ready. Lift it here (a node kept from an earlier
+    # start in the same directory no longer has it).
+    if "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get node kwok-node-0 -o 'jsonpath={.spec.taints[*].key}' |
+        grep -qw node.kubernetes.io/not-ready; then
+        "$bin/kubectl" --kubeconfig "$dir/kubeconfig" taint node kwok-node-0 node.kubernetes.io/not-ready:NoSchedule- >/dev/null
+    fi
     sa_ready() { "$bin/kubectl" --kubeconfig "$dir/kubeconfig" get serviceaccount default -n default; }
     wait_for "kube-controller-manager (default ServiceAccount)" 60 "$dir/kube-controller-manager.log" sa_ready
     cat >"$dir/env" <<ENV

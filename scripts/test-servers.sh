@@ -316,7 +316,8 @@ EOF
     # one day: the capability and `rm` refusal tests use it.
     local locked="http://127.0.0.1:$S3_PORT/$BUCKET-locked" body hash md5
     st=$(s3_status "$S3_KEY" "$S3_SECRET" PUT "$locked" -H "x-amz-bucket-object-lock-enabled: true")
-    [[ $st == 200 ]] || { log "could not create the object-lock bucket (HTTP $st)"; return 1; }
+    # 409: it exists already (a restart in the same directory).
+    [[ $st == 200 || $st == 409 ]] || { log "could not create the object-lock bucket (HTTP $st)"; return 1; }
     body='<ObjectLockConfiguration><ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention><Mode>GOVERNANCE</Mode><Days>1</Days></DefaultRetention></Rule></ObjectLockConfiguration>'
     read -r hash md5 < <(python3 -c 'import base64, hashlib, sys
 b = sys.argv[1].encode()
