@@ -384,23 +384,28 @@ impl BackupRepo {
         self.annotation_is_true(crate::constants::SUSPEND_ANNOTATION)
     }
 
-    /// Whether `backuprepo.io/read-only` is `"true"`: no writes.
-    /// Whether consumer namespaces get scoped keys: the annotation says `"true"` or
-    /// `"false"`, else `by_default` (the controller's setting). Tool access only.
-    pub fn scopes_credentials(&self, by_default: bool) -> bool {
-        let set = self
+    /// What `backuprepo.io/scoped-credentials` asks for: `Some(true)` (scoped keys required),
+    /// `Some(false)` (off), `None` (absent: the controller's default). Any other value is an
+    /// error naming it: `"True"` or `"yes"` must not silently mean the default.
+    pub fn scoped_credentials_annotation(&self) -> Result<Option<bool>, String> {
+        let key = crate::constants::SCOPED_CREDENTIALS_ANNOTATION;
+        match self
             .metadata
             .annotations
             .as_ref()
-            .and_then(|a| a.get(crate::constants::SCOPED_CREDENTIALS_ANNOTATION));
-        self.access_method() == AccessMethod::Tool
-            && match set.map(String::as_str) {
-                Some("true") => true,
-                Some("false") => false,
-                _ => by_default,
-            }
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+        {
+            None => Ok(None),
+            Some("true") => Ok(Some(true)),
+            Some("false") => Ok(Some(false)),
+            Some(other) => Err(format!(
+                "annotation {key} is {other:?}, which is neither \"true\" nor \"false\"; keys stay scoped (as with \"true\") until it is corrected"
+            )),
+        }
     }
 
+    /// Whether `backuprepo.io/read-only` is `"true"`: no writes.
     pub fn is_read_only(&self) -> bool {
         self.annotation_is_true(crate::constants::READ_ONLY_ANNOTATION)
     }
@@ -443,16 +448,18 @@ impl BackupRepo {
     /// Whether `namespace` may receive this repository's tool-config secret
     /// (`spec.allowedNamespaces` absent means every namespace, as in KubeBlocks).
     pub fn allows_namespace(&self, namespace: &str) -> bool {
-        self.allows_namespace_when_unset(namespace, true)
+        self.allows_namespace_when_unset(namespace, None)
     }
 
-    /// As [`BackupRepo::allows_namespace`], with the meaning of an absent list given:
-    /// `open` (every namespace, KubeBlocks' behaviour) or closed (no namespace).
-    pub fn allows_namespace_when_unset(&self, namespace: &str, open: bool) -> bool {
-        match &self.spec.allowed_namespaces {
-            None => open,
-            Some(list) => list.iter().any(|n| n == namespace),
-        }
+    /// As [`BackupRepo::allows_namespace`], with the list that stands for an absent one:
+    /// `None` (every namespace, KubeBlocks' behaviour) or the controller's default list.
+    pub fn allows_namespace_when_unset(&self, namespace: &str, default: Option<&[String]>) -> bool {
+        let list = match (&self.spec.allowed_namespaces, default) {
+            (Some(list), _) => list.as_slice(),
+            (None, Some(list)) => list,
+            (None, None) => return true,
+        };
+        list.iter().any(|n| n == namespace)
     }
 
     /// The current phase, if any.

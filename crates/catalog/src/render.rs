@@ -545,7 +545,10 @@ mod tests {
             .unwrap()
             .with_key("SCOPED", "scoped-secret")
             .unwrap_err();
-        assert!(e.message.contains("still holds the repository's key"), "{e}");
+        assert!(
+            e.message.contains("still holds the repository's key"),
+            "{e}"
+        );
         assert!(!e.to_string().contains("ADMINSECRET"), "{e}");
     }
 

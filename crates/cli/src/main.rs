@@ -150,6 +150,11 @@ enum Command {
         /// Kubernetes: the controller image.
         #[arg(long)]
         image: Option<String>,
+        /// Kubernetes: the namespaces a repository without spec.allowedNamespaces hands its
+        /// config to ("team-a,team-b", or "*" for every namespace; default every namespace,
+        /// as in KubeBlocks).
+        #[arg(long, value_name = "NS,NS|*")]
+        allowed_namespaces: Option<String>,
     },
     /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
     Crds,
@@ -370,11 +375,15 @@ fn main() -> ExitCode {
             print: true,
             namespace,
             image,
-        } => install_request(file.as_deref(), namespace, image).and_then(|request| {
-            let opts = backuprepo_operator::store::install_options(&cli.install_namespace, request);
-            print!("{}", backuprepo_deploy::install_yaml(&opts)?);
-            Ok(())
-        }),
+            allowed_namespaces,
+        } => install_request(file.as_deref(), namespace, image, allowed_namespaces).and_then(
+            |request| {
+                let opts =
+                    backuprepo_operator::store::install_options(&cli.install_namespace, request);
+                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+                Ok(())
+            },
+        ),
         command => on_store(
             cli.store == "kube",
             cli.home,
@@ -445,11 +454,13 @@ fn install_request(
     file: Option<&str>,
     namespace: Option<String>,
     image: Option<String>,
+    allowed_namespaces: Option<String>,
 ) -> Result<InstallRequest> {
     Ok(InstallRequest {
         values: file.map(control::manifests::read_input).transpose()?,
         namespace,
         image,
+        allowed_namespaces,
     })
 }
 
@@ -511,9 +522,10 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             file,
             namespace,
             image,
+            allowed_namespaces,
             ..
         } => {
-            let request = install_request(file.as_deref(), namespace, image)?;
+            let request = install_request(file.as_deref(), namespace, image, allowed_namespaces)?;
             manifests::install(store, file.as_deref(), request).await
         }
         Command::Secret(SecretCommand::Create {

@@ -28,3 +28,6 @@ mod mount;
 
 #[path = "cluster/scoped.rs"]
 mod scoped;
+
+#[path = "cluster/key_mode.rs"]
+mod key_mode;

@@ -11,6 +11,7 @@ pub mod defaults;
 pub mod deletion;
 pub mod digest;
 pub mod env;
+pub mod key_mode;
 pub mod manifests;
 pub mod reconcile;
 pub mod scoping;

@@ -716,9 +716,24 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
             );
             return;
         }
-        AccessMethod::Mount => ProbeRequest::Mount {
-            digest: work.digest.clone(),
-        },
+        AccessMethod::Mount => {
+            // Scoped keys left from Tool access are revoked through the IAM, which takes the
+            // repository's own config: render it (it goes to no namespace).
+            let scoped = repo
+                .status
+                .as_ref()
+                .is_some_and(|s| !s.scoped_credentials.is_empty());
+            if scoped {
+                let ctx = render::Context {
+                    parameters: &work.parameters,
+                    csi_secret: None,
+                };
+                out.tool_config = render::tool_config(spec, &ctx).ok().flatten();
+            }
+            ProbeRequest::Mount {
+                digest: work.digest.clone(),
+            }
+        }
         AccessMethod::Tool => {
             let ctx = render::Context {
                 parameters: &work.parameters,

@@ -19,8 +19,8 @@ use sha2::{Digest, Sha256};
 /// The controller's settings for scoped keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// Scope keys of repositories without the annotation (`BACKUPREPO_SCOPED_CREDENTIALS`).
-    pub by_default: bool,
+    /// What repositories without the annotation get (`BACKUPREPO_SCOPED_CREDENTIALS`).
+    pub by_default: crate::key_mode::Setting,
     /// Replace a key when it is this old (`BACKUPREPO_KEY_ROTATION`).
     pub rotate_every: Duration,
     /// Keep a replaced key working this long, so jobs that started with it finish
@@ -31,7 +31,7 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            by_default: false,
+            by_default: crate::key_mode::Setting::default(),
             rotate_every: Duration::from_secs(30 * 24 * 3600),
             grace: Duration::from_secs(24 * 3600),
         }
@@ -62,6 +62,9 @@ pub struct Observed {
     /// The repository passed its check: keys may be made and replaced. Otherwise only keys are
     /// taken away (revoked, withdrawn, stripped), never handed out.
     pub ready: bool,
+    /// The repository has Mount access now (it had Tool): revoked namespaces lose their
+    /// Secret's data; the repository's config never goes back to them.
+    pub mount: bool,
 }
 
 /// One thing to do. Each names its namespace; the controller records the outcome.
@@ -193,6 +196,7 @@ fn full_plan(
                 namespace: ns.clone(),
                 why,
                 restore_config: !seen.enabled
+                    && !seen.mount
                     && seen.holding.contains(ns)
                     && !seen.refused.contains(ns),
             }),

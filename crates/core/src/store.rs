@@ -74,6 +74,9 @@ pub struct InstallRequest {
     pub namespace: Option<String>,
     /// Kubernetes: the controller's image.
     pub image: Option<String>,
+    /// Kubernetes: the namespaces repositories without `spec.allowedNamespaces` serve
+    /// (`a,b`, or `*` for every namespace; default every namespace).
+    pub allowed_namespaces: Option<String>,
 }
 
 // Debug leaves out the values file: it can hold credentials.

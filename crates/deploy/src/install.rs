@@ -22,7 +22,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 use crate::crd::crds;
-use crate::security::{container_security_context, field_env, pod_security_context, resources};
+use crate::security::{
+    container_security_context, field_env, pod_security_context, resources, value_env,
+};
 use crate::values::backup_repo_from_values;
 use crate::yaml::{to_sorted_value, to_yaml_documents};
 use crate::DeployError;
@@ -92,6 +94,10 @@ pub struct InstallOptions {
     /// The text of a Helm values file whose `backupRepo:` block adds a Secret and a
     /// BackupRepo (see [`backup_repo_from_values`]).
     pub values: Option<String>,
+    /// The namespaces repositories without `spec.allowedNamespaces` hand their config to
+    /// (`a,b` or `*`): the controller's `BACKUPREPO_ALLOWED_NAMESPACES`. `None`: every
+    /// namespace, as in KubeBlocks.
+    pub allowed_namespaces: Option<String>,
 }
 
 impl Default for InstallOptions {
@@ -100,6 +106,7 @@ impl Default for InstallOptions {
             namespace: DEFAULT_NAMESPACE.to_owned(),
             image: format!("backuprepo:{}", env!("CARGO_PKG_VERSION")),
             values: None,
+            allowed_namespaces: None,
         }
     }
 }
@@ -115,6 +122,21 @@ impl InstallOptions {
                     self.namespace
                 ),
             });
+        }
+        if let Some(list) = &self.allowed_namespaces {
+            let names: Vec<&str> = list.split(',').map(str::trim).collect();
+            let bad = names
+                .iter()
+                .find(|n| **n != "*" && check_dns1123_label(n).is_err());
+            if list.trim().is_empty() || bad.is_some() || (names.len() > 1 && names.contains(&"*"))
+            {
+                return Err(DeployError::Option {
+                    field: "allowed-namespaces",
+                    message: format!(
+                        "{list:?} is not a namespace list: give namespace names separated by commas (\"team-a,team-b\"), or \"*\" for every namespace"
+                    ),
+                });
+            }
         }
         if self.image.trim().is_empty() || self.image.chars().any(char::is_whitespace) {
             return Err(DeployError::Option {
@@ -171,7 +193,10 @@ pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployErro
         &controller_role_binding(ns),
         "RoleBinding",
     )?);
-    out.push(to_sorted_value(&deployment(ns, &opts.image), "Deployment")?);
+    out.push(to_sorted_value(
+        &deployment(ns, &opts.image, opts.allowed_namespaces.as_deref()),
+        "Deployment",
+    )?);
     out.push(to_sorted_value(
         &admission_policy(),
         "ValidatingAdmissionPolicy",
@@ -377,8 +402,18 @@ fn health_probe(initial_delay: i32) -> Probe {
 /// The controller: two replicas (one leads through a Lease) of `image` running `backuprepo controller` as the distroless
 /// `nonroot` user (65532) with a read-only root filesystem (an `emptyDir` on `/tmp`), no
 /// capabilities, no privilege escalation and the runtime's default seccomp profile; metrics
-/// and `/healthz` on port 8080; `POD_NAMESPACE` from the downward API.
-pub fn deployment(namespace: &str, image: &str) -> Deployment {
+/// and `/healthz` on port 8080; `POD_NAMESPACE` from the downward API; scoped keys where the
+/// storage allows them (`BACKUPREPO_SCOPED_CREDENTIALS=auto`), and the default allow-list when
+/// `allowed_namespaces` gives one.
+pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>) -> Deployment {
+    let mut env = vec![
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_NAME", "metadata.name"),
+        value_env("BACKUPREPO_SCOPED_CREDENTIALS", "auto"),
+    ];
+    if let Some(list) = allowed_namespaces {
+        env.push(value_env("BACKUPREPO_ALLOWED_NAMESPACES", list.trim()));
+    }
     let selector = labels(Some("controller"));
     Deployment {
         metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
@@ -401,10 +436,7 @@ pub fn deployment(namespace: &str, image: &str) -> Deployment {
                         name: "controller".to_owned(),
                         image: Some(image.to_owned()),
                         args: Some(strings(&["controller"])),
-                        env: Some(vec![
-                            field_env("POD_NAMESPACE", "metadata.namespace"),
-                            field_env("POD_NAME", "metadata.name"),
-                        ]),
+                        env: Some(env),
                         ports: Some(vec![ContainerPort {
                             name: Some("metrics".to_owned()),
                             container_port: METRICS_PORT,

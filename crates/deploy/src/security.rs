@@ -54,6 +54,15 @@ pub fn container_security_context() -> SecurityContext {
 
 /// An environment variable set from the pod's own metadata by the downward API
 /// (`metadata.name`, `metadata.namespace`).
+/// An environment variable with a fixed value.
+pub fn value_env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: Some(value.to_owned()),
+        ..EnvVar::default()
+    }
+}
+
 pub fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
         name: name.to_owned(),

@@ -658,6 +658,7 @@ fn options_reach_every_object() {
         namespace: "kb-system".into(),
         image: "registry.example/backuprepo:9.9.9".into(),
         values: seed_values(),
+        allowed_namespaces: Some("team-a, team-b".into()),
     };
     let objects = install_manifests(&opts).unwrap();
     assert_eq!(objects[0]["metadata"]["name"], "kb-system");
@@ -671,6 +672,20 @@ fn options_reach_every_object() {
         d["spec"]["template"]["spec"]["containers"][0]["image"],
         "registry.example/backuprepo:9.9.9"
     );
+    let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
+    let value = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(
+        value("BACKUPREPO_ALLOWED_NAMESPACES").unwrap(),
+        "team-a, team-b"
+    );
+    // Scoped keys wherever the storage allows them, by default.
+    assert_eq!(value("BACKUPREPO_SCOPED_CREDENTIALS").unwrap(), "auto");
     assert_eq!(
         find(&objects, "ClusterRoleBinding", CONTROLLER_NAME)["subjects"][0]["namespace"],
         "kb-system"
@@ -696,6 +711,23 @@ fn bad_options_and_values_are_refused_with_the_field_named() {
             ..
         })
     ));
+    for list in ["", "Team_A", "a,*", "a,,b"] {
+        let bad = InstallOptions {
+            allowed_namespaces: Some(list.into()),
+            ..InstallOptions::default()
+        };
+        let e = install_manifests(&bad).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                DeployError::Option {
+                    field: "allowed-namespaces",
+                    ..
+                }
+            ),
+            "{list:?}: {e}"
+        );
+    }
     let bad_image = InstallOptions {
         image: " ".into(),
         ..InstallOptions::default()

@@ -20,10 +20,11 @@ pub struct OperatorConfig {
     /// seed's examples put them. A repository naming a Secret elsewhere gets a condition,
     /// so creating a BackupRepo cannot make the controller read (and send) any Secret.
     pub credential_namespaces: Option<Vec<String>>,
-    /// Whether a repository without `spec.allowedNamespaces` may hand its tool config to every
-    /// namespace (KubeBlocks' behaviour, the default) or to none
-    /// (`BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES=true`).
-    pub open_namespaces: bool,
+    /// The namespaces a repository without `spec.allowedNamespaces` may hand its tool config
+    /// to: `None`, every namespace (KubeBlocks' behaviour, the default, `*`), or a list
+    /// (`BACKUPREPO_ALLOWED_NAMESPACES=a,b`, which `install --allowed-namespaces` sets;
+    /// `BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES=true` is the empty list).
+    pub default_allowed_namespaces: Option<Vec<String>>,
     /// Whether probes may contact link-local and cloud-metadata addresses and the cluster's API
     /// server (`BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true`); refused by default.
     pub allow_internal_endpoints: bool,
@@ -61,8 +62,8 @@ pub struct OperatorConfig {
     pub tolerations: Option<Vec<Toleration>>,
     pub affinity: Option<Affinity>,
     pub node_selector: Option<BTreeMap<String, String>>,
-    /// Scoped keys for consumer namespaces: on for repositories without the annotation
-    /// (`BACKUPREPO_SCOPED_CREDENTIALS`, default false), rotation age
+    /// Scoped keys for consumer namespaces: what repositories without the annotation get
+    /// (`BACKUPREPO_SCOPED_CREDENTIALS`: `auto`, the default, `true` or `false`), rotation age
     /// (`BACKUPREPO_KEY_ROTATION`, seconds, default 30 days) and how long a replaced key keeps
     /// working (`BACKUPREPO_KEY_GRACE`, seconds, default 1 day).
     pub scoping: backuprepo_core::scoping::Policy,
@@ -104,6 +105,22 @@ fn check_pinned_image(image: &str) -> Result<(), String> {
     }
 }
 
+/// A namespace list setting: unset or empty → `None`; `*` → `Some(None)` (every namespace);
+/// `a,b` → `Some(Some([a, b]))`.
+fn namespace_list(get: &impl Fn(&str) -> Option<String>, key: &str) -> Option<Option<Vec<String>>> {
+    let v = get(key)?;
+    match v.trim() {
+        "" => None,
+        "*" => Some(None),
+        list => Some(Some(
+            list.split(',')
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect(),
+        )),
+    }
+}
+
 fn flag(get: &impl Fn(&str) -> Option<String>, key: &str) -> Result<Option<bool>, String> {
     match get(key).map(|v| v.trim().to_ascii_lowercase()) {
         None => Ok(None),
@@ -127,7 +144,7 @@ impl Default for OperatorConfig {
             },
             credential_namespaces: Some(vec![namespace.clone()]),
             namespace,
-            open_namespaces: true,
+            default_allowed_namespaces: None,
             allow_internal_endpoints: false,
             refused_hosts: Vec::new(),
             max_concurrent_reconciles: 16,
@@ -165,15 +182,9 @@ impl OperatorConfig {
             c.namespace = ns.trim().to_string();
             c.settings.namespace = c.namespace.clone();
         }
-        c.credential_namespaces = match get("BACKUPREPO_CREDENTIAL_NAMESPACES") {
-            Some(v) if v.trim() == "*" => None,
-            Some(v) if !v.trim().is_empty() => Some(
-                v.split(',')
-                    .map(|n| n.trim().to_string())
-                    .filter(|n| !n.is_empty())
-                    .collect(),
-            ),
-            _ => {
+        c.credential_namespaces = match namespace_list(&get, "BACKUPREPO_CREDENTIAL_NAMESPACES") {
+            Some(list) => list,
+            None => {
                 let mut list = vec![c.namespace.clone()];
                 if c.namespace != KUBEBLOCKS_NAMESPACE {
                     list.push(KUBEBLOCKS_NAMESPACE.to_string());
@@ -181,8 +192,11 @@ impl OperatorConfig {
                 Some(list)
             }
         };
-        if let Some(closed) = flag(&get, "BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES")? {
-            c.open_namespaces = !closed;
+        if let Some(list) = namespace_list(&get, "BACKUPREPO_ALLOWED_NAMESPACES") {
+            c.default_allowed_namespaces = list;
+        }
+        if flag(&get, "BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES")? == Some(true) {
+            c.default_allowed_namespaces = Some(Vec::new());
         }
         if let Some(elect) = flag(&get, "BACKUPREPO_LEADER_ELECTION")? {
             c.leader_election = elect;
@@ -224,8 +238,10 @@ impl OperatorConfig {
                 .parse()
                 .map_err(|_| format!("BACKUPREPO_METRICS_ADDR: expected host:port, got {v:?}"))?;
         }
-        if let Some(on) = flag(&get, "BACKUPREPO_SCOPED_CREDENTIALS")? {
-            c.scoping.by_default = on;
+        if let Some(v) = get("BACKUPREPO_SCOPED_CREDENTIALS").filter(|v| !v.trim().is_empty()) {
+            c.scoping.by_default = v
+                .parse()
+                .map_err(|e| format!("BACKUPREPO_SCOPED_CREDENTIALS: {e}"))?;
         }
         if let Some(d) = seconds(&get, "BACKUPREPO_KEY_ROTATION")? {
             if d.is_zero() {
@@ -251,8 +267,8 @@ impl OperatorConfig {
     }
 
     /// Whether `repo` may hand its tool config or PVC to `namespace` under this setting of
-    /// [`OperatorConfig::open_namespaces`].
+    /// [`OperatorConfig::default_allowed_namespaces`].
     pub fn allows_namespace(&self, repo: &backuprepo_api::BackupRepo, namespace: &str) -> bool {
-        repo.allows_namespace_when_unset(namespace, self.open_namespaces)
+        repo.allows_namespace_when_unset(namespace, self.default_allowed_namespaces.as_deref())
     }
 }

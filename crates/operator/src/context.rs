@@ -26,6 +26,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Bounds the storage probes running at once (`max_concurrent_probes`).
     pub probes: tokio::sync::Semaphore,
+    /// The storage IAM's last answer per repository config (see [`crate::key_mode`]).
+    pub(crate) iam_answers: Mutex<HashMap<String, IamAnswer>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -35,6 +37,9 @@ impl std::fmt::Debug for Context {
             .finish_non_exhaustive()
     }
 }
+
+/// When the storage's IAM answered, and what (see [`crate::key_mode`]).
+pub(crate) type IamAnswer = (Time, Result<(), String>);
 
 /// Backoff of transient errors: 5 s, doubling per consecutive failure, at most 5 min.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
@@ -55,6 +60,7 @@ impl Context {
             clock: Arc::new(|| Time(k8s_openapi::jiff::Timestamp::now())),
             suffixes: Arc::new(backuprepo_api::random_suffix),
             failures: Mutex::new(HashMap::new()),
+            iam_answers: Mutex::new(HashMap::new()),
         }
     }
 

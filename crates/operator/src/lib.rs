@@ -20,6 +20,7 @@ pub mod config;
 pub mod context;
 pub mod controller;
 pub mod error;
+pub mod key_mode;
 pub mod lease;
 pub mod metrics;
 pub mod mount;

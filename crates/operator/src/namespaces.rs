@@ -31,7 +31,7 @@ use crate::resources::{
     backup_resource, is_active_consumer, list_consumers, owned_by, owner_ref, repo_selector,
     restore_resource, waits_for_preparation,
 };
-use crate::scoped::Scoped;
+use crate::scoped::{Scoped, REPOSITORY_KEY_SHARED};
 
 /// Reason of the event explaining that a namespace is not in the allow-list.
 pub const NAMESPACE_NOT_ALLOWED: &str = "NamespaceNotAllowed";
@@ -80,7 +80,9 @@ pub const REVOKED_ANNOTATION: &str = "backuprepo.io/revoked";
 /// and either a new config must reach them or some namespace may have lost its permission.
 pub fn needs_tool_config_sync(ctx: &Context, repo: &BackupRepo, update: bool) -> bool {
     repo.access_method() == AccessMethod::Tool
-        && (update || repo.spec.allowed_namespaces.is_some() || !ctx.config.open_namespaces)
+        && (update
+            || repo.spec.allowed_namespaces.is_some()
+            || ctx.config.default_allowed_namespaces.is_some())
 }
 
 /// Keep the tool-config Secrets this repository owns in line with it (KubeBlocks'
@@ -336,7 +338,21 @@ async fn prepare_namespace(
                 return Ok(true);
             };
             let secret = tool_config_secret(repo, name, ns, cfg, digest);
-            ensure_owned(ctx, repo, ns, name, "tool-config secret", secret).await
+            let made = ensure_owned(ctx, repo, ns, name, "tool-config secret", secret).await?;
+            if let (Made::Created, Some(why)) = (made, &scoped.shared) {
+                let note = format!(
+                    "namespace {ns} now holds the repository's own storage key (tool-config secret {ns}/{name}): whoever can read Secrets or run a Backup there can read and delete every namespace's backups in this repository. Why: {why}"
+                );
+                ctx.event(
+                    &repo.object_ref(&()),
+                    true,
+                    REPOSITORY_KEY_SHARED,
+                    "Prepare",
+                    note,
+                )
+                .await;
+            }
+            Ok(made != Made::NotOwned)
         }
         AccessMethod::Mount => {
             let Some(name) = &out.status.backup_pvc_name else {
@@ -348,9 +364,18 @@ async fn prepare_namespace(
                 .clone()
                 .unwrap_or_default();
             let pvc = repo_pvc(repo, out.pvc.as_ref(), name, ns, &sc, digest);
-            ensure_owned(ctx, repo, ns, name, "PVC", pvc).await
+            Ok(ensure_owned(ctx, repo, ns, name, "PVC", pvc).await? != Made::NotOwned)
         }
     }
+}
+
+/// What [`ensure_owned`] found or did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Made {
+    Created,
+    Existing,
+    /// Someone else's object has the name (an event says so).
+    NotOwned,
 }
 
 /// Create `object` unless `ns/name` exists. An existing object counts only when this
@@ -362,7 +387,7 @@ async fn ensure_owned<K>(
     name: &str,
     what: &str,
     object: K,
-) -> Result<bool>
+) -> Result<Made>
 where
     K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -377,16 +402,16 @@ where
         .map_err(Error::kube(format!("get {what} {ns}/{name}")))?;
     if let Some(e) = existing {
         if owned_by(e.meta().owner_references.as_ref(), repo) {
-            return Ok(true);
+            return Ok(Made::Existing);
         }
         let note = not_owned(repo, what, ns, name);
         ctx.event(&repo.object_ref(&()), true, NOT_OWNED, "Prepare", &note)
             .await;
-        return Ok(false);
+        return Ok(Made::NotOwned);
     }
     match api.create(&PostParams::default(), &object).await {
-        Ok(_) => Ok(true),
-        Err(e) if is_conflict(&e) => Ok(true),
+        Ok(_) => Ok(Made::Created),
+        Err(e) if is_conflict(&e) => Ok(Made::Existing),
         Err(e) => Err(Error::kube(format!("create {what} {ns}/{name}"))(e)),
     }
 }

@@ -30,7 +30,7 @@ use crate::resources::{
     annotations_patch, backup_resource, is_active_consumer, list_consumers, owned_by,
     repo_selector, status_merge_patch,
 };
-use crate::{mount, namespaces, probe, scoped};
+use crate::{key_mode, mount, namespaces, probe, scoped};
 
 /// How often a repository blocked in deletion looks again (the Backup watch usually comes first).
 const DELETION_RECHECK: Duration = Duration::from_secs(60);
@@ -236,8 +236,16 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
         _ => None,
     };
     // With scoped keys, a new config reaches each namespace with a new key (scoped::sync).
-    let scoping = repo.scopes_credentials(ctx.config.scoping.by_default);
-    let update = update.filter(|_| !scoping);
+    let mode = key_mode::decide(
+        ctx,
+        repo,
+        provider.as_ref(),
+        out.tool_config.as_ref(),
+        digest.as_deref(),
+        ready,
+    )
+    .await;
+    let update = update.filter(|_| !mode.is_scoped());
     if namespaces::needs_tool_config_sync(ctx, repo, update.is_some()) {
         namespaces::sync_tool_config_secrets(ctx, repo, update).await?;
         if update.is_some() {
@@ -263,13 +271,14 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     }
     // Scoped keys are taken away whatever the phase, and handed out only when Ready.
     let mut scoped = scoped::Scoped::default();
-    if repo.access_method() == AccessMethod::Tool && scoped::concerns(ctx, repo) {
+    let has_keys = !out.status.scoped_credentials.is_empty();
+    if repo.access_method() == AccessMethod::Tool || has_keys {
         let own = scoped::Own {
             config: out.tool_config.as_ref(),
             digest: digest.as_deref(),
             ready,
         };
-        scoped = scoped::sync(ctx, repo, provider.as_ref(), &out.status, own).await?;
+        scoped = scoped::sync(ctx, repo, provider.as_ref(), &out.status, own, &mode).await?;
     }
     if ready {
         if let Some(d) = &digest {

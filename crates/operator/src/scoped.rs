@@ -19,9 +19,11 @@ use std::time::Duration;
 
 use backuprepo_api::constants::{
     condition_type, BACKUP_REPO_DIGEST_ANNOTATION, BACKUP_REPO_NAME_LABEL, ROTATE_KEYS_ANNOTATION,
+    SCOPED_CREDENTIALS_ANNOTATION,
 };
 use backuprepo_api::{BackupRepo, BackupRepoStatus, ScopedCredential, StorageProvider};
 use backuprepo_catalog::render::RenderedToolConfig;
+use backuprepo_core::key_mode::KeyMode;
 use backuprepo_core::scoping::{self, Observed, Step};
 use backuprepo_transfer::storage::Scope;
 use backuprepo_transfer::Storage;
@@ -44,6 +46,9 @@ use crate::resources::{
 
 /// Reason of the events and condition when a namespace could not get its key.
 pub const SCOPING_FAILED: &str = "ScopingFailed";
+/// Reason of the condition, and of the warning event when a namespace first gets the
+/// repository's own key, where the default (`auto`) could not scope keys.
+pub const REPOSITORY_KEY_SHARED: &str = "RepositoryKeyShared";
 /// Reason of the event on a Restore whose Backup in another namespace does not allow it.
 pub const RESTORE_NOT_ALLOWED: &str = "CrossNamespaceRestoreNotAllowed";
 /// Annotation on a Backup naming the namespaces (comma-separated, or `*`) whose Restores may
@@ -58,6 +63,8 @@ const RETRY: Duration = Duration::from_secs(60);
 pub struct Scoped {
     /// Scoping is on: consumer namespaces get only the Secrets made here.
     pub enabled: bool,
+    /// Scoping is off or cannot work: why namespaces get the repository's own key.
+    pub shared: Option<String>,
     /// Namespaces whose Secret holds their scoped key now.
     pub ready: BTreeSet<String>,
     /// When a rotation or retirement falls due, or a failed step is tried again.
@@ -76,15 +83,6 @@ impl Scoped {
     }
 }
 
-/// Whether `repo` has scoped keys to keep in line: scoping is on, or keys are left to revoke.
-pub fn concerns(ctx: &Context, repo: &BackupRepo) -> bool {
-    repo.scopes_credentials(ctx.config.scoping.by_default)
-        || repo
-            .status
-            .as_ref()
-            .is_some_and(|s| !s.scoped_credentials.is_empty())
-}
-
 /// Where the pass stands: the repository's own config (`None`: it does not render, so
 /// nothing can be done on the storage), the digest it was checked with, and whether it is
 /// Ready.
@@ -94,19 +92,30 @@ pub struct Own<'a> {
     pub ready: bool,
 }
 
-/// Keep the scoped keys of `repo` in line (see the module doc). `status` is the status as
-/// written this pass.
+/// Keep the scoped keys of `repo` in line (see the module doc) under `mode` (see
+/// [`crate::key_mode::decide`]). `status` is the status as written this pass.
 pub async fn sync(
     ctx: &Context,
     repo: &BackupRepo,
     provider: Option<&StorageProvider>,
     status: &BackupRepoStatus,
     own: Own<'_>,
+    mode: &KeyMode,
 ) -> Result<Scoped> {
-    let enabled = repo.scopes_credentials(ctx.config.scoping.by_default);
+    let enabled = mode.is_scoped();
+    let shared = shared_why(mode);
     let mut records = status.scoped_credentials.clone();
-    let Some(secret_name) = status.tool_config_secret_name.clone() else {
+    if *mode == KeyMode::Off && records.is_empty() {
+        // Off, as in KubeBlocks: nothing to keep in line, no condition.
+        write_status(ctx, repo, status, &records, Some(None)).await?;
         return Ok(Scoped::default());
+    }
+    let Some(secret_name) = status.tool_config_secret_name.clone() else {
+        return Ok(Scoped {
+            enabled,
+            shared,
+            ..Scoped::default()
+        });
     };
     let now = ctx.now();
     let stamp = repo
@@ -175,7 +184,14 @@ pub async fn sync(
     }
     ctx.metrics
         .set_scoped(repo.name(), records.len(), failed.len());
-    let condition = scoping::condition(enabled, &records, &failed);
+    let condition = match (mode, records.is_empty()) {
+        (KeyMode::Scoped { note: Some(note) }, _) => scoping::condition(true, &records, &failed)
+            .map(|(s, r, m)| (s, r, format!("{note}. {m}"))),
+        (KeyMode::Scoped { note: None }, _) | (_, false) => {
+            scoping::condition(enabled, &records, &failed)
+        }
+        (_, true) => shared_condition(mode, &seen.holding),
+    };
     write_status(ctx, repo, &written, &records, Some(condition)).await?;
     if let Some(stamp) = stamp {
         answer_rotation(ctx, repo, &records, stamp).await?;
@@ -188,6 +204,7 @@ pub async fn sync(
     let wake = scoping::wake(&records, &ctx.now(), &ctx.config.scoping);
     Ok(Scoped {
         enabled,
+        shared,
         ready,
         listed,
         // A failed step is due again at once by the plan; it is tried again after RETRY.
@@ -196,6 +213,36 @@ pub async fn sync(
             false => Some(wake.unwrap_or(RETRY).max(RETRY)),
         },
     })
+}
+
+/// Why the default could not scope keys, under which namespaces get the repository's own
+/// key with a warning; `None` when keys are scoped or scoping is off.
+fn shared_why(mode: &KeyMode) -> Option<String> {
+    match mode {
+        KeyMode::Shared { why } => Some(format!("keys cannot be scoped on this storage: {why}")),
+        _ => None,
+    }
+}
+
+/// The `ScopedCredentials` condition while namespaces get the repository's own key: why,
+/// and which namespaces hold it.
+fn shared_condition(
+    mode: &KeyMode,
+    holding: &BTreeSet<String>,
+) -> Option<(&'static str, &'static str, String)> {
+    let why = shared_why(mode)?;
+    let held = match holding.len() {
+        0 => "no namespace holds it yet".to_string(),
+        n => format!(
+            "{n} namespace(s) hold it: {}",
+            holding.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    Some((
+        "False",
+        REPOSITORY_KEY_SHARED,
+        format!("{why}; consumer namespaces get the repository's own key, as in KubeBlocks ({held}). Make the storage's IAM accept the repository's key, or annotate the repository {SCOPED_CREDENTIALS_ANNOTATION}=true to make consumers wait for a scoped key, or =false to accept the shared key"),
+    ))
 }
 
 /// The storage to make keys on, with its IAM endpoint, or why there is none.
@@ -257,6 +304,7 @@ async fn observe(
     let mut seen = Observed {
         enabled,
         ready: own.ready,
+        mount: repo.access_method() == backuprepo_api::AccessMethod::Mount,
         ..Observed::default()
     };
     let mut waiting: BTreeMap<String, Vec<DynamicObject>> = BTreeMap::new();

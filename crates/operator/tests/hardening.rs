@@ -310,7 +310,7 @@ async fn tool_config_updates_skip_planted_secrets_and_revoke_withdrawn_namespace
     // Without an allow-list and with namespaces closed by the operator, every owned Secret
     // is withdrawn.
     let mut closed = config();
-    closed.open_namespaces = false;
+    closed.default_allowed_namespaces = Some(Vec::new());
     let repo = tool_repo(dir.path().to_str().unwrap());
     let objects = vec![
         to_value(&local_provider()),

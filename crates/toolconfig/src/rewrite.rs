@@ -58,11 +58,7 @@ fn write_pairs(out: &mut String, kv: &BTreeMap<String, String>) -> Result<()> {
 /// `v` as it must be written to read back as `v`: bare when it does, else in backticks or
 /// triple quotes (the parser strips one pair of either).
 fn quoted(key: &str, v: &str) -> Result<String> {
-    let candidates = [
-        v.to_string(),
-        format!("`{v}`"),
-        format!("\"\"\"{v}\"\"\""),
-    ];
+    let candidates = [v.to_string(), format!("`{v}`"), format!("\"\"\"{v}\"\"\"")];
     for c in candidates {
         let back = parse_ini(&format!("[s]\nk = {c}\n"))?;
         if back.get("s").and_then(|s| s.get("k")).map(String::as_str) == Some(v) {

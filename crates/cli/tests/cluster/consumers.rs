@@ -134,7 +134,9 @@ fn a_consumer_namespace_gets_its_tool_config_and_deletion_waits_then_collects() 
     // What a backup job does with it: push, then pull the same bytes.
     let dir = tempfile::tempdir().unwrap();
     let conf = config_text(&secret);
-    let base = "team-a/b1";
+    // KubeBlocks' layout, `<pathPrefix>/<namespace>/...`: under the default install the
+    // namespace's key is scoped to it.
+    let base = "consumer-repo/team-a/b1";
     let o = datasafed(
         dir.path(),
         &conf,

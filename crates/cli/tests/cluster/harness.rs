@@ -503,6 +503,17 @@ pub fn forbidden_since(c: &Cluster, from: usize, user: &str) -> Vec<String> {
 /// A Tool BackupRepo on SeaweedFS (provider `minio`) under `prefix`, with its credential
 /// Secret `<name>-cred` in kb-system, applied by the admin.
 pub fn s3_repo(c: &Cluster, name: &str, prefix: &str, annotations: &[(&str, &str)]) {
+    s3_repo_of(c, "minio", name, prefix, annotations)
+}
+
+/// As [`s3_repo`], with the StorageProvider `provider` (a minio-like one).
+pub fn s3_repo_of(
+    c: &Cluster,
+    provider: &str,
+    name: &str,
+    prefix: &str,
+    annotations: &[(&str, &str)],
+) {
     let (endpoint, bucket, key, secret) = s3();
     let ann: String = annotations
         .iter()
@@ -516,7 +527,7 @@ pub fn s3_repo(c: &Cluster, name: &str, prefix: &str, annotations: &[(&str, &str
     c.kubectl_ok(
         &["apply", "-f", "-"],
         Some(&format!(
-            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-cred\n  namespace: kb-system\nstringData:\n  accessKeyId: \"{key}\"\n  secretAccessKey: \"{secret}\"\n---\napiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: {name}\n{ann}spec:\n  storageProviderRef: minio\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  pathPrefix: {prefix}\n  config:\n    bucket: {bucket}\n    endpoint: {endpoint}\n    forcePathStyle: \"true\"\n  credential:\n    name: {name}-cred\n    namespace: kb-system\n"
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}-cred\n  namespace: kb-system\nstringData:\n  accessKeyId: \"{key}\"\n  secretAccessKey: \"{secret}\"\n---\napiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: {name}\n{ann}spec:\n  storageProviderRef: {provider}\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  pathPrefix: {prefix}\n  config:\n    bucket: {bucket}\n    endpoint: {endpoint}\n    forcePathStyle: \"true\"\n  credential:\n    name: {name}-cred\n    namespace: kb-system\n"
         )),
     );
 }

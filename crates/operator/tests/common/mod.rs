@@ -32,11 +32,16 @@ pub fn at(secs: i64) -> Time {
 /// The defaults: namespace `kb-system`, re-checks every 30 min (Ready) and 1 min (Failed);
 /// credentials may come from any namespace (the scenarios keep them in `ns0`; `hardening.rs`
 /// tests the default restriction).
+/// The settings of KubeBlocks' behaviour, which these request-by-request tests pin: keys
+/// are not scoped unless a repository asks (`auto`, the default, is proven on the real API
+/// server by the cluster tests).
 pub fn config() -> OperatorConfig {
-    OperatorConfig {
+    let mut c = OperatorConfig {
         credential_namespaces: None,
         ..OperatorConfig::default()
-    }
+    };
+    c.scoping.by_default = backuprepo_core::key_mode::Setting::Off;
+    c
 }
 
 pub fn context(client: Client) -> Arc<Context> {
@@ -56,7 +61,7 @@ pub fn context_with(client: Client, config: OperatorConfig) -> Arc<Context> {
 /// them in `namespace`: its env, with the downward-API fields resolved as the kubelet would,
 /// plus `extra`.
 pub fn install_config(namespace: &str, extra: &[(&str, &str)]) -> OperatorConfig {
-    let deployment = backuprepo_deploy::deployment(namespace, "backuprepo:test");
+    let deployment = backuprepo_deploy::deployment(namespace, "backuprepo:test", None);
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let mut env: Vec<(String, String)> = Vec::new();
     for e in pod.containers[0].env.clone().unwrap_or_default() {

@@ -51,6 +51,13 @@ impl Storage {
         Ok((Iam::new(c, &self.tuning, iam_endpoint)?, scope))
     }
 
+    /// Whether keys can be scoped on this storage: an S3 storage whose IAM API (at
+    /// `iam_endpoint`, `None`: the S3 endpoint) accepts the repository's key. Makes nothing.
+    pub async fn can_scope(&self, iam_endpoint: Option<&str>) -> Result<()> {
+        let (iam, _) = self.iam_for(&Scope::default(), iam_endpoint)?;
+        iam.available().await
+    }
+
     /// Make a key for `prefix` (under the repository's path) named `user` on the storage,
     /// through the IAM API at `iam_endpoint` (`None`: the S3 endpoint), and its config.
     pub async fn grant(

@@ -111,6 +111,12 @@ impl Iam {
         }))
     }
 
+    /// Whether the IAM API answers and accepts this key for managing users: one `ListUsers`,
+    /// which changes nothing.
+    pub async fn available(&self) -> Result<()> {
+        self.call("ListUsers", &[]).await.map(|_| ())
+    }
+
     /// A user with one key, limited to `scope`. Half-made users are removed when a later step
     /// fails.
     pub async fn create_scoped(&self, user: &str, scope: &Scope) -> Result<GrantKey> {
