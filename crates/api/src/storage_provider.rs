@@ -104,6 +104,9 @@ pub struct ScopedCredentials {
     /// Where the IAM API answers; empty: the repository's S3 endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iam_endpoint: Option<String>,
+    /// `true` allows a plain-http `iamEndpoint` (its answers carry the new keys' secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<bool>,
 }
 
 /// The parameters of a StorageProvider.
@@ -195,7 +198,17 @@ impl StorageProvider {
         let name = self.metadata.name.as_deref().unwrap_or_default();
         match &self.spec.scoped_credentials {
             Some(s) if s.api == "aws-iam" => {
-                Ok(s.iam_endpoint.as_deref().filter(|e| !e.is_empty()))
+                match s.iam_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+                    Some(e)
+                        if e.to_ascii_lowercase().starts_with("http://")
+                            && s.insecure != Some(true) =>
+                    {
+                        Err(format!(
+                            "storage provider {name}: scopedCredentials.iamEndpoint {e} is plain http, which would carry the secrets of the keys it makes in clear; use https, or set scopedCredentials.insecure: true"
+                        ))
+                    }
+                    e => Ok(e),
+                }
             }
             Some(s) => Err(format!(
                 "storage provider {name} declares scopedCredentials.api {:?}, which backuprepo does not speak (it speaks aws-iam)",
@@ -225,5 +238,45 @@ impl StorageProvider {
     /// See [`StorageProviderSpec::access_methods`].
     pub fn access_methods(&self) -> Vec<AccessMethod> {
         self.spec.access_methods()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn provider(scoped: ScopedCredentials) -> StorageProvider {
+        let mut p = StorageProvider::new("p", StorageProviderSpec::default());
+        p.spec.scoped_credentials = Some(scoped);
+        p
+    }
+
+    #[test]
+    fn a_plain_http_iam_endpoint_needs_insecure() {
+        let mut s = ScopedCredentials {
+            api: "aws-iam".into(),
+            iam_endpoint: Some("http://iam.example:8111".into()),
+            insecure: None,
+        };
+        let e = provider(s.clone()).key_scoping().unwrap_err();
+        assert!(
+            e.contains("plain http") && e.contains("insecure: true"),
+            "{e}"
+        );
+        s.insecure = Some(true);
+        assert_eq!(
+            provider(s.clone()).key_scoping().unwrap(),
+            Some("http://iam.example:8111")
+        );
+        s.iam_endpoint = Some("https://iam.example".into());
+        s.insecure = None;
+        assert_eq!(
+            provider(s.clone()).key_scoping().unwrap(),
+            Some("https://iam.example")
+        );
+        // No endpoint of its own: the repository's S3 endpoint, whatever its scheme.
+        s.iam_endpoint = None;
+        assert_eq!(provider(s).key_scoping().unwrap(), None);
     }
 }

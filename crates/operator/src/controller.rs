@@ -372,6 +372,11 @@ async fn serve(
     deadline: crate::lease::Deadline,
     cfg: OperatorConfig,
 ) -> anyhow::Result<()> {
+    // Every storage connection of this process goes through the endpoint guard, unless the
+    // operator allows internal endpoints.
+    if !cfg.allow_internal_endpoints {
+        backuprepo_transfer::endpoint::guard_process(&cfg.refused_hosts).await;
+    }
     let addr = cfg.metrics_addr;
     let elector = cfg.leader_election.then(|| {
         crate::lease::Elector::with_deadline(

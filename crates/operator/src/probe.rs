@@ -17,6 +17,53 @@ use crate::context::Context;
 /// The operation named in `status.checks` when the endpoint itself is refused.
 pub const ENDPOINT_CHECK: &str = "endpoint";
 
+/// The failed check of a repository whose endpoint is refused (Tool and Mount alike).
+pub fn refused(ctx: &Context, digest: &str, why: &str) -> ProbeResult {
+    let message = format!(
+        "{why}; the controller does not contact metadata, link-local or API-server \
+         addresses for a repository, nor has them contacted. Point the endpoint at the storage \
+         service, or start the controller with BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true"
+    );
+    ProbeResult {
+        digest: digest.to_string(),
+        passed: false,
+        checks: vec![ProbeCheck {
+            operation: ENDPOINT_CHECK.to_string(),
+            result: probe_result::FAILED.to_string(),
+            message: Some(message.clone()),
+            duration_ms: Some(0),
+        }],
+        message,
+        finished_at: ctx.now(),
+        usage: None,
+        capabilities: None,
+    }
+}
+
+/// Whether the endpoints a Mount repository's CSI driver would be given (values of the CSI
+/// Secret and the StorageClass parameters whose key names an endpoint, server, host or URL)
+/// are allowed; `Err(why)` for the first that is not.
+pub async fn check_mount_endpoints(
+    ctx: &Context,
+    settings: Vec<(String, String)>,
+) -> Result<(), String> {
+    if ctx.config.allow_internal_endpoints {
+        return Ok(());
+    }
+    for (k, v) in settings {
+        let key = k.to_ascii_lowercase();
+        let names_endpoint = ["endpoint", "server", "host", "url"]
+            .iter()
+            .any(|w| key.contains(w));
+        if names_endpoint && !v.trim().is_empty() {
+            endpoint::check_endpoint(&v, &ctx.config.refused_hosts)
+                .await
+                .map_err(|why| format!("{k}: {why}"))?;
+        }
+    }
+    Ok(())
+}
+
 pub async fn run_tool(
     ctx: &Context,
     digest: &str,
@@ -28,25 +75,7 @@ pub async fn run_tool(
     let _permit = ctx.probes.acquire().await.ok();
     if !ctx.config.allow_internal_endpoints {
         if let Err(why) = endpoint::check(&config.config.backend, &ctx.config.refused_hosts).await {
-            let message = format!(
-                "{why}; the controller does not contact metadata, link-local or API-server \
-                 addresses for a repository. Point the endpoint at the storage service, or start \
-                 the controller with BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true"
-            );
-            return ProbeResult {
-                digest: digest.to_string(),
-                passed: false,
-                checks: vec![ProbeCheck {
-                    operation: ENDPOINT_CHECK.to_string(),
-                    result: probe_result::FAILED.to_string(),
-                    message: Some(message.clone()),
-                    duration_ms: Some(0),
-                }],
-                message,
-                finished_at: ctx.now(),
-                usage: None,
-                capabilities: None,
-            };
+            return refused(ctx, digest, &why);
         }
     }
     let opts = ProbeOptions {

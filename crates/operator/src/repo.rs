@@ -190,7 +190,16 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
                     .generated_storage_class_name
                     .clone()
                     .unwrap_or_default();
-                mount::pre_check(ctx, repo, &digest, first.pvc.as_ref(), &sc).await?
+                let csi = first.csi_secret.iter().flat_map(|(_, data)| data.clone());
+                let params = first
+                    .storage_class
+                    .iter()
+                    .flat_map(|c| c.parameters.clone());
+                let settings = csi.chain(params.flatten()).collect();
+                match probe::check_mount_endpoints(ctx, settings).await {
+                    Err(why) => Some(probe::refused(ctx, &digest, &why)),
+                    Ok(()) => mount::pre_check(ctx, repo, &digest, first.pvc.as_ref(), &sc).await?,
+                }
             }
             None => None,
         };

@@ -3,13 +3,23 @@
 //!
 //! Whoever can create a BackupRepo chooses the endpoint the controller's probe connects to. Left
 //! open, that lets them reach what only the controller's pod can reach: the cloud's instance
-//! metadata service (credentials of the node) and the cluster's API server. [`check`] refuses
-//! those by address, after resolving names, so `metadata.internal`-style names are caught too.
+//! metadata service (credentials of the node) and the cluster's API server. Two layers refuse
+//! those:
 //!
-//! Limit: the probe resolves the name again when it connects; a name whose answer changes
-//! between the two lookups (DNS rebinding) is not caught here.
+//! - [`check`], before a probe: the endpoint's host by address, after resolving names, so
+//!   `metadata.internal`-style names are caught too, with a message that names the endpoint;
+//! - [`guard_process`], once at the controller's start: every HTTP connection this process
+//!   makes to a storage (S3, Azure Blob, IAM; probes, usage, keys) resolves its host through a
+//!   resolver that refuses those addresses, and the address it connects to is the one that
+//!   resolver approved (no second lookup, so DNS rebinding is closed). That is the host actually
+//!   contacted: with virtual-host addressing `<bucket>.<endpoint>`, not the endpoint. A literal
+//!   address in an endpoint is checked when the client is built. Redirects are never followed.
+//!
+//! Limit: FTP connects through its own client; its host is checked by [`check`] only, so a
+//! name whose answer changes between that lookup and the connection is not caught there.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 
 use crate::config::Backend;
 
@@ -74,6 +84,73 @@ pub fn refused_reason(ip: IpAddr) -> Option<&'static str> {
     }
 }
 
+/// The addresses this process refuses to connect to for a storage: metadata and link-local
+/// ones always, and those of the API server.
+#[derive(Debug, Clone, Default)]
+struct Guard {
+    api_server: Vec<IpAddr>,
+}
+
+static GUARD: OnceLock<Guard> = OnceLock::new();
+
+/// Guard every storage connection of this process from now on (see the module doc):
+/// `refused_hosts` (the API server) are resolved once here. The first call wins.
+pub async fn guard_process(refused_hosts: &[String]) {
+    let mut api_server = Vec::new();
+    for h in refused_hosts {
+        api_server.extend(resolve(h, 443).await);
+    }
+    let _ = GUARD.set(Guard { api_server });
+}
+
+impl Guard {
+    fn refused(&self, host: &str, ip: IpAddr) -> Option<String> {
+        let why = refused_reason(ip).or_else(|| {
+            self.api_server
+                .contains(&ip)
+                .then_some("the cluster's API server")
+        })?;
+        Some(endpoint_refused(host, ip, why))
+    }
+}
+
+/// A literal address the guarded process may not contact, as an error message.
+pub fn refused_literal(host: &str) -> Option<String> {
+    let ip = host.trim_matches(['[', ']']).parse::<IpAddr>().ok()?;
+    GUARD.get()?.refused(host, ip)
+}
+
+/// The resolver of guarded HTTP clients: the system's lookup, refusing any answer that holds a
+/// refused address (all of them, not only the first: the client may try each).
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if let Some(guard) = GUARD.get() {
+                if let Some(why) = addrs.iter().find_map(|a| guard.refused(&host, a.ip())) {
+                    return Err(format!(
+                        "{why}; the controller does not contact metadata, link-local or API-server addresses for a repository"
+                    )
+                    .into());
+                }
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// `builder` with the process's guard, when there is one.
+pub(crate) fn guarded(builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    match GUARD.get() {
+        Some(_) => builder.dns_resolver(Arc::new(GuardedResolver)),
+        None => builder,
+    }
+}
+
 /// Resolve `host:port` (a literal address resolves to itself). A name that does not resolve
 /// gives no addresses: the probe reports that failure itself.
 async fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
@@ -89,9 +166,23 @@ async fn resolve(host: &str, port: u16) -> Vec<IpAddr> {
 /// `Err(why)` when the backend's endpoint is, or resolves to, a link-local or metadata
 /// address, or one of the `refused_hosts` (the API server), by name or by address.
 pub async fn check(backend: &Backend, refused_hosts: &[String]) -> Result<(), String> {
-    let Some((host, port)) = host_port(backend) else {
-        return Ok(());
-    };
+    match host_port(backend) {
+        Some((host, port)) => check_host(&host, port, refused_hosts).await,
+        None => Ok(()),
+    }
+}
+
+/// As [`check`], for the host of an endpoint written as [`parse`] reads it (the endpoints a
+/// Mount repository's CSI driver is given).
+pub async fn check_endpoint(endpoint: &str, refused_hosts: &[String]) -> Result<(), String> {
+    match parse(endpoint) {
+        Some((host, port)) => check_host(&host, port, refused_hosts).await,
+        None => Ok(()),
+    }
+}
+
+async fn check_host(host: &str, port: u16, refused_hosts: &[String]) -> Result<(), String> {
+    let host = host.to_string();
     let addrs = resolve(&host, port).await;
     for ip in &addrs {
         if let Some(why) = refused_reason(*ip) {

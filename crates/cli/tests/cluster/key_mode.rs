@@ -82,7 +82,7 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
     minio_like(
         &c,
         "minio-deadiam",
-        json!({"api": "aws-iam", "iamEndpoint": dead_iam}),
+        json!({"api": "aws-iam", "iamEndpoint": dead_iam, "insecure": true}),
     );
     let (_, _, admin_key, admin_secret) = s3();
     let nanos = std::time::SystemTime::now()

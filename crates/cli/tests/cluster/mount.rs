@@ -14,7 +14,11 @@ use crate::harness::{s3, Cluster, Controller, NS};
 const DRIVER: &str = "ru.yandex.s3.csi";
 
 fn mount_repo(c: &Cluster, name: &str) {
-    let (endpoint, bucket, key, secret) = s3();
+    mount_repo_at(c, name, &s3().0)
+}
+
+fn mount_repo_at(c: &Cluster, name: &str, endpoint: &str) {
+    let (_, bucket, key, secret) = s3();
     c.kubectl_ok(
         &["apply", "-f", "-"],
         Some(&format!(
@@ -226,12 +230,32 @@ fn mount_repositories_run_their_pre_check_job_on_the_kwok_node() {
             let msg = cond["message"].as_str().unwrap_or_default();
             assert!(!msg.is_empty(), "{repo}");
 
+            // The endpoint a CSI driver would be given is checked like a Tool endpoint: the
+            // metadata service fails the check, and no pre-check Job is made to reach it.
+            mount_repo_at(&c, "mount-meta", "http://169.254.169.254/latest");
+            let repo = c.wait_phase("mount-meta", "Failed", 60);
+            let msg = condition(&repo, "PreCheckPassed")["message"].to_string();
+            assert!(msg.contains("metadata service"), "{repo}");
+            let jobs = c.get(&[
+                "jobs",
+                "-n",
+                NS,
+                "-l",
+                "dataprotection.kubeblocks.io/backup-repo-name=mount-meta",
+            ]);
+            assert!(
+                jobs.as_ref()
+                    .is_none_or(|j| j["items"].as_array().is_none_or(|i| i.is_empty())),
+                "a pre-check Job for a refused endpoint: {jobs:?}"
+            );
+
             c.kubectl_ok(
                 &[
                     "delete",
                     "backuprepo",
                     "mount-ok",
                     "mount-fails",
+                    "mount-meta",
                     "--timeout=90s",
                 ],
                 None,

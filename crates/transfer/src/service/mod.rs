@@ -154,6 +154,12 @@ impl std::fmt::Display for Site {
 /// jitter for temporary errors.
 pub fn build(cfg: &ToolConfig) -> Result<Operator> {
     install_crypto_provider();
+    if let Some(why) = of(&cfg.backend)
+        .host_port()
+        .and_then(|(host, _)| crate::endpoint::refused_literal(&host))
+    {
+        return Err(Error::Config(why));
+    }
     let op = of(&cfg.backend).operator()?;
     let op = with_http_client(op, &cfg.tuning)?;
     Ok(op
@@ -189,9 +195,13 @@ fn with_http_client(op: Operator, tuning: &Tuning) -> Result<Operator> {
 /// The HTTP client of a config: its TLS options and a connect timeout.
 pub(crate) fn http_client(tuning: &Tuning) -> Result<reqwest::Client> {
     install_crypto_provider();
-    let mut b = reqwest::Client::builder()
+    // Storage APIs answer, they do not redirect: a redirect would lead to a host nobody
+    // checked (see `crate::endpoint`).
+    let b = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
         .tls_danger_accept_invalid_certs(tuning.insecure);
+    let mut b = crate::endpoint::guarded(b);
     if let Some(path) = &tuning.ca_cert {
         let pem = std::fs::read(path).map_err(|e| {
             Error::Config(format!(

@@ -45,6 +45,11 @@ impl Iam {
             Some(e) => super::super::with_scheme(e),
             None => endpoint(cfg)?,
         };
+        if let Some(why) = crate::endpoint::parse(&endpoint)
+            .and_then(|(host, _)| crate::endpoint::refused_literal(&host))
+        {
+            return Err(Error::Config(format!("IAM endpoint: {why}")));
+        }
         Ok(Iam {
             cfg: cfg.clone(),
             http: super::super::http_client(tuning)?,
