@@ -71,7 +71,7 @@ class Controller:
         with open(kc, "w") as f:
             f.write("\n".join(lines) + "\n")
         env = {"PATH": os.environ["PATH"], "HOME": workdir, "KUBECONFIG": kc,
-               "BACKUPREPO_METRICS_ADDR": "127.0.0.1:0", **deployment_env(bin_, identity),
+               "BACKUPREPO_METRICS_ADDR": "127.0.0.1:0", "BACKUPREPO_HEALTH_ADDR": "127.0.0.1:0", **deployment_env(bin_, identity),
                **(extra_env or {})}
         self.identity = identity
         self.log = open(os.path.join(workdir, f"{identity}.log"), "w")

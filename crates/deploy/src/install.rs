@@ -40,7 +40,7 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 /// `app.kubernetes.io/component` (value `controller`) on the controller's objects.
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 
-const METRICS_PORT: i32 = 8080;
+use crate::network::{network_policy, HEALTH_PORT, METRICS_PORT};
 
 /// The validation of the single-default policy, evaluated once per existing BackupRepo
 /// (`params`) for the BackupRepo being created or updated (`object`): allowed unless the object
@@ -159,7 +159,7 @@ impl InstallOptions {
 ///    a cluster), without status;
 /// 4. the ServiceAccount, ClusterRole and ClusterRoleBinding of the controller, and its Role
 ///    and RoleBinding in its namespace;
-/// 5. the controller Deployment;
+/// 5. the controller Deployment and its NetworkPolicy;
 /// 6. the single-default ValidatingAdmissionPolicy and its binding;
 /// 7. with `values` whose `backupRepo:` block asks for it, that block's Secret and BackupRepo.
 pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployError> {
@@ -197,6 +197,7 @@ pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployErro
         &deployment(ns, &opts.image, opts.allowed_namespaces.as_deref()),
         "Deployment",
     )?);
+    out.push(to_sorted_value(&network_policy(ns), "NetworkPolicy")?);
     out.push(to_sorted_value(
         &admission_policy(),
         "ValidatingAdmissionPolicy",
@@ -390,7 +391,7 @@ fn health_probe(initial_delay: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some("/healthz".to_owned()),
-            port: IntOrString::Int(METRICS_PORT),
+            port: IntOrString::Int(HEALTH_PORT),
             ..HTTPGetAction::default()
         }),
         initial_delay_seconds: Some(initial_delay),
@@ -437,12 +438,20 @@ pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>
                         image: Some(image.to_owned()),
                         args: Some(strings(&["controller"])),
                         env: Some(env),
-                        ports: Some(vec![ContainerPort {
-                            name: Some("metrics".to_owned()),
-                            container_port: METRICS_PORT,
-                            protocol: Some("TCP".to_owned()),
-                            ..ContainerPort::default()
-                        }]),
+                        ports: Some(vec![
+                            ContainerPort {
+                                name: Some("metrics".to_owned()),
+                                container_port: METRICS_PORT,
+                                protocol: Some("TCP".to_owned()),
+                                ..ContainerPort::default()
+                            },
+                            ContainerPort {
+                                name: Some("health".to_owned()),
+                                container_port: HEALTH_PORT,
+                                protocol: Some("TCP".to_owned()),
+                                ..ContainerPort::default()
+                            },
+                        ]),
                         liveness_probe: Some(health_probe(15)),
                         readiness_probe: Some(health_probe(5)),
                         resources: Some(resources(("50m", "64Mi"), ("500m", "256Mi"))),

@@ -15,6 +15,7 @@
 mod crd;
 mod error;
 mod install;
+mod network;
 pub mod security;
 mod values;
 mod yaml;
@@ -28,6 +29,7 @@ pub use install::{
     DEFAULT_NAMESPACE, NAME_LABEL, READ_ONLY_DEFAULT_EXPRESSION, READ_ONLY_DEFAULT_MESSAGE,
     SINGLE_DEFAULT_EXPRESSION, SINGLE_DEFAULT_MESSAGE, SINGLE_DEFAULT_MESSAGE_EXPRESSION,
 };
+pub use network::{network_policy, HEALTH_PORT, METRICS_ACCESS_LABEL, METRICS_PORT};
 pub use values::{backup_repo_from_values, VALUES_REPO_NAME, VALUES_SECRET_NAME};
 pub use yaml::to_yaml_documents;
 

@@ -109,6 +109,9 @@ fn check_typed(objects: &[Value]) -> Vec<String> {
             ("rbac.authorization.k8s.io/v1", "Role") => drop(roundtrip::<Role>(v)),
             ("rbac.authorization.k8s.io/v1", "RoleBinding") => drop(roundtrip::<RoleBinding>(v)),
             ("apps/v1", "Deployment") => drop(roundtrip::<Deployment>(v)),
+            ("networking.k8s.io/v1", "NetworkPolicy") => {
+                drop(roundtrip::<k8s_openapi::api::networking::v1::NetworkPolicy>(v))
+            }
             ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
                 drop(roundtrip::<ValidatingAdmissionPolicy>(v))
             }
@@ -161,6 +164,7 @@ const BASE_ORDER: &[&str] = &[
     "Role",
     "RoleBinding",
     "Deployment",
+    "NetworkPolicy",
     "ValidatingAdmissionPolicy",
     "ValidatingAdmissionPolicyBinding",
 ];
@@ -507,17 +511,21 @@ fn deployment_runs_the_controller_as_non_root() {
             .field_path,
         "metadata.namespace"
     );
-    let port = &c.ports.as_deref().unwrap()[0];
-    assert_eq!(
-        (port.name.as_deref(), port.container_port),
-        (Some("metrics"), 8080)
-    );
+    let ports: Vec<_> = c
+        .ports
+        .as_deref()
+        .unwrap()
+        .iter()
+        .map(|p| (p.name.as_deref(), p.container_port))
+        .collect();
+    assert_eq!(ports, [(Some("metrics"), 8080), (Some("health"), 8081)]);
+    // The probes have a listener of their own: metrics clients cannot starve them.
     for probe in [&c.liveness_probe, &c.readiness_probe] {
         let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
         assert_eq!(get.path.as_deref(), Some("/healthz"));
         assert_eq!(
             serde_json::to_value(&get.port).unwrap(),
-            json!(8080),
+            json!(8081),
             "probe port"
         );
     }
@@ -777,4 +785,31 @@ fn install_manifests_pass_kubernetes_validate_strict() {
             "{object} not validated:\n{out}"
         );
     }
+}
+
+/// The metrics port admits only namespaces labelled for it; the health port admits the
+/// kubelet's probes from anywhere; the policy selects the controller's pods (and only them).
+#[test]
+fn the_network_policy_admits_only_labelled_namespaces_to_the_metrics_port() {
+    let objects = install_manifests(&InstallOptions::default()).unwrap();
+    let np = find(&objects, "NetworkPolicy", CONTROLLER_NAME);
+    let d = find(&objects, "Deployment", CONTROLLER_NAME);
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"], d["spec"]["selector"]["matchLabels"],
+        "selects the controller's pods"
+    );
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    let rules = np["spec"]["ingress"].as_array().unwrap();
+    let rule = |port: i64| {
+        rules
+            .iter()
+            .find(|r| r["ports"][0]["port"] == port)
+            .unwrap_or_else(|| panic!("no rule for {port}: {np}"))
+    };
+    assert!(rule(8081).get("from").is_none(), "health from anywhere");
+    assert_eq!(
+        rule(8080)["from"],
+        json!([{"namespaceSelector": {"matchLabels": {"backuprepo.io/metrics": "allow"}}}])
+    );
+    assert_eq!(rules.len(), 2, "nothing else admitted: {np}");
 }

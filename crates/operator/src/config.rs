@@ -47,8 +47,11 @@ pub struct OperatorConfig {
     pub worker_service_account: Option<String>,
     /// A Mount pre-check Job that has not finished after this long has failed (KubeBlocks: 15 min).
     pub pre_check_timeout: Duration,
-    /// Where `/metrics` and `/healthz` listen (`BACKUPREPO_METRICS_ADDR`).
+    /// Where `/metrics` listens (`BACKUPREPO_METRICS_ADDR`, default 0.0.0.0:8080).
     pub metrics_addr: SocketAddr,
+    /// Where `/healthz` and `/readyz` listen (`BACKUPREPO_HEALTH_ADDR`, default 0.0.0.0:8081):
+    /// a listener of their own, so metrics clients cannot starve the kubelet's probes.
+    pub health_addr: SocketAddr,
     /// Name reported on events (`reportingController`).
     pub controller_name: String,
     /// Instance reported on events (`POD_NAME`); also this replica's identity in the
@@ -155,6 +158,7 @@ impl Default for OperatorConfig {
             worker_service_account: None,
             pre_check_timeout: Duration::from_secs(15 * 60),
             metrics_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            health_addr: SocketAddr::from(([0, 0, 0, 0], 8081)),
             controller_name: "backuprepo-controller".into(),
             instance: None,
             leader_election: true,
@@ -233,10 +237,15 @@ impl OperatorConfig {
         }
         c.image_pull_policy = get("KUBEBLOCKS_IMAGE_PULL_POLICY").filter(|v| !v.is_empty());
         c.worker_service_account = get("WORKER_SERVICE_ACCOUNT_NAME").filter(|v| !v.is_empty());
-        if let Some(v) = get("BACKUPREPO_METRICS_ADDR") {
-            c.metrics_addr = v
-                .parse()
-                .map_err(|_| format!("BACKUPREPO_METRICS_ADDR: expected host:port, got {v:?}"))?;
+        for (key, addr) in [
+            ("BACKUPREPO_METRICS_ADDR", &mut c.metrics_addr),
+            ("BACKUPREPO_HEALTH_ADDR", &mut c.health_addr),
+        ] {
+            if let Some(v) = get(key) {
+                *addr = v
+                    .parse()
+                    .map_err(|_| format!("{key}: expected host:port, got {v:?}"))?;
+            }
         }
         if let Some(v) = get("BACKUPREPO_SCOPED_CREDENTIALS").filter(|v| !v.trim().is_empty()) {
             c.scoping.by_default = v

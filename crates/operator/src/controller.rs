@@ -378,6 +378,7 @@ async fn serve(
         backuprepo_transfer::endpoint::guard_process(&cfg.refused_hosts).await;
     }
     let addr = cfg.metrics_addr;
+    let health_addr = cfg.health_addr;
     let elector = cfg.leader_election.then(|| {
         crate::lease::Elector::with_deadline(
             lease_client,
@@ -386,17 +387,25 @@ async fn serve(
         )
     });
     let ctx = Arc::new(Context::new(client, cfg));
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::server::serve(
-        listener,
-        ctx.metrics.clone(),
-        crate::server::Limits::default(),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for (addr, routes) in [
+        (addr, crate::server::Routes::Metrics),
+        (health_addr, crate::server::Routes::Health),
+    ] {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(addr = %listener.local_addr()?, ?routes, "serving");
+        let mut stop = stop_rx.clone();
+        servers.push(tokio::spawn(crate::server::serve(
+            listener,
+            routes,
+            ctx.metrics.clone(),
+            crate::server::Limits::default(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        )));
+    }
     let outcome: anyhow::Result<()> = match &elector {
         None => {
             controllers(ctx).await;
@@ -420,8 +429,10 @@ async fn serve(
             }
         },
     };
-    let _ = stop_tx.send(());
-    server.await??;
+    let _ = stop_tx.send(true);
+    for server in servers {
+        server.await??;
+    }
     outcome
 }
 

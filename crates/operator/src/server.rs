@@ -1,9 +1,12 @@
-//! `/metrics` (OpenMetrics text) and `/healthz` on a plain HTTP/1 listener. It takes the
-//! listener and a shutdown future, so tests run it on an ephemeral port.
+//! `/metrics` (OpenMetrics text) and `/healthz` on plain HTTP/1 listeners: the health probes on
+//! a listener of their own (`BACKUPREPO_HEALTH_ADDR`, port 8081), so that clients of the
+//! metrics port can never starve the kubelet's probes and get both replicas restarted. Each
+//! takes the listener and a shutdown future, so tests run it on an ephemeral port.
 //!
-//! The port is reachable by every pod of the cluster, so its cost is bounded ([`Limits`]): at
-//! most 32 connections are served at once (the rest wait in the listen backlog), and a client
-//! has 5 s to send its request headers.
+//! Both ports are reachable by pods of the cluster (the install's NetworkPolicy narrows the
+//! metrics port), so their cost is bounded ([`Limits`]): at most 32 connections are served at
+//! once, a connection beyond that is closed at once rather than queued, and a client has 5 s to
+//! send its request headers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -41,10 +44,19 @@ impl Default for Limits {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, ctype, body) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, OPENMETRICS, metrics.render()),
-        "/healthz" | "/readyz" => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+/// What a listener answers: `/metrics`, or `/healthz` and `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    Metrics,
+    Health,
+}
+
+fn respond(routes: Routes, metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match (routes, req.uri().path()) {
+        (Routes::Metrics, "/metrics") => (StatusCode::OK, OPENMETRICS, metrics.render()),
+        (Routes::Health, "/healthz" | "/readyz") => {
+            (StatusCode::OK, "text/plain", "ok\n".to_string())
+        }
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -59,9 +71,10 @@ fn respond(metrics: &Metrics, req: &Request<Incoming>) -> Response<Full<Bytes>> 
     resp
 }
 
-/// Serve until `shutdown` completes.
+/// Serve `routes` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
+    routes: Routes,
     metrics: Arc<Metrics>,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
@@ -69,22 +82,20 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
-        let slot = tokio::select! {
-            slot = slots.clone().acquire_owned() => slot,
-            () = &mut shutdown => return Ok(()),
-        };
-        let Ok(slot) = slot else {
-            return Ok(());
-        };
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => accepted?,
             () = &mut shutdown => return Ok(()),
+        };
+        // Over the limit: closed now (the client retries), never queued behind slow ones.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let svc = service_fn(move |req| {
-                let resp = respond(&metrics, &req);
+                let resp = respond(routes, &metrics, &req);
                 async move { Ok::<_, Infallible>(resp) }
             });
             if let Err(e) = http1::Builder::new()

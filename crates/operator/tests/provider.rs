@@ -159,25 +159,49 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
-#[tokio::test]
-async fn metrics_and_healthz_are_served() {
-    let metrics = Arc::new(Metrics::default());
-    metrics.set_phase("r1", Some(backuprepo_api::BackupRepoPhase::Ready));
-    metrics.observe_probe("put", "Passed", 0.02);
-    metrics.reconcile_error("backuprepo", backuprepo_operator::ErrorClass::Transient);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+/// One listener of `routes` on an ephemeral port: its address, the stop sender and the task.
+fn listen(
+    routes: backuprepo_operator::server::Routes,
+    metrics: Arc<Metrics>,
+    limits: backuprepo_operator::server::Limits,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(backuprepo_operator::server::serve(
         listener,
+        routes,
         metrics,
-        backuprepo_operator::server::Limits::default(),
+        limits,
         async {
             let _ = rx.await;
         },
     ));
-    let health = http_get(addr, "/healthz").await;
-    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    (addr, tx, server)
+}
+
+#[tokio::test]
+async fn metrics_and_healthz_are_served_on_their_own_listeners() {
+    use backuprepo_operator::server::{Limits, Routes};
+    let metrics = Arc::new(Metrics::default());
+    metrics.set_phase("r1", Some(backuprepo_api::BackupRepoPhase::Ready));
+    metrics.observe_probe("put", "Passed", 0.02);
+    metrics.reconcile_error("backuprepo", backuprepo_operator::ErrorClass::Transient);
+    let (addr, tx, server) = listen(Routes::Metrics, metrics.clone(), Limits::default());
+    let (health_addr, health_tx, health) = listen(Routes::Health, metrics, Limits::default());
+    let ok = http_get(health_addr, "/healthz").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // Each listener answers its own routes only.
+    assert!(http_get(addr, "/healthz").await.starts_with("HTTP/1.1 404"));
+    assert!(http_get(health_addr, "/metrics")
+        .await
+        .starts_with("HTTP/1.1 404"));
     let body = http_get(addr, "/metrics").await;
     assert!(
         body.contains("backuprepo_repository_phase{repo=\"r1\",phase=\"Ready\"} 1"),
@@ -203,66 +227,68 @@ async fn metrics_and_healthz_are_served() {
     );
     assert!(http_get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
     tx.send(()).unwrap();
+    health_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+    health.await.unwrap().unwrap();
 }
 
-/// Finding 7: a client that never finishes its headers is cut off, and while the connection
-/// limit is reached, the next client waits for a free slot.
+/// Issue 21 item 5: silent clients that fill the metrics port's slots neither queue the next
+/// client (it is closed at once) nor touch the health probes, which answer on their own
+/// listener; a client that never finishes its headers is cut off.
 #[tokio::test]
-async fn metrics_server_bounds_slow_and_many_clients() {
-    use backuprepo_operator::server::{serve, Limits};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
+async fn silent_metrics_clients_are_refused_over_the_limit_and_never_starve_the_probes() {
+    use backuprepo_operator::server::{Limits, Routes};
     let limits = Limits {
-        max_connections: 1,
-        header_read_timeout: std::time::Duration::from_millis(300),
+        max_connections: 2,
+        header_read_timeout: std::time::Duration::from_millis(800),
     };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        listener,
-        Arc::new(Metrics::default()),
-        limits,
-        async {
-            let _ = rx.await;
-        },
-    ));
-    // A slow client holds the only slot until its header time runs out...
-    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let (addr, tx, server) = listen(Routes::Metrics, metrics.clone(), limits);
+    let (health_addr, health_tx, health) = listen(Routes::Health, metrics, Limits::default());
+    // Silent clients hold every slot of the metrics port...
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        silent.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // ...the next one is closed at once, not queued...
     let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
-    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let early =
-        tokio::time::timeout(std::time::Duration::from_millis(100), next.read(&mut buf)).await;
-    assert!(early.is_err(), "served beyond the connection limit");
-    // ...then it is cut off, and the waiting client is served.
-    let mut rest = Vec::new();
-    let cut = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        slow.read_to_end(&mut rest),
+    let _ = next
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        next.read_to_end(&mut out),
     )
-    .await
-    .expect("a client without headers was never cut off");
-    assert!(cut.is_ok());
-    assert!(
-        !String::from_utf8_lossy(&rest).contains("200 OK"),
-        "served a partial request"
-    );
-    let mut out = String::new();
-    tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        next.read_to_string(&mut out),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    .await;
+    assert!(closed.is_ok(), "a client over the limit was queued");
+    assert!(out.is_empty(), "served over the limit");
+    // ...and the probes answer meanwhile.
+    let ok = http_get(health_addr, "/healthz").await;
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    // The silent ones are cut off once their header time runs out; then a client is served.
+    for mut s in silent {
+        let mut rest = Vec::new();
+        let cut = tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest))
+            .await
+            .expect("a client without headers was never cut off");
+        assert!(cut.is_ok());
+        assert!(
+            !String::from_utf8_lossy(&rest).contains("200 OK"),
+            "served a partial request"
+        );
+    }
+    let body = http_get(addr, "/metrics").await;
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     tx.send(()).unwrap();
+    health_tx.send(()).unwrap();
     server.await.unwrap().unwrap();
+    health.await.unwrap().unwrap();
 }
 
 #[test]

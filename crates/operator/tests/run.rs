@@ -59,12 +59,10 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
     let provider = to_value(&local_provider());
 
     let (client, seen, server) = by_rule(move |r| answer(r, &repo, &bad, &provider));
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (port, health_port) = (free_port(), free_port());
     let cfg = OperatorConfig {
         metrics_addr: ([127, 0, 0, 1], port).into(),
+        health_addr: ([127, 0, 0, 1], health_port).into(),
         ..OperatorConfig::default()
     };
     let operator = tokio::spawn(run(client, cfg));
@@ -142,7 +140,7 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
     assert_eq!(invalid.body["type"], "Warning");
 
     // The metrics server answers.
-    let health = http_get(port, "/healthz").await;
+    let health = http_get(health_port, "/healthz").await;
     assert!(
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
         "{health}"
@@ -177,12 +175,10 @@ async fn a_follower_serves_health_and_metrics_and_does_not_reconcile() {
             (404, not_found(&r.path))
         }
     });
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let (port, health_port) = (free_port(), free_port());
     let cfg = OperatorConfig {
         metrics_addr: ([127, 0, 0, 1], port).into(),
+        health_addr: ([127, 0, 0, 1], health_port).into(),
         instance: Some("the-follower".into()),
         ..OperatorConfig::default()
     };
@@ -190,7 +186,7 @@ async fn a_follower_serves_health_and_metrics_and_does_not_reconcile() {
     let mut health = String::new();
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", health_port)).await {
             s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .await
                 .unwrap();
@@ -211,4 +207,10 @@ async fn a_follower_serves_health_and_metrics_and_does_not_reconcile() {
         "a follower only reads the lease: {seen:#?}"
     );
     operator.abort();
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
 }

@@ -370,6 +370,7 @@ impl Controller {
             .envs(env)
             .env("KUBECONFIG", &kubeconfig)
             .env("BACKUPREPO_METRICS_ADDR", "127.0.0.1:0")
+            .env("BACKUPREPO_HEALTH_ADDR", "127.0.0.1:0")
             .envs(
                 extra_env
                     .iter()

@@ -28,6 +28,7 @@ pub fn resource_for(api_version: &str, kind: &str) -> Result<(ApiResource, bool)
         "Role" => ("roles", true),
         "RoleBinding" => ("rolebindings", true),
         "Deployment" => ("deployments", true),
+        "NetworkPolicy" => ("networkpolicies", true),
         "Service" => ("services", true),
         "Secret" => ("secrets", true),
         "ConfigMap" => ("configmaps", true),
