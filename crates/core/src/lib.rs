@@ -18,4 +18,6 @@ pub mod scoping;
 pub mod store;
 
 pub use check::{reconcile_with_probe, Probed};
-pub use reconcile::{reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState, Settings};
+pub use reconcile::{
+    own_tool_config, reconcile, Input, Output, ProbeRequest, ProbeResult, SecretState, Settings,
+};

@@ -367,6 +367,25 @@ fn capability_conditions(step: &mut Step<'_>) {
     }
 }
 
+/// The repository's own tool config, whatever its access method and however far its
+/// reconcile gets (a Mount repository whose CSI driver is missing, one being deleted): scoped
+/// keys left from Tool access are revoked with it. It goes to no namespace. `None` when the
+/// provider is missing or has no tool template, or the parameters do not resolve.
+pub fn own_tool_config(input: &Input<'_>) -> Option<RenderedToolConfig> {
+    let provider = input.provider?;
+    let mut step = Step {
+        status: BackupRepoStatus::default(),
+        generation: None,
+        now: &input.now,
+    };
+    let parameters = parameters_step(input, &mut step, provider)?;
+    let ctx = render::Context {
+        parameters: &parameters,
+        csi_secret: None,
+    };
+    render::tool_config(&provider.spec, &ctx).ok().flatten()
+}
+
 /// What the checks before the pre-check hand over to it.
 struct Work<'a> {
     provider: &'a StorageProvider,
@@ -716,24 +735,9 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
             );
             return;
         }
-        AccessMethod::Mount => {
-            // Scoped keys left from Tool access are revoked through the IAM, which takes the
-            // repository's own config: render it (it goes to no namespace).
-            let scoped = repo
-                .status
-                .as_ref()
-                .is_some_and(|s| !s.scoped_credentials.is_empty());
-            if scoped {
-                let ctx = render::Context {
-                    parameters: &work.parameters,
-                    csi_secret: None,
-                };
-                out.tool_config = render::tool_config(spec, &ctx).ok().flatten();
-            }
-            ProbeRequest::Mount {
-                digest: work.digest.clone(),
-            }
-        }
+        AccessMethod::Mount => ProbeRequest::Mount {
+            digest: work.digest.clone(),
+        },
         AccessMethod::Tool => {
             let ctx = render::Context {
                 parameters: &work.parameters,

@@ -316,6 +316,15 @@ pub fn user_name(repo: &str, repo_uid: &str, namespace: &str) -> String {
     )
 }
 
+/// The storage user of the grant `grant` of a repository (`backuprepo grant`): derived like
+/// [`user_name`] from the repository's UID, so `revoke` and `delete` delete only users that
+/// this code named, whatever a record says.
+pub fn grant_user_name(repo: &str, repo_uid: &str, grant: &str) -> String {
+    let hash = hex::encode(Sha256::digest(format!("{repo_uid}/grant/{grant}")));
+    let cut = |s: &str, n: usize| s.chars().take(n).collect::<String>();
+    format!("br-{}-g-{}-{}", cut(repo, 20), cut(grant, 20), &hash[..10])
+}
+
 /// The path (under the storage's root) of `namespace`'s backups: `<pathPrefix>/<namespace>`.
 pub fn own_path(path_prefix: &str, namespace: &str) -> String {
     join(path_prefix, namespace)

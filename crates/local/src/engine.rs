@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use backuprepo_api::constants::NEED_UPDATE_TOOL_CONFIG_ANNOTATION;
 use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,7 +13,8 @@ use backuprepo_api::{random_suffix, secret_data, AccessMethod, BackupRepo, Backu
 use backuprepo_core::{
     reconcile_with_probe, Input, ProbeRequest, ProbeResult, SecretState, Settings,
 };
-use backuprepo_transfer::probe::{self, ProbeOptions};
+use backuprepo_transfer::probe::ProbeOptions;
+use backuprepo_transfer::storage::check_tool;
 
 use crate::store::is_valid_name;
 use crate::{now, Error, Result, Store};
@@ -267,29 +268,20 @@ async fn probe(
     (previous, pages): (Option<&backuprepo_api::RepoUsage>, u64),
     clock: &(dyn Fn() -> Time + Send + Sync),
 ) -> ProbeResult {
-    let started = Instant::now();
     let opts = ProbeOptions {
         path_prefix: path_prefix.to_string(),
         timeout,
         ..ProbeOptions::default()
     };
-    let report = probe::run(&config.config, &opts).await;
-    tracing::debug!(elapsed = ?started.elapsed(), passed = report.passed(), "probe finished");
-    let after = match report.passed() {
-        true => {
-            let cfg = &config.config;
-            backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, clock())
-                .await
-        }
-        false => Default::default(),
-    };
+    let c = check_tool(&config.config, &opts, previous, pages, clock).await;
+    tracing::debug!(elapsed = ?c.duration, passed = c.passed, "probe finished");
     ProbeResult {
         digest: digest.to_string(),
-        passed: report.passed(),
-        message: report.failure().unwrap_or_default(),
-        checks: report.status_checks(),
+        passed: c.passed,
+        message: c.message,
+        checks: c.checks,
         finished_at: clock(),
-        usage: after.usage,
-        capabilities: after.capabilities,
+        usage: c.after.usage,
+        capabilities: c.after.capabilities,
     }
 }

@@ -10,7 +10,8 @@ use backuprepo_api::ProbeCheck;
 use backuprepo_catalog::render::RenderedToolConfig;
 use backuprepo_core::ProbeResult;
 use backuprepo_transfer::endpoint;
-use backuprepo_transfer::probe::{self, ProbeOptions};
+use backuprepo_transfer::probe::ProbeOptions;
+use backuprepo_transfer::storage::check_tool;
 
 use crate::context::Context;
 
@@ -83,29 +84,20 @@ pub async fn run_tool(
         timeout: ctx.config.probe_timeout,
         ..ProbeOptions::default()
     };
-    let report = probe::run(&config.config, &opts).await;
-    let checks = report.status_checks();
-    for c in &checks {
-        let seconds = c.duration_ms.unwrap_or_default() as f64 / 1000.0;
-        ctx.metrics.observe_probe(&c.operation, &c.result, seconds);
+    let pages = ctx.config.settings.usage_pages;
+    let c = check_tool(&config.config, &opts, previous, pages, || ctx.now()).await;
+    for k in &c.checks {
+        let seconds = k.duration_ms.unwrap_or_default() as f64 / 1000.0;
+        ctx.metrics.observe_probe(&k.operation, &k.result, seconds);
     }
-    tracing::debug!(elapsed = ?report.duration, passed = report.passed(), "tool probe finished");
-    let after = match report.passed() {
-        true => {
-            let pages = ctx.config.settings.usage_pages;
-            let cfg = &config.config;
-            backuprepo_transfer::storage::after_check(cfg, path_prefix, previous, pages, ctx.now())
-                .await
-        }
-        false => Default::default(),
-    };
+    tracing::debug!(elapsed = ?c.duration, passed = c.passed, "tool probe finished");
     ProbeResult {
         digest: digest.to_string(),
-        passed: report.passed(),
-        message: report.failure().unwrap_or_default(),
-        checks,
+        passed: c.passed,
+        message: c.message,
+        checks: c.checks,
         finished_at: ctx.now(),
-        usage: after.usage,
-        capabilities: after.capabilities,
+        usage: c.after.usage,
+        capabilities: c.after.capabilities,
     }
 }

@@ -282,8 +282,14 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
     let mut scoped = scoped::Scoped::default();
     let has_keys = !out.status.scoped_credentials.is_empty();
     if repo.access_method() == AccessMethod::Tool || has_keys {
+        // Keys left from Tool access are revoked with the repository's own config, which a
+        // Mount repository's reconcile does not render.
+        let fallback = match (&out.tool_config, has_keys) {
+            (None, true) => own_config(ctx, repo, provider.as_ref()).await?,
+            _ => None,
+        };
         let own = scoped::Own {
-            config: out.tool_config.as_ref(),
+            config: out.tool_config.as_ref().or(fallback.as_ref()),
             digest: digest.as_deref(),
             ready,
         };
@@ -375,6 +381,27 @@ async fn cleanup(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Res
     Ok(Action::await_change())
 }
 
+/// The repository's own tool config for revoking scoped keys, whatever its access method and
+/// phase (see [`backuprepo_core::own_tool_config`]).
+async fn own_config(
+    ctx: &Context,
+    repo: &BackupRepo,
+    provider: Option<&StorageProvider>,
+) -> Result<Option<backuprepo_catalog::render::RenderedToolConfig>> {
+    let secret = secret_state(ctx, repo).await?;
+    let suffix = ctx.suffix();
+    Ok(backuprepo_core::own_tool_config(&Input {
+        repo,
+        provider,
+        secret,
+        probe: None,
+        force_check: false,
+        now: ctx.now(),
+        name_suffix: &suffix,
+        settings: &ctx.config.settings,
+    }))
+}
+
 /// Revoke the scoped keys of a repository being deleted, with its own config. A storage that
 /// fails is retried (the error backs off); a repository whose provider or credential is gone
 /// cannot revoke anything, so its deletion goes on and a Warning event names the users left.
@@ -387,19 +414,7 @@ async fn revoke_scoped_keys(ctx: &Context, repo: &BackupRepo) -> Result<()> {
         return Ok(());
     }
     let provider = get_provider(ctx, &repo.spec.storage_provider_ref).await?;
-    let secret = secret_state(ctx, repo).await?;
-    let suffix = ctx.suffix();
-    let own = backuprepo_core::reconcile(Input {
-        repo,
-        provider: provider.as_ref(),
-        secret,
-        probe: None,
-        force_check: false,
-        now: ctx.now(),
-        name_suffix: &suffix,
-        settings: &ctx.config.settings,
-    })
-    .tool_config;
+    let own = own_config(ctx, repo, provider.as_ref()).await?;
     let reference = repo.object_ref(&());
     match scoped::revoke_all(repo, provider.as_ref(), own.as_ref()).await {
         Ok(n) => {

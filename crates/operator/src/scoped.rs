@@ -429,11 +429,22 @@ async fn restore_reads(
         ))
         .await;
     }
+    // A kopia repository is shared by every backup of its namespace: reading one backup
+    // would mean reading them all, so no scoped key is widened to it.
+    if backup.data["status"]["kopiaRepoPath"]
+        .as_str()
+        .is_some_and(|p| !p.is_empty())
+    {
+        return refuse(format!(
+            "backup {bns}/{name} is stored in a kopia repository (status.kopiaRepoPath), which every backup of namespace {bns} shares; a key limited to one backup cannot read it. Restore it in namespace {bns}, or annotate the repository {SCOPED_CREDENTIALS_ANNOTATION}=false"
+        ))
+        .await;
+    }
     let path_prefix = repo.spec.path_prefix.as_deref().unwrap_or_default();
-    ["path", "kopiaRepoPath"]
-        .iter()
-        .filter_map(|f| backup.data["status"][*f].as_str())
-        .filter_map(|p| scoping::read_path(path_prefix, bns, p))
+    backup.data["status"]["path"]
+        .as_str()
+        .and_then(|p| scoping::read_path(path_prefix, bns, p))
+        .into_iter()
         .collect()
 }
 
@@ -489,10 +500,19 @@ type Note = (&'static str, String);
 type Storing = std::result::Result<(Storage, Option<String>), String>;
 
 impl Run<'_> {
+    /// What the namespace's key may reach: its own path (read-only when the repository is)
+    /// and `read`.
     fn scope(&self, ns: &str, read: &[String]) -> Scope {
-        Scope {
-            write: vec![scoping::own_path(self.path_prefix, ns)],
-            read: read.to_vec(),
+        let own = scoping::own_path(self.path_prefix, ns);
+        match self.repo.is_read_only() {
+            true => Scope {
+                write: Vec::new(),
+                read: std::iter::once(own).chain(read.iter().cloned()).collect(),
+            },
+            false => Scope {
+                write: vec![own],
+                read: read.to_vec(),
+            },
         }
     }
 
@@ -568,6 +588,11 @@ impl Run<'_> {
                         .map_err(|e| e.to_string())?;
                     scoping::retired(records, ns, &k.access_key_id);
                 }
+                // The policy is written again: a new config (e.g. the repository turned
+                // read-only) may change what the key may do.
+                s.rescope(&user, &self.scope(ns, &r.read_paths), iam.as_deref())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let key = s
                     .scoped_key(&user, iam.as_deref())
                     .await

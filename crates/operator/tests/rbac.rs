@@ -219,6 +219,7 @@ async fn tour() -> Vec<Seen> {
         .port();
     let mut cfg = install_config(NS, &[]);
     cfg.metrics_addr = ([127, 0, 0, 1], port).into();
+    cfg.health_addr = ([127, 0, 0, 1], 0).into();
     let operator = tokio::spawn(run(client, cfg));
     for _ in 0..200 {
         let watches = log
@@ -254,6 +255,7 @@ async fn tour() -> Vec<Seen> {
         .unwrap()
         .port();
     cfg.metrics_addr = ([127, 0, 0, 1], port).into();
+    cfg.health_addr = ([127, 0, 0, 1], 0).into();
     let operator = tokio::spawn(run(client, cfg));
     for _ in 0..200 {
         let took_over = log

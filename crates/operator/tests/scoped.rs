@@ -226,6 +226,20 @@ impl Job {
             .map_err(|e| e.to_string())
     }
 
+    /// Every name a recursive listing from `rpath` shows.
+    async fn list(&self, rpath: &str) -> Result<Vec<String>, String> {
+        let opts = backuprepo_transfer::list::ListOptions {
+            recursive: true,
+            ..Default::default()
+        };
+        let mut names = Vec::new();
+        self.storage
+            .list(rpath, &opts, &mut |e| names.push(format!("{e:?}")))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(names)
+    }
+
     async fn pull(&self, rpath: &str) -> Result<Vec<u8>, String> {
         let f = self.dir.path().join("out");
         self.storage
@@ -406,6 +420,17 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         a_at_root.pull(&format!("{pp}/precheck.txt")).await,
         "ns-a reading outside",
     );
+    // Nor list another namespace's names: the policy allows ListBucket only with an
+    // `s3:prefix` under the key's own path, and SeaweedFS enforces it (see the README for the
+    // one run in which it did not).
+    denied(a_in_b.list("/").await, "ns-a listing ns-b's path");
+    match a_at_root.list(&format!("{pp}/")).await {
+        Err(e) => assert!(e.contains("access denied"), "{e}"),
+        Ok(names) => assert!(
+            names.iter().all(|n| !n.contains("ns-b")),
+            "ns-a listed ns-b's names: {names:?}"
+        ),
+    }
 
     // 3. A Restore in ns-a of ns-b's backup may read that backup only, while it runs.
     let b_path = format!("/{pp}/ns-b/b-ns-b");
@@ -453,6 +478,26 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
         a_in_b.pull("b-ns-b/data").await,
         "ns-a reading after its Restore completed",
     );
+    // A backup in a kopia repository (shared by every backup of ns-b) is never opened to
+    // another namespace, even when it allows the Restore.
+    let mut kopia = backup("ns-b", "k-ns-b", false, "Completed", Some(&b_path));
+    kopia["status"]["kopiaRepoPath"] = json!(format!("/{pp}/ns-b/kopia"));
+    kopia["metadata"]["annotations"] = json!({"backuprepo.io/restore-namespaces": "ns-a"});
+    c.put(kopia);
+    c.put(restore("ns-a", "restore-k", ("ns-b", "k-ns-b"), "Running"));
+    let (_, seen) = pass(&mut c, &clock).await;
+    assert!(events(&seen, "ScopedKeyRescoped").is_empty(), "{seen:#?}");
+    let refused = events(&seen, "CrossNamespaceRestoreNotAllowed");
+    assert!(
+        refused.iter().any(|e| e.contains("kopia repository")),
+        "{refused:?}"
+    );
+    c.put(restore(
+        "ns-a",
+        "restore-k",
+        ("ns-b", "k-ns-b"),
+        "Completed",
+    ));
 
     // 4. Rotation on demand: a new key at once, the old one until the grace ends.
     c.get_mut(&repo_path()).unwrap()["metadata"]["annotations"]["backuprepo.io/rotate-keys"] =
@@ -532,6 +577,8 @@ async fn each_namespace_gets_its_own_key_and_loses_it_when_refused() {
     let a_now = Job::new(&config_in(&c, "ns-a").unwrap(), &format!("{pp}/ns-a"));
     c.remove(&format!("{BACKUPS}/ns-a/backups/b-ns-a"));
     c.remove(&format!("{BACKUPS}/ns-a/restores/restore-1"));
+    c.remove(&format!("{BACKUPS}/ns-a/restores/restore-k"));
+    c.remove(&format!("{BACKUPS}/ns-b/backups/k-ns-b"));
     let (_, seen) = pass(&mut c, &clock).await;
     assert!(events(&seen, "ScopedKeyRevoked")[0].contains("no Backup or Restore"));
     assert!(config_in(&c, "ns-a").is_none());

@@ -45,6 +45,13 @@ pub fn recorded(repo: &BackupRepo) -> Result<Vec<Grant>> {
     }
 }
 
+/// The storage user of grant `name` of `repo`, as this code derives it: `revoke` and `delete`
+/// delete only such users, never the one a (possibly edited) record names.
+fn grant_user(repo: &BackupRepo, name: &str) -> String {
+    let uid = repo.metadata.uid.as_deref().unwrap_or_default();
+    backuprepo_core::scoping::grant_user_name(repo.name(), uid, name)
+}
+
 /// The IAM endpoint the repository's provider declares (`spec.scopedCredentials`; `None`:
 /// the S3 endpoint), or why the provider cannot make grants.
 async fn iam_endpoint<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<Option<String>> {
@@ -110,11 +117,9 @@ pub async fn grant<S: RepoStore>(
         }
     }
     let (_, storage) = data::open(store, &repo).await?;
-    // Unique on the storage, which other repositories (and clusters) may share.
-    let user = format!(
-        "br-{repo_name}-{name}-{}",
-        &backuprepo_api::random_suffix()[..5]
-    );
+    // Unique on the storage, which other repositories (and clusters) may share: derived
+    // from the repository's UID, and derived again (never read back) when it is revoked.
+    let user = grant_user(&repo, &name);
     let granted = storage
         .grant(&user, prefix, read_only, iam.as_deref())
         .await
@@ -179,7 +184,7 @@ pub async fn revoke<S: RepoStore>(store: &S, repo_name: &str, name: &str) -> Res
     let (_, storage) = data::open(store, &repo).await?;
     let g = grants.remove(i);
     storage
-        .revoke(&g.user, iam.as_deref())
+        .revoke(&grant_user(&repo, &g.name), iam.as_deref())
         .await
         .map_err(|e| anyhow!("{e}"))?;
     record(store, repo_name, &grants).await?;
@@ -197,7 +202,7 @@ pub async fn revoke_all<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<us
     let (_, storage) = data::open(store, repo).await?;
     for g in &grants {
         storage
-            .revoke(&g.user, iam.as_deref())
+            .revoke(&grant_user(repo, &g.name), iam.as_deref())
             .await
             .map_err(|e| anyhow!("revoking grant {}: {e}", g.name))?;
     }

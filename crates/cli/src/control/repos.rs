@@ -247,9 +247,13 @@ pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String
     if !status.scoped_credentials.is_empty() {
         out.push_str("  Scoped Keys:\n");
         out.push_str(&indent(&scoped_keys_table(&status.scoped_credentials), 4));
+        out.push_str(SCOPED_LISTING_NOTE);
     }
     out
 }
+
+/// What a scoped key's listing may show, on the storages we know.
+const SCOPED_LISTING_NOTE: &str = "    Each key reads and writes only its namespace's path. Listing is limited by the policy's\n    s3:prefix condition; a storage that ignores it lets a key list (never read) the names of\n    other namespaces' objects.\n";
 
 /// The scoped keys by namespace: the storage user, the key ID and its age, replaced keys
 /// still working, and what else each may read. Never a secret (status holds none).

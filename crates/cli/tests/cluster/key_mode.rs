@@ -71,8 +71,8 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
     };
     let ctl = Controller::start(&c, "keymode-0", &[]);
     c.sh(
-        "for ns in km-a km-b km-c; do kubectl delete backup -n $ns b1 --ignore-not-found; done
-         kubectl delete backuprepo km-iam km-noiam km-deadiam --ignore-not-found --timeout=60s",
+        "for ns in km-a km-b km-c km-d; do kubectl delete backup -n $ns b1 --ignore-not-found; done
+         kubectl delete backuprepo km-iam km-noiam km-deadiam km-ro --ignore-not-found --timeout=60s",
     );
     // An IAM endpoint where nothing listens: a port just released.
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -97,9 +97,17 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
     ] {
         s3_repo_of(&c, provider, repo, &format!("{pp}-{repo}"), &[]);
     }
-    for repo in ["km-iam", "km-noiam", "km-deadiam"] {
+    s3_repo_of(
+        &c,
+        "minio",
+        "km-ro",
+        &format!("{pp}-km-ro"),
+        &[("backuprepo.io/read-only", "true")],
+    );
+    for repo in ["km-iam", "km-noiam", "km-deadiam", "km-ro"] {
         c.wait_phase(repo, "Ready", 90);
     }
+    backup(&c, "km-d", "b1", "km-ro");
     backup(&c, "km-a", "b1", "km-iam");
     backup(&c, "km-b", "b1", "km-noiam");
     backup(&c, "km-c", "b1", "km-deadiam");
@@ -165,6 +173,34 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
             "{out}"
         );
     }
+    // A read-only repository's scoped key has the read-only policy: with `read_only = true`
+    // taken out of its config, the storage itself refuses the write.
+    let ro_dir = tempfile::tempdir().unwrap();
+    let ro = config_text(&tool_config(&c, "km-d", "km-ro"));
+    assert_ne!(
+        key_id(&ro),
+        admin_key,
+        "km-ro: the repository's key in km-d"
+    );
+    assert!(ro.contains("read_only = true"), "{ro}");
+    let writable: String = ro
+        .lines()
+        .filter(|l| !l.starts_with("read_only"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let o = datasafed(
+        ro_dir.path(),
+        &writable,
+        &format!("{pp}-km-ro/km-d"),
+        &["push", "-", "x"],
+        "x",
+    );
+    assert!(
+        !o.status.success(),
+        "a read-only repository's key wrote: {}",
+        text(&o)
+    );
+
     let iam = c.backuprepo(&["describe", "km-iam"], None);
     let out = String::from_utf8_lossy(&iam.stdout);
     assert!(
@@ -218,8 +254,8 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
     );
 
     c.sh(
-        "for ns in km-a km-b km-c; do kubectl delete backup -n $ns b1 --ignore-not-found; done
-         kubectl delete backuprepo km-iam km-noiam km-deadiam --ignore-not-found --timeout=90s
+        "for ns in km-a km-b km-c km-d; do kubectl delete backup -n $ns b1 --ignore-not-found; done
+         kubectl delete backuprepo km-iam km-noiam km-deadiam km-ro --ignore-not-found --timeout=90s
          kubectl delete storageprovider minio-noiam minio-deadiam --ignore-not-found",
     );
     ctl.assert_no_forbidden();

@@ -39,9 +39,15 @@ impl Storage {
         self.writable("gc")?;
         let now = chrono::Utc::now().timestamp();
         let cutoff = now.saturating_sub(opts.older_than.as_secs() as i64);
-        let mut n = self
-            .abort_uploads(&self.base, Some(cutoff), opts.dry_run, each)
-            .await?;
+        // The automatic clean-up of a repository at the bucket's root leaves uploads alone:
+        // the bucket may hold others' (an explicit `gc` treats the root as the repository's).
+        let mut n = match opts.full_walk || !self.base.is_empty() {
+            true => {
+                self.abort_uploads(&self.base, Some(cutoff), opts.dry_run, each)
+                    .await?
+            }
+            false => 0,
+        };
         // Temporary files and pre-check directories: a raw listing (the verbs hide them).
         // A walk one directory at a time: not every service lists recursively (FTP).
         let mut dirs = if opts.full_walk {
@@ -86,13 +92,11 @@ impl Storage {
         }
         for path in leftovers {
             let mtime = match self.op.stat(&path).await {
-                Ok(m) => m
-                    .last_modified()
-                    .map(|t| t.into_inner().as_second())
-                    .unwrap_or(0),
+                Ok(m) => m.last_modified().map(|t| t.into_inner().as_second()),
                 Err(_) => continue, // gone meanwhile
             };
-            if mtime > cutoff {
+            // Unknown age: left alone.
+            if mtime.is_none_or(|t| t > cutoff) {
                 continue;
             }
             if !opts.dry_run {
@@ -124,5 +128,43 @@ impl Storage {
                 0
             }
         }
+    }
+}
+
+/// Whether an incomplete upload the storage listed may be aborted: its key is under `prefix`
+/// (a storage may ignore the listing's prefix), and with a `cutoff`, it began at or before it
+/// (an upload whose start is unknown is left alone: its age is unknown).
+pub(super) fn abortable(
+    prefix: &str,
+    cutoff: Option<i64>,
+    key: &str,
+    initiated: Option<i64>,
+) -> bool {
+    key.starts_with(prefix)
+        && match cutoff {
+            None => true,
+            Some(c) => initiated.is_some_and(|t| t <= c),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abortable;
+
+    #[test]
+    fn only_uploads_under_the_base_and_of_known_age_are_aborted() {
+        let p = "repo/";
+        assert!(abortable(p, Some(100), "repo/a", Some(50)));
+        assert!(!abortable(p, Some(100), "repo/a", Some(150)), "too new");
+        assert!(!abortable(p, Some(100), "repo/a", None), "age unknown");
+        assert!(
+            !abortable(p, Some(100), "other/a", Some(50)),
+            "outside the base"
+        );
+        assert!(!abortable(p, None, "other/a", None), "outside the base");
+        assert!(
+            abortable(p, None, "repo/a", None),
+            "no cutoff: all of the base"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::GcOptions;
 pub use grant::Granted;
-pub use usage::{after_check, AfterCheck};
+pub use usage::{after_check, check_tool, AfterCheck, Checked};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config
@@ -139,13 +139,14 @@ impl Storage {
         let Some((_, api)) = self.s3()? else {
             return Ok(0);
         };
+        let prefix = api.key(dir);
         let uploads = api
-            .incomplete_uploads(&api.key(dir))
+            .incomplete_uploads(&prefix)
             .await
             .map_err(|e| self.err(e))?;
         let mut n = 0;
         for u in uploads {
-            if cutoff.is_some_and(|c| u.initiated.is_some_and(|t| t > c)) {
+            if !gc::abortable(&prefix, cutoff, &u.key, u.initiated) {
                 continue;
             }
             if !dry_run {

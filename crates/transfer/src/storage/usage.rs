@@ -158,3 +158,38 @@ pub async fn after_check(
         capabilities: storage.capabilities().await,
     }
 }
+
+/// A Tool check as both stores run it: the probe, and when it passed, what follows it
+/// ([`after_check`]); `now` stamps the usage.
+pub async fn check_tool(
+    cfg: &crate::config::ToolConfig,
+    opts: &crate::probe::ProbeOptions,
+    previous: Option<&RepoUsage>,
+    pages: u64,
+    now: impl Fn() -> Time,
+) -> Checked {
+    let report = crate::probe::run(cfg, opts).await;
+    let after = match report.passed() {
+        true => after_check(cfg, &opts.path_prefix, previous, pages, now()).await,
+        false => AfterCheck::default(),
+    };
+    Checked {
+        passed: report.passed(),
+        message: report.failure().unwrap_or_default(),
+        checks: report.status_checks(),
+        duration: report.duration,
+        after,
+    }
+}
+
+/// The outcome of [`check_tool`].
+#[derive(Debug)]
+pub struct Checked {
+    pub passed: bool,
+    /// Why it failed ("" when it passed).
+    pub message: String,
+    /// One entry per operation, as `status.checks` records them.
+    pub checks: Vec<backuprepo_api::ProbeCheck>,
+    pub duration: std::time::Duration,
+    pub after: AfterCheck,
+}
