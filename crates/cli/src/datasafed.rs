@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(short = 'c', long = "conf", global = true, default_value = DEFAULT_CONFIG_PATH)]
     conf: PathBuf,
     /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true, default_value = "info")]
+    #[arg(long = "log-level", global = true, default_value = "info", value_parser = LOG_LEVELS)]
     log_level: String,
     #[command(subcommand)]
     verb: Verb,
@@ -225,12 +225,12 @@ pub fn main(args: Args) -> ExitCode {
     rt.shutdown_background();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => crate::pipe::failure(&e.to_string()),
     }
 }
+
+/// The values of `--log-level` (anything else is refused, not silently read as `error`).
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
 
 pub fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(format!(
@@ -537,8 +537,7 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 "json" => Format::Json,
                 _ => Format::Short,
             };
-            let stdout = std::io::stdout();
-            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut out = std::io::BufWriter::new(backuprepo_transfer::stdout::stdout());
             let mut entries = Vec::new();
             let mut write_err = None;
             storage

@@ -12,6 +12,7 @@
 
 mod control;
 mod datasafed;
+mod pipe;
 mod progress;
 
 use std::path::PathBuf;
@@ -41,7 +42,7 @@ struct Cli {
     #[arg(long = "install-namespace", global = true, env = "BACKUPREPO_NAMESPACE", default_value = backuprepo_deploy::DEFAULT_NAMESPACE)]
     install_namespace: String,
     /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true, default_value = "warn")]
+    #[arg(long = "log-level", global = true, default_value = "warn", value_parser = datasafed::LOG_LEVELS)]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -287,15 +288,19 @@ enum Command {
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
-    /// Remove a file (or a tree with -r) from a repository.
+    /// Remove a file, or a directory and everything under it with -r, from a repository. A
+    /// missing path is an error (exit 1) unless --ignore-not-found is given.
     Rm {
         #[command(flatten)]
         repo: RepoArg,
         /// Remote path.
         rpath: String,
-        /// Remove everything under the path.
+        /// Remove everything under the path (needed for a directory).
         #[arg(short = 'r', long)]
         recursive: bool,
+        /// A missing path is not an error.
+        #[arg(long)]
+        ignore_not_found: bool,
     },
     /// The datasafed-compatible transfer tool (push, pull, list, stat, rm, ...).
     Datasafed(datasafed::Args),
@@ -349,6 +354,7 @@ enum SecretCommand {
 fn main() -> ExitCode {
     // One TLS crypto provider (ring) for every client of the process, the Kubernetes one too.
     backuprepo_transfer::service::install_crypto_provider();
+    pipe::quiet_on_closed_stdout();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = std::path::Path::new(&argv0)
         .file_name()
@@ -393,10 +399,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => pipe::failure(&format!("{e:#}")),
     }
 }
 
@@ -568,7 +571,17 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             repo,
             rpath,
             recursive,
-        } => data::run(store, repo.repo.as_deref(), Verb::Rm { rpath, recursive }).await,
+            ignore_not_found,
+        } => {
+            data::rm(
+                store,
+                repo.repo.as_deref(),
+                &rpath,
+                recursive,
+                ignore_not_found,
+            )
+            .await
+        }
         Command::Gc {
             name,
             all,

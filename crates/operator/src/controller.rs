@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use backuprepo_api::constants::{BACKUP_REPO_NAME_LABEL, GROUP};
+use backuprepo_api::constants::{BACKUP_REPO_NAME_LABEL, GROUP, IS_TOOL_CONFIG_LABEL};
 use backuprepo_api::{BackupRepo, StorageProvider};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
@@ -208,20 +208,34 @@ pub async fn repo_controller(ctx: Arc<Context>) -> impl Stream<Item = ()> {
         .with_config(bounded(&ctx));
     let store = ctrl.store();
     let s = store.clone();
+    let mut ctrl = ctrl.watches(
+        Api::<Guarded<StorageProvider>>::all(client.clone()),
+        wc.clone(),
+        move |p| repos_for_provider(&s, p.meta().name.as_deref().unwrap_or_default()),
+    );
+    // Secrets are watched (metadata only) where they matter, not cluster-wide: credential
+    // Secrets in the credential namespaces (every namespace when the operator allows any), and
+    // the tool-config Secrets the repositories hand out, by their label.
+    let mut secret_watches: Vec<(Api<PartialObjectMeta<Secret>>, watcher::Config)> =
+        match &ctx.config.credential_namespaces {
+            Some(list) => list
+                .iter()
+                .map(|ns| (Api::namespaced(client.clone(), ns), wc.clone()))
+                .collect(),
+            None => vec![(Api::all(client.clone()), wc.clone())],
+        };
+    if ctx.config.credential_namespaces.is_some() {
+        let tool_configs =
+            watcher::Config::default().labels(&format!("{IS_TOOL_CONFIG_LABEL}=true"));
+        secret_watches.push((Api::all(client.clone()), tool_configs));
+    }
+    for (api, config) in secret_watches {
+        let s = store.clone();
+        ctrl = ctrl.watches(api, config, move |secret| {
+            repos_for_secret(&s, &secret.metadata)
+        });
+    }
     let mut ctrl = ctrl
-        .watches(
-            Api::<Guarded<StorageProvider>>::all(client.clone()),
-            wc.clone(),
-            move |p| repos_for_provider(&s, p.meta().name.as_deref().unwrap_or_default()),
-        )
-        .watches(
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-            wc.clone(),
-            {
-                let s = store.clone();
-                move |secret| repos_for_secret(&s, &secret.metadata)
-            },
-        )
         .owns(Api::<StorageClass>::all(client.clone()), derived.clone())
         .owns(
             Api::<PersistentVolumeClaim>::all(client.clone()),

@@ -88,6 +88,17 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
         written.body
     );
 
+    // The only cluster-wide Secret watch is of the tool-config Secrets, by their label.
+    for r in seen.lock().unwrap().iter() {
+        if r.path == "/api/v1/secrets" && r.query.contains("watch=true") {
+            assert!(
+                r.query.contains("is-tool-config%3Dtrue")
+                    || r.query.contains("is-tool-config=true"),
+                "a cluster-wide Secret watch without the tool-config label: {}",
+                r.query
+            );
+        }
+    }
     // Every watch of spec §2.2 was opened (Backups and Restores only when installed).
     let watched: Vec<String> = seen
         .lock()
@@ -99,7 +110,9 @@ async fn run_watches_everything_and_reconciles_what_it_lists() {
     for path in [
         REPO_PATH,
         SP_PATH,
-        "/api/v1/secrets",
+        // Secrets: credentials in the credential namespaces, tool configs by their label;
+        // never every Secret of the cluster.
+        "/api/v1/namespaces/kb-system/secrets",
         "/apis/storage.k8s.io/v1/storageclasses",
         "/api/v1/persistentvolumeclaims",
         // Pre-check Jobs are watched in the controller's namespace only.

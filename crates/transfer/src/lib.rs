@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod service;
 mod signal;
+pub mod stdout;
 pub mod storage;
 
 pub use backuprepo_toolconfig::{config, size};

@@ -64,3 +64,57 @@ pub(super) async fn open<S: RepoStore>(
     let storage = datasafed::storage_for(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""))?;
     Ok((cfg, storage))
 }
+
+/// `backuprepo rm [-r] [--ignore-not-found] --repo NAME RPATH`, as kubectl users expect it: a
+/// missing path is an error naming it (quiet with `--ignore-not-found`), a directory needs
+/// `-r`, and what was removed is said. (The datasafed face keeps datasafed's rule: removing a
+/// missing object succeeds, which KubeBlocks' deletion scripts rely on.)
+pub async fn rm<S: RepoStore>(
+    store: &S,
+    repo: Option<&str>,
+    rpath: &str,
+    recursive: bool,
+    ignore_not_found: bool,
+) -> Result<()> {
+    use backuprepo_transfer::list::ListOptions;
+    let repo = ready_repo(store, repo).await?;
+    let (_, storage) = open(store, &repo).await?;
+    let mut entries = Vec::new();
+    let listed = storage
+        .list(rpath, &ListOptions::default(), &mut |e| {
+            entries.push(e.clone())
+        })
+        .await;
+    let wanted = rpath.trim_matches('/');
+    let missing = match listed {
+        Err(backuprepo_transfer::Error::DirNotFound) => true,
+        Err(e) => return Err(anyhow!("{e}")),
+        Ok(()) => entries.is_empty() && !wanted.is_empty(),
+    };
+    if missing {
+        if ignore_not_found {
+            return Ok(());
+        }
+        bail!(
+            "{rpath}: not found in repository {}; nothing was removed (see `backuprepo list --repo {} -r`; --ignore-not-found makes this quiet)",
+            repo.name(),
+            repo.name()
+        );
+    }
+    let is_object = !rpath.ends_with('/')
+        && entries.len() == 1
+        && !entries[0].is_dir
+        && entries[0].path.trim_matches('/') == wanted;
+    if !is_object && !recursive {
+        bail!("{rpath}: is a directory; use -r to remove it and everything under it (nothing was removed)");
+    }
+    storage
+        .remove(rpath, !is_object)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    match is_object {
+        true => println!("removed {rpath}"),
+        false => println!("removed {}/ and everything under it", wanted),
+    }
+    Ok(())
+}

@@ -548,3 +548,12 @@ pub fn audit_now() -> String {
         .expect("date");
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
+
+/// A storage path prefix no other run uses: `TAG-<pid>-<nanoseconds>`.
+pub fn unique_prefix(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}-{}-{nanos}", std::process::id())
+}

@@ -8,7 +8,7 @@
 use serde_json::{json, Value};
 
 use crate::consumers::{backup, config_text, datasafed, tool_config};
-use crate::harness::{cluster, s3, s3_repo_of, text, Cluster, Controller};
+use crate::harness::{cluster, s3, s3_repo_of, text, unique_prefix, Cluster, Controller};
 
 fn key_id(conf: &str) -> String {
     conf.lines()
@@ -85,11 +85,7 @@ fn the_default_install_scopes_keys_where_iam_works_and_shares_them_with_a_warnin
         json!({"api": "aws-iam", "iamEndpoint": dead_iam, "insecure": true}),
     );
     let (_, _, admin_key, admin_secret) = s3();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let pp = format!("km-{}-{nanos}", std::process::id());
+    let pp = unique_prefix("km");
     for (provider, repo) in [
         ("minio", "km-iam"),
         ("minio-noiam", "km-noiam"),

@@ -4,7 +4,7 @@
 //! repository revokes the rest. The repository's own key never reaches a namespace.
 
 use crate::consumers::{backup, config_text, datasafed, tool_config};
-use crate::harness::{cluster, s3, s3_repo, text, Cluster, Controller};
+use crate::harness::{cluster, s3, s3_repo, text, unique_prefix, Cluster, Controller};
 
 fn key_id(conf: &str) -> String {
     conf.lines()
@@ -31,11 +31,7 @@ fn scoped_keys_per_namespace_on_the_real_api_server() {
          kubectl delete backuprepo scoped-repo --ignore-not-found --timeout=60s",
     );
     let (_, _, admin_key, admin_secret) = s3();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let pp = format!("scoped-{}-{nanos}", std::process::id());
+    let pp = unique_prefix("scoped");
     s3_repo(
         &c,
         "scoped-repo",

@@ -333,7 +333,7 @@ impl Storage {
             encryption: self.encryption.clone(),
         };
         let (out, partial): (Box<dyn Write + Send>, Option<(PathBuf, PathBuf)>) = match output {
-            Output::Stdout => (Box::new(std::io::stdout()), None),
+            Output::Stdout => (Box::new(crate::stdout::stdout()), None),
             Output::File(path) => {
                 let tmp = partial_name(&path);
                 if let Some(parent) = path.parent() {
