@@ -163,6 +163,9 @@ enum Command {
     /// cluster of the current kubeconfig context or the in-cluster service account. Serves
     /// /metrics and /healthz (BACKUPREPO_METRICS_ADDR, default 0.0.0.0:8080).
     Controller,
+    /// The controller's sandboxed Tool check (internal: a request on stdin, JSON on stdout).
+    #[command(hide = true)]
+    ProbeWorker,
     /// Credential Secrets (kubectl create secret generic).
     #[command(subcommand)]
     Secret(SecretCommand),
@@ -367,6 +370,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Datasafed(args) = cli.command {
         return datasafed::main(args);
+    }
+    if let Command::ProbeWorker = cli.command {
+        return backuprepo_operator::probe_worker::worker_main();
     }
     datasafed::init_logging(&cli.log_level);
     let result = match cli.command {
@@ -644,7 +650,9 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             data::run(store, repo.repo.as_deref(), verb).await
         }
         // Run before a store is opened.
-        Command::Crds | Command::Datasafed(_) | Command::Controller => Ok(()),
+        Command::Crds | Command::Datasafed(_) | Command::Controller | Command::ProbeWorker => {
+            Ok(())
+        }
     }
 }
 

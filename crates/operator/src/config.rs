@@ -39,6 +39,10 @@ pub struct OperatorConfig {
     pub max_concurrent_probes: usize,
     /// Upper bound of one in-process Tool probe (`BACKUPREPO_PROBE_TIMEOUT`, seconds).
     pub probe_timeout: Duration,
+    /// The binary that runs Tool checks in a sandboxed child without Kubernetes credentials
+    /// (see [`crate::probe_worker`]): this `backuprepo` binary; `None` (checks in this process)
+    /// with `BACKUPREPO_PROBE_WORKER=off`, and in processes that are not `backuprepo` (tests).
+    pub probe_worker: Option<std::path::PathBuf>,
     /// Image of the Mount pre-check Job (`KUBEBLOCKS_TOOLS_IMAGE`).
     pub tools_image: String,
     /// Pull policy of that image (`KUBEBLOCKS_IMAGE_PULL_POLICY`).
@@ -140,6 +144,7 @@ impl Default for OperatorConfig {
     fn default() -> Self {
         let namespace = KUBEBLOCKS_NAMESPACE.to_string();
         OperatorConfig {
+            probe_worker: None,
             settings: Settings {
                 mount_supported: true,
                 namespace: namespace.clone(),
@@ -202,6 +207,11 @@ impl OperatorConfig {
         if flag(&get, "BACKUPREPO_REQUIRE_ALLOWED_NAMESPACES")? == Some(true) {
             c.default_allowed_namespaces = Some(Vec::new());
         }
+        c.probe_worker = match get("BACKUPREPO_PROBE_WORKER").as_deref().map(str::trim) {
+            Some("off") => None,
+            Some(p) if !p.is_empty() => Some(std::path::PathBuf::from(p)),
+            _ => crate::probe_worker::default_worker(),
+        };
         if let Some(elect) = flag(&get, "BACKUPREPO_LEADER_ELECTION")? {
             c.leader_election = elect;
         }

@@ -391,6 +391,14 @@ async fn serve(
     if !cfg.allow_internal_endpoints {
         backuprepo_transfer::endpoint::guard_process(&cfg.refused_hosts).await;
     }
+    match &cfg.probe_worker {
+        Some(w) => {
+            tracing::info!(worker = %w.display(), "Tool checks run in a sandboxed worker without Kubernetes credentials")
+        }
+        None => tracing::warn!(
+            "Tool checks run in the controller's process (BACKUPREPO_PROBE_WORKER=off)"
+        ),
+    }
     let addr = cfg.metrics_addr;
     let health_addr = cfg.health_addr;
     let elector = cfg.leader_election.then(|| {

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod mount;
 pub mod namespaces;
 pub mod probe;
+pub mod probe_worker;
 pub mod provider;
 pub mod repo;
 pub mod resources;

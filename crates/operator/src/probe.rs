@@ -20,16 +20,25 @@ pub const ENDPOINT_CHECK: &str = "endpoint";
 
 /// The failed check of a repository whose endpoint is refused (Tool and Mount alike).
 pub fn refused(ctx: &Context, digest: &str, why: &str) -> ProbeResult {
-    let message = format!(
-        "{why}; the controller does not contact metadata, link-local or API-server \
-         addresses for a repository, nor has them contacted. Point the endpoint at the storage \
-         service, or start the controller with BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true"
-    );
+    failed(
+        ctx,
+        digest,
+        ENDPOINT_CHECK,
+        format!(
+            "{why}; the controller does not contact metadata, link-local or API-server \
+             addresses for a repository, nor has them contacted. Point the endpoint at the \
+             storage service, or start the controller with BACKUPREPO_ALLOW_INTERNAL_ENDPOINTS=true"
+        ),
+    )
+}
+
+/// A check that failed before any storage operation: one entry, `operation`, with `message`.
+fn failed(ctx: &Context, digest: &str, operation: &str, message: String) -> ProbeResult {
     ProbeResult {
         digest: digest.to_string(),
         passed: false,
         checks: vec![ProbeCheck {
-            operation: ENDPOINT_CHECK.to_string(),
+            operation: operation.to_string(),
             result: probe_result::FAILED.to_string(),
             message: Some(message.clone()),
             duration_ms: Some(0),
@@ -38,6 +47,36 @@ pub fn refused(ctx: &Context, digest: &str, why: &str) -> ProbeResult {
         finished_at: ctx.now(),
         usage: None,
         capabilities: None,
+    }
+}
+
+/// The check in a sandboxed child without Kubernetes credentials (see
+/// [`crate::probe_worker`]).
+async fn in_worker(
+    ctx: &Context,
+    exe: &std::path::PathBuf,
+    config: &RenderedToolConfig,
+    opts: &ProbeOptions,
+    previous: Option<&backuprepo_api::RepoUsage>,
+) -> Result<backuprepo_transfer::storage::Checked, String> {
+    let req = crate::probe_worker::Request {
+        config: config.text().to_string(),
+        path_prefix: opts.path_prefix.clone(),
+        timeout_secs: opts.timeout.as_secs().max(1),
+        previous: previous.cloned(),
+        pages: ctx.config.settings.usage_pages,
+        refused_hosts: (!ctx.config.allow_internal_endpoints)
+            .then(|| ctx.config.refused_hosts.clone()),
+    };
+    // The check's own limit, and time for what follows a passing one (usage, clean-up).
+    let limit = opts.timeout + std::time::Duration::from_secs(120);
+    let answer = crate::probe_worker::run(exe, &req, limit).await?;
+    if answer.sandbox != "enforced" {
+        tracing::warn!(sandbox = %answer.sandbox, "the check's worker runs without a full sandbox");
+    }
+    match (answer.checked, answer.error) {
+        (Some(c), _) => Ok(c),
+        (None, e) => Err(e.unwrap_or_else(|| "the worker gave no result".into())),
     }
 }
 
@@ -85,7 +124,20 @@ pub async fn run_tool(
         ..ProbeOptions::default()
     };
     let pages = ctx.config.settings.usage_pages;
-    let c = check_tool(&config.config, &opts, previous, pages, || ctx.now()).await;
+    let c = match &ctx.config.probe_worker {
+        None => check_tool(&config.config, &opts, previous, pages, || ctx.now()).await,
+        Some(exe) => match in_worker(ctx, exe, config, &opts, previous).await {
+            Ok(c) => c,
+            Err(why) => {
+                return failed(
+                    ctx,
+                    digest,
+                    "check",
+                    format!("the check could not run: {why}"),
+                )
+            }
+        },
+    };
     for k in &c.checks {
         let seconds = k.duration_ms.unwrap_or_default() as f64 / 1000.0;
         ctx.metrics.observe_probe(&k.operation, &k.result, seconds);

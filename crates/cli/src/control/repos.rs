@@ -253,7 +253,7 @@ pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String
 }
 
 /// What a scoped key's listing may show, on the storages we know.
-const SCOPED_LISTING_NOTE: &str = "    Each key reads and writes only its namespace's path. Listing is limited by the policy's\n    s3:prefix condition; a storage that ignores it lets a key list (never read) the names of\n    other namespaces' objects.\n";
+const SCOPED_LISTING_NOTE: &str = "    Each key reads and writes only its namespace's path. Listing is limited by the policy's\n    s3:prefix condition, which some storages (SeaweedFS, at times) do not enforce: there a key\n    can list, never read, the names of other namespaces' objects.\n";
 
 /// The scoped keys by namespace: the storage user, the key ID and its age, replaced keys
 /// still working, and what else each may read. Never a secret (status holds none).

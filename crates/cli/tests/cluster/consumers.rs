@@ -103,6 +103,15 @@ fn a_consumer_namespace_gets_its_tool_config_and_deletion_waits_then_collects() 
         return;
     };
     let ctl = Controller::start(&c, "consumers-0", &[]);
+    c.wait(20, "the controller's start-up log", || {
+        ctl.log_text().contains("serving").then_some(())
+    });
+    let log = ctl.log_text();
+    assert!(
+        log.contains("Tool checks run in a sandboxed worker")
+            && !log.contains("without a full sandbox"),
+        "{log}"
+    );
     s3_repo(&c, "consumer-repo", "consumer-repo", &[]);
     let repo = c.wait_phase("consumer-repo", "Ready", 60);
     let uid = repo["metadata"]["uid"].as_str().unwrap().to_string();
@@ -187,5 +196,7 @@ fn a_consumer_namespace_gets_its_tool_config_and_deletion_waits_then_collects() 
                 .then_some(())
         },
     );
+    // The repository's check ran in the worker, inside its sandbox.
+    assert!(!ctl.log_text().contains("without a full sandbox"));
     ctl.assert_no_forbidden();
 }

@@ -119,7 +119,7 @@ impl Storage {
 }
 
 /// What is learnt after a passing check.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct AfterCheck {
     pub usage: Option<RepoUsage>,
     pub capabilities: Option<backuprepo_api::StorageCapabilities>,
@@ -183,7 +183,7 @@ pub async fn check_tool(
 }
 
 /// The outcome of [`check_tool`].
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Checked {
     pub passed: bool,
     /// Why it failed ("" when it passed).
