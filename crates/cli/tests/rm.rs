@@ -1,4 +1,4 @@
-//! `backuprepo rm` as kubectl users expect it (a missing path is an error that names it,
+//! Commands as kubectl users expect them: `create` that says one thing, and `backuprepo rm` (a missing path is an error that names it,
 //! `--ignore-not-found` makes it quiet, a directory needs `-r`), while the datasafed face keeps
 //! datasafed's rule (removing a missing object succeeds: KubeBlocks' deletion scripts rely on
 //! it).
@@ -92,4 +92,31 @@ fn rm_names_a_missing_path_and_wants_r_for_a_directory() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// `create` on a storage that fails its check says one thing: the repository was created and
+/// failed, with the next steps (it is kept, so a retry of `create` is not the way).
+#[test]
+fn create_that_fails_its_check_says_so_once_with_the_next_step() {
+    let h = Home {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let missing = h.dir.path().join("no-such-dir");
+    let o = h.run(&[
+        "create",
+        "r",
+        "--provider",
+        "local",
+        "--path",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(!out.contains("Successfully"), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("was created, but it is Failed"), "{err}");
+    assert!(
+        err.contains("does not exist") && err.contains("backuprepo delete r"),
+        "{err}"
+    );
 }

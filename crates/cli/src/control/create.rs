@@ -582,8 +582,23 @@ pub async fn create<S: RepoStore>(store: &S, args: Vec<String>) -> Result<()> {
         return repos::dry_run_verdict(&checked);
     }
     let name = store.create(new).await?;
-    println!("Successfully create backup repo {name:?}.");
-    for r in store.settle(&[name]).await? {
+    // One outcome, said once: created and Ready, or created and failed its check (it stays,
+    // so the next step is to fix or delete it, not to create it again).
+    let settled = store.settle(std::slice::from_ref(&name)).await?;
+    if settled.is_empty() {
+        // A store that checks later (Kubernetes: the controller does).
+        println!("Successfully create backup repo {name:?}.");
+    }
+    for r in settled {
+        if r.phase() != Some(backuprepo_api::BackupRepoPhase::Ready) {
+            bail!(
+                "backup repository {name:?} was created, but it is {}: {}
+Fix it with `backuprepo update {name}` (credentials) or re-apply it, then `backuprepo check {name}`; or remove it with `backuprepo delete {name}`. `backuprepo describe {name}` shows every check",
+                super::phase_str(&r),
+                repos::failure_message(&r)
+            );
+        }
+        println!("Successfully create backup repo {name:?}.");
         repos::report_phase(&r)?;
     }
     Ok(())
