@@ -93,3 +93,28 @@ fn the_check_runs_sandboxed_and_cannot_read_files_outside_the_system_directories
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// FTP in the worker: its host resolved once, checked by the guard and pinned to the address
+/// (vsftpd answers on it), and the check passes inside the sandbox.
+#[test]
+fn an_ftp_check_passes_in_the_worker_with_its_host_pinned() {
+    let (Some(host), Some(port), Some(user), Some(pass)) = (
+        var("BR_FTP_HOST"),
+        var("BR_FTP_PORT"),
+        var("BR_FTP_USER"),
+        var("BR_FTP_PASS"),
+    ) else {
+        assert!(
+            var("BR_REQUIRE_SERVERS").is_none(),
+            "the FTP test server is not configured"
+        );
+        eprintln!("skipped: no FTP test server (run scripts/test.sh)");
+        return;
+    };
+    let config = format!(
+        "[storage]\ntype = ftp\nhost = {host}\nport = {port}\nuser = {user}\npass.need_obscure = {pass}\n"
+    );
+    let answer = worker(&config);
+    assert_eq!(answer["sandbox"], "enforced", "{answer:#}");
+    assert_eq!(answer["checked"]["passed"], true, "{answer:#}");
+}

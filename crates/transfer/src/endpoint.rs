@@ -15,8 +15,9 @@
 //!   contacted: with virtual-host addressing `<bucket>.<endpoint>`, not the endpoint. A literal
 //!   address in an endpoint is checked when the client is built. Redirects are never followed.
 //!
-//! Limit: FTP connects through its own client; its host is checked by [`check`] only, so a
-//! name whose answer changes between that lookup and the connection is not caught there.
+//! FTP connects through its own client: under the guard its host is resolved once, checked and
+//! pinned to the approved address ([`pinned_host`]; FTPS keeps the name for its certificate).
+//! Limit: the data connections of passive mode go where the server's PASV answer says.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -118,6 +119,30 @@ impl Guard {
 pub fn refused_literal(host: &str) -> Option<String> {
     let ip = host.trim_matches(['[', ']']).parse::<IpAddr>().ok()?;
     GUARD.get()?.refused(host, ip)
+}
+
+/// Under the process's guard, a host that a client outside reqwest connects to (FTP): resolved
+/// once and checked; with `pin`, the approved address to connect to instead of the name, so a
+/// second lookup cannot answer differently (FTPS keeps the name: its certificate names it).
+/// Without a guard, `host` as it is.
+pub(crate) fn pinned_host(host: &str, port: u16, pin: bool) -> Result<String, String> {
+    use std::net::ToSocketAddrs;
+    let Some(guard) = GUARD.get() else {
+        return Ok(host.to_string());
+    };
+    let bare = host.trim_matches(['[', ']']);
+    let addrs: Vec<SocketAddr> = (bare, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {bare}: {e}"))?
+        .collect();
+    if let Some(why) = addrs.iter().find_map(|a| guard.refused(bare, a.ip())) {
+        return Err(why);
+    }
+    Ok(match (pin, addrs.first().map(SocketAddr::ip)) {
+        (true, Some(IpAddr::V6(v6))) => format!("[{v6}]"),
+        (true, Some(v4)) => v4.to_string(),
+        _ => host.to_string(),
+    })
 }
 
 /// The resolver of guarded HTTP clients: the system's lookup, refusing any answer that holds a

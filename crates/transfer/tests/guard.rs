@@ -73,6 +73,19 @@ async fn guarded_connections_never_reach_a_refused_address_nor_follow_redirects(
         "connected to a refused address"
     );
 
+    // FTP, through its own client: the name is resolved once, checked, and never connected to.
+    let ftp = ToolConfig::parse(&format!(
+        "[storage]\ntype = ftp\nhost = localhost\nport = {refused_port}\nuser = u\npass.need_obscure = p\n"
+    ))
+    .unwrap();
+    let e = pull(&ftp).await;
+    assert!(e.contains("API server"), "{e}");
+    assert_eq!(
+        refused_seen.load(Ordering::SeqCst),
+        0,
+        "FTP connected to a refused address"
+    );
+
     // A literal refused address: refused before any request.
     let e = pull(&s3("http://169.254.169.254")).await;
     assert!(e.contains("metadata service"), "{e}");

@@ -14,8 +14,10 @@ use crate::{Error, Result};
 impl Service for FtpConfig {
     fn operator(&self) -> Result<Operator> {
         let scheme = if self.explicit_tls { "ftps" } else { "ftp" };
+        let host = crate::endpoint::pinned_host(&self.host, self.port, !self.explicit_tls)
+            .map_err(Error::Config)?;
         let mut b = services::Ftp::default()
-            .endpoint(&format!("{scheme}://{}:{}", self.host, self.port))
+            .endpoint(&format!("{scheme}://{host}:{}", self.port))
             .user(&self.user)
             .root(&format!("/{}", self.root.trim_matches('/')));
         if !self.pass.is_empty() {
