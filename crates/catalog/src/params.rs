@@ -122,6 +122,17 @@ pub fn resolve(
             errors.push(ParamError::Missing { name: missing });
             continue;
         }
+        // A path the schema wants absolute (`local`'s `path`, pattern `^/`): say so plainly.
+        if let jsonschema::error::ValidationErrorKind::Pattern { pattern } = e.kind() {
+            if pattern.as_str() == "^/" {
+                errors.push(ParamError::Invalid {
+                    name: name.clone(),
+                    problem: "must be an absolute path (starting with /)".into(),
+                    fix: "give the full path, e.g. /var/backups".into(),
+                });
+                continue;
+            }
+        }
         // `masked` leaves the offending value out of the message, so credentials never leak.
         errors.push(ParamError::Invalid {
             name: name.clone(),

@@ -120,3 +120,22 @@ fn create_that_fails_its_check_says_so_once_with_the_next_step() {
         "{err}"
     );
 }
+
+/// A relative `--path` for the `local` provider is refused before anything is stored, with a
+/// message that says the path must be absolute.
+#[test]
+fn a_relative_local_path_is_refused_as_not_absolute() {
+    let h = Home {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let o = h.run(&["create", "r", "--provider", "local", "--path", "rel/dir"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("must be an absolute path"), "{err}");
+    let o = h.run(&["list"]);
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("\nr "),
+        "{}",
+        text(&o)
+    );
+}
