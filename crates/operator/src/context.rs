@@ -26,7 +26,7 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Bounds the storage probes running at once (`max_concurrent_probes`).
     pub probes: tokio::sync::Semaphore,
-    /// The storage IAM's last answer per repository config (see [`crate::key_mode`]).
+    /// The storage IAM's last answer per repository UID (see [`crate::key_mode`]).
     pub(crate) iam_answers: Mutex<HashMap<String, IamAnswer>>,
 }
 
@@ -38,8 +38,9 @@ impl std::fmt::Debug for Context {
     }
 }
 
-/// When the storage's IAM answered, and what (see [`crate::key_mode`]).
-pub(crate) type IamAnswer = (Time, Result<(), String>);
+/// For which config digest the storage's IAM answered, when, and what (see
+/// [`crate::key_mode`]).
+pub(crate) type IamAnswer = (String, Time, Result<(), String>);
 
 /// Backoff of transient errors: 5 s, doubling per consecutive failure, at most 5 min.
 const BACKOFF_BASE: Duration = Duration::from_secs(5);

@@ -1,14 +1,13 @@
 //! The Kubernetes side of [`backuprepo_core::key_mode`]: which key the consumer namespaces of
 //! a repository get. Under `auto` the storage's IAM API is asked (one `ListUsers` with the
-//! repository's key) once the repository is Ready; the answer is kept per repository and
-//! config, and a refusal is asked again after [`ASK_AGAIN`].
+//! repository's key) once the repository is Ready; the answer is kept per repository (for its
+//! current config), and a refusal is asked again after [`ASK_AGAIN`].
 
 use std::time::Duration;
 
 use backuprepo_api::{AccessMethod, BackupRepo, StorageProvider};
 use backuprepo_catalog::render::RenderedToolConfig;
 use backuprepo_core::key_mode::{self, KeyMode, Request};
-use backuprepo_transfer::Storage;
 
 use crate::context::Context;
 
@@ -60,36 +59,27 @@ async fn ask_iam(
     config: &RenderedToolConfig,
     digest: &str,
 ) -> Result<(), String> {
-    let key = format!(
-        "{}/{digest}",
-        repo.metadata.uid.as_deref().unwrap_or_default()
-    );
+    let uid = repo.metadata.uid.clone().unwrap_or_default();
     let now = ctx.now();
     if let Ok(answers) = ctx.iam_answers.lock() {
-        if let Some((at, answer)) = answers.get(&key) {
+        if let Some((d, at, answer)) = answers.get(&uid) {
             let age = now.0.as_second() - at.0.as_second();
-            if answer.is_ok() || age < ASK_AGAIN.as_secs() as i64 {
+            if d == digest && (answer.is_ok() || age < ASK_AGAIN.as_secs() as i64) {
                 return answer.clone();
             }
         }
     }
-    let iam_endpoint = provider
-        .and_then(|p| p.key_scoping().ok().flatten())
-        .map(str::to_string);
-    let answer = match Storage::open(&config.config, "", None) {
-        Ok(s) => s
-            .can_scope(iam_endpoint.as_deref())
-            .await
-            .map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    // The storage and IAM endpoint the scoped keys themselves would use.
+    let answer = match crate::scoped::storage(provider, Some(config)) {
+        Ok((s, iam)) => s.can_scope(iam.as_deref()).await.map_err(|e| e.to_string()),
+        Err(why) => Err(why),
     };
     if let Err(why) = &answer {
         tracing::info!(repo = repo.metadata.name.as_deref().unwrap_or_default(), %why,
             "keys cannot be scoped on this storage; consumer namespaces get the repository's key");
     }
     if let Ok(mut answers) = ctx.iam_answers.lock() {
-        answers.retain(|k, _| !k.starts_with(&key[..key.len() - digest.len()]) || *k == key);
-        answers.insert(key, (now, answer.clone()));
+        answers.insert(uid, (digest.to_string(), now, answer.clone()));
     }
     answer
 }

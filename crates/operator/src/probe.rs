@@ -57,14 +57,14 @@ async fn in_worker(
     exe: &std::path::PathBuf,
     config: &RenderedToolConfig,
     opts: &ProbeOptions,
-    previous: Option<&backuprepo_api::RepoUsage>,
+    (previous, pages): (Option<&backuprepo_api::RepoUsage>, u64),
 ) -> Result<backuprepo_transfer::storage::Checked, String> {
     let req = crate::probe_worker::Request {
         config: config.text().to_string(),
         path_prefix: opts.path_prefix.clone(),
         timeout_secs: opts.timeout.as_secs().max(1),
         previous: previous.cloned(),
-        pages: ctx.config.settings.usage_pages,
+        pages,
         refused_hosts: (!ctx.config.allow_internal_endpoints)
             .then(|| ctx.config.refused_hosts.clone()),
     };
@@ -126,7 +126,7 @@ pub async fn run_tool(
     let pages = ctx.config.settings.usage_pages;
     let c = match &ctx.config.probe_worker {
         None => check_tool(&config.config, &opts, previous, pages, || ctx.now()).await,
-        Some(exe) => match in_worker(ctx, exe, config, &opts, previous).await {
+        Some(exe) => match in_worker(ctx, exe, config, &opts, (previous, pages)).await {
             Ok(c) => c,
             Err(why) => {
                 return failed(

@@ -246,7 +246,7 @@ fn shared_condition(
 }
 
 /// The storage to make keys on, with its IAM endpoint, or why there is none.
-fn storage(
+pub(crate) fn storage(
     provider: Option<&StorageProvider>,
     config: Option<&RenderedToolConfig>,
 ) -> std::result::Result<(Storage, Option<String>), String> {

@@ -97,14 +97,19 @@ static GUARD: OnceLock<Guard> = OnceLock::new();
 /// Guard every storage connection of this process from now on (see the module doc):
 /// `refused_hosts` (the API server) are resolved once here. The first call wins.
 pub async fn guard_process(refused_hosts: &[String]) {
-    let mut api_server = Vec::new();
-    for h in refused_hosts {
-        api_server.extend(resolve(h, 443).await);
-    }
-    let _ = GUARD.set(Guard { api_server });
+    let _ = GUARD.set(Guard::new(refused_hosts).await);
 }
 
 impl Guard {
+    /// The guard refusing `refused_hosts` (the API server), resolved now.
+    async fn new(refused_hosts: &[String]) -> Guard {
+        let mut api_server = Vec::new();
+        for h in refused_hosts {
+            api_server.extend(resolve(h, 443).await);
+        }
+        Guard { api_server }
+    }
+
     fn refused(&self, host: &str, ip: IpAddr) -> Option<String> {
         let why = refused_reason(ip).or_else(|| {
             self.api_server
@@ -207,24 +212,16 @@ pub async fn check_endpoint(endpoint: &str, refused_hosts: &[String]) -> Result<
 }
 
 async fn check_host(host: &str, port: u16, refused_hosts: &[String]) -> Result<(), String> {
-    let host = host.to_string();
-    let addrs = resolve(&host, port).await;
-    for ip in &addrs {
-        if let Some(why) = refused_reason(*ip) {
-            return Err(endpoint_refused(&host, *ip, why));
-        }
+    // The same rule as the connections' guard, and the API server by name too.
+    let guard = Guard::new(refused_hosts).await;
+    let addrs = resolve(host, port).await;
+    if let Some(why) = addrs.iter().find_map(|ip| guard.refused(host, *ip)) {
+        return Err(why);
     }
-    for refused in refused_hosts {
-        let same_name = refused.eq_ignore_ascii_case(&host);
-        let refused_ips = resolve(refused, port).await;
-        if let Some(ip) = addrs.iter().find(|ip| refused_ips.contains(ip)) {
-            return Err(endpoint_refused(&host, *ip, "the cluster's API server"));
-        }
-        if same_name {
-            return Err(format!(
-                "endpoint host {host} is the cluster's API server, which is never a storage endpoint"
-            ));
-        }
+    if refused_hosts.iter().any(|r| r.eq_ignore_ascii_case(host)) {
+        return Err(format!(
+            "endpoint host {host} is the cluster's API server, which is never a storage endpoint"
+        ));
     }
     Ok(())
 }
