@@ -9,6 +9,9 @@
 #                                  DIR/kubeconfig and DIR/env (KUBECONFIG, BR_KUBE_* for the tests)
 #   scripts/kube.sh stop DIR       stop everything start launched
 #   scripts/kube.sh restart-apiserver DIR   restart kube-apiserver on the same port and etcd
+#   scripts/kube.sh build-extra    build helm and promtool (tools/helm, tools/promtool) into their
+#                                  own cache; prints its bin dir
+#   scripts/kube.sh extra-bin      print that bin dir (exit 1 when not built)
 #
 # The cache is keyed by the wrapper modules' go.sum files, as CARGO_TARGET_DIR is keyed by
 # Cargo.lock: a second build costs a hash. Set BACKUPREPO_KUBE_CACHE to move it.
@@ -26,6 +29,24 @@ cache_root=${BACKUPREPO_KUBE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/backuprepo-k
 key() { { cat "$tools"/*/go.mod "$tools"/*/go.sum; echo "$K8S_VERSION $ETCD_VERSION $KWOK_VERSION"; } | sha256sum | cut -c1-16; }
 bindir() { echo "$cache_root/$(key)/bin"; }
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok)
+HELM_VERSION=v4.3.2
+PROMETHEUS_VERSION=v0.316.0
+extra=$root/tools
+# helm and promtool have their own key, so adding them did not invalidate the control plane's cache.
+extra_key() { { cat "$extra"/helm/go.{mod,sum} "$extra"/promtool/go.{mod,sum}; echo "$HELM_VERSION $PROMETHEUS_VERSION"; } | sha256sum | cut -c1-16; }
+extra_bindir() { echo "$cache_root/extra-$(extra_key)/bin"; }
+
+build_extra() {
+    local out tmp
+    out=$(extra_bindir)
+    if [[ -x $out/promtool ]]; then echo "$out"; return; fi
+    tmp=$out.partial
+    mkdir -p "$tmp"
+    (cd "$extra/helm" && { [[ -x $tmp/helm ]] || { echo "building helm" >&2; go build -trimpath -ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION" -o "$tmp/helm" helm.sh/helm/v4/cmd/helm; }; })
+    (cd "$extra/promtool" && { [[ -x $tmp/promtool ]] || { echo "building promtool" >&2; go build -trimpath -ldflags "-s -w" -o "$tmp/promtool" github.com/prometheus/prometheus/cmd/promtool; }; })
+    mv "$tmp" "$out"
+    echo "$out"
+}
 
 gen() {
     local dir
@@ -238,6 +259,8 @@ case ${1:-} in
 gen) gen ;;
 build) build ;;
 bin) [[ -x $(bindir)/kwok ]] && bindir ;;
+build-extra) build_extra ;;
+extra-bin) [[ -x $(extra_bindir)/promtool ]] && extra_bindir ;;
 start) start "${2:?usage: kube.sh start DIR}" ;;
 stop) stop "${2:?usage: kube.sh stop DIR}" ;;
 restart-apiserver) restart_apiserver "${2:?usage: kube.sh restart-apiserver DIR}" ;;

@@ -25,10 +25,10 @@ use crate::progress::Progress;
 #[command(name = "datasafed", version, disable_version_flag = true)]
 pub struct Args {
     /// Config file (INI with a [storage] section).
-    #[arg(short = 'c', long = "conf", global = true, default_value = DEFAULT_CONFIG_PATH)]
+    #[arg(short = 'c', long = "conf", global = true, help_heading = "Global options", default_value = DEFAULT_CONFIG_PATH)]
     conf: PathBuf,
     /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true, default_value = "info", value_parser = LOG_LEVELS)]
+    #[arg(long = "log-level", global = true, help_heading = "Global options", default_value = "info", value_parser = LOG_LEVELS)]
     log_level: String,
     #[command(subcommand)]
     verb: Verb,
@@ -36,7 +36,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Verb {
-    /// Push a local file (or stdin with "-") to a remote path, overwriting it.
+    /// Push a local file (or stdin with "-") to a remote path. An object already at the path
+    /// is replaced, as datasafed does, unless --no-clobber is given.
     Push {
         /// Local file, or "-" for stdin.
         lpath: String,
@@ -52,6 +53,10 @@ pub enum Verb {
         /// A file's own size is used without asking.
         #[arg(long = "expected-size", value_name = "SIZE", env = "DATASAFED_EXPECTED_SIZE", value_parser = parse_expected_size)]
         expected_size: Option<u64>,
+        /// Refuse, writing nothing, when an object is already at the remote path (checked
+        /// before the upload starts).
+        #[arg(short = 'n', long = "no-clobber")]
+        no_clobber: bool,
     },
     /// Pull a remote file to a local file (or stdout with "-").
     Pull {
@@ -438,6 +443,27 @@ async fn run(args: Args) -> Result<(), Error> {
     run_verb(&cfg, &storage, args.verb).await
 }
 
+/// A read's error with the path it was about and, for "not found" and a failed
+/// decompression, what is there instead and the fix ([`Storage::explain_missing`]).
+async fn explained(
+    storage: &Storage,
+    verb: &str,
+    rpath: &str,
+    codec: Option<Codec>,
+    e: Error,
+) -> Error {
+    let why = match (&e, codec) {
+        (Error::NotFound | Error::DirNotFound, _) => Some(storage.explain_missing(rpath).await),
+        (Error::Io { .. } | Error::Corrupt(_), Some(c)) => storage.explain_codec(rpath, c).await,
+        _ => None,
+    };
+    match why {
+        Some(why) => Error::Storage(format!("{verb} {rpath:?}: {e}: {why}")),
+        None if verb == "pull" => Error::Storage(format!("{verb} {rpath:?}: {e}")),
+        None => e,
+    }
+}
+
 /// Run one verb against an opened storage (shared with `backuprepo push --repo ...`).
 pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result<(), Error> {
     match verb {
@@ -446,9 +472,15 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             rpath,
             compress,
             expected_size,
+            no_clobber,
         } => {
             let fail = |e: Error| Error::Storage(format!("push to {rpath:?}: {e}"));
             let codec = codec(compress).map_err(fail)?;
+            if no_clobber && storage.object_size(&rpath).await.map_err(fail)?.is_some() {
+                return Err(fail(Error::Storage(format!(
+                    "{rpath:?} exists already and --no-clobber was given; nothing was written (push to another path, or remove it first)"
+                ))));
+            }
             let (input, total) = if lpath == "-" {
                 (Input::Stdin { expected_size }, expected_size)
             } else {
@@ -456,7 +488,7 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 let len = std::fs::metadata(&p).ok().map(|m| m.len());
                 (Input::File(p), len)
             };
-            Progress::track(&format!("push {rpath}"), total, |counter| {
+            Progress::transfer(&format!("push {rpath}"), total, |counter| {
                 storage.push(
                     input,
                     &rpath,
@@ -478,14 +510,31 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             let codec = codec(decompress).map_err(fail)?;
             let output = if lpath == "-" {
                 Output::Stdout
-            } else if lpath.is_empty() || lpath.ends_with('/') {
-                return Err(fail(Error::InvalidPath("invalid local path".into())));
+            } else if lpath.is_empty()
+                || lpath.ends_with('/')
+                || std::path::Path::new(&lpath).is_dir()
+            {
+                let name = rpath
+                    .trim_end_matches('/')
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or_default();
+                return Err(fail(Error::InvalidPath(format!(
+                    "invalid local path {lpath:?}: it names a directory; give the file to write, e.g. {:?}, or - for stdout",
+                    std::path::Path::new(&lpath).join(name).display()
+                ))));
             } else {
                 let p = std::path::absolute(&lpath)
                     .map_err(|e| fail(Error::io("resolve local path", e)))?;
                 Output::File(p)
             };
-            Progress::track(&format!("pull {rpath}"), None, |counter| {
+            // The bar's total: the object's size, when that is what the pull writes (asked
+            // only when there is a bar to show it).
+            let total = match codec {
+                None if Progress::shown() => storage.object_size(&rpath).await.ok().flatten(),
+                _ => None,
+            };
+            let pulled = Progress::transfer(&format!("pull {rpath}"), total, |counter| {
                 storage.pull(
                     &rpath,
                     output,
@@ -494,9 +543,11 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                     backuprepo_transfer::stop_signal(),
                 )
             })
-            .await
-            .map(|_| ())
-            .map_err(fail)
+            .await;
+            match pulled {
+                Ok(_) => Ok(()),
+                Err(e) => Err(explained(storage, "pull", &rpath, codec, e).await),
+            }
         }
         Verb::List {
             rpath,
@@ -540,7 +591,7 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             let mut out = std::io::BufWriter::new(backuprepo_transfer::stdout::stdout());
             let mut entries = Vec::new();
             let mut write_err = None;
-            storage
+            let listed = storage
                 .list(&rpath, &opts, &mut |e| {
                     if format == Format::Json {
                         entries.push(e.clone());
@@ -548,7 +599,10 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                         write_err.get_or_insert(err);
                     }
                 })
-                .await?;
+                .await;
+            if let Err(e) = listed {
+                return Err(explained(storage, "list", &rpath, None, e).await);
+            }
             if format == Format::Json {
                 let s =
                     serde_json::to_string(&entries).map_err(|e| Error::Storage(e.to_string()))?;
@@ -560,7 +614,10 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             out.flush().map_err(|e| Error::io("write output", e))
         }
         Verb::Stat { rpath, json } => {
-            let r = storage.stat(&rpath).await?;
+            let r = match storage.stat(&rpath).await {
+                Ok(r) => r,
+                Err(e) => return Err(explained(storage, "stat", &rpath, None, e).await),
+            };
             if json {
                 println!(
                     "{}",
@@ -575,7 +632,12 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             rpath,
             decompress,
             sample,
-        } => verify(storage, &rpath, codec(decompress)?, sample).await,
+        } => match verify(storage, &rpath, codec(decompress)?, sample).await {
+            Err(e @ (Error::NotFound | Error::DirNotFound)) => {
+                Err(explained(storage, "verify", &rpath, None, e).await)
+            }
+            r => r,
+        },
         Verb::Gc {
             older_than,
             dry_run,

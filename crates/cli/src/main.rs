@@ -31,18 +31,23 @@ use datasafed::Verb;
 #[command(name = "backuprepo", version, about, propagate_version = true)]
 struct Cli {
     /// Home of the local store (default: $XDG_DATA_HOME/backuprepo or ~/.local/share/backuprepo).
-    #[arg(long, global = true, env = "BACKUPREPO_HOME")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        env = "BACKUPREPO_HOME"
+    )]
     home: Option<PathBuf>,
     /// Where repositories live: `local` (the store under --home) or `kube` (the cluster of the
     /// current kubeconfig context, where `backuprepo controller` checks them).
-    #[arg(long, global = true, env = "BACKUPREPO_STORE", default_value = "local", value_parser = ["local", "kube"])]
+    #[arg(long, global = true, help_heading = "Global options", env = "BACKUPREPO_STORE", default_value = "local", value_parser = ["local", "kube"])]
     store: String,
     /// With --store kube: the namespace of the credential Secrets `create` makes (kbcli: the
     /// KubeBlocks namespace), and of `install`.
-    #[arg(long = "install-namespace", global = true, env = "BACKUPREPO_NAMESPACE", default_value = backuprepo_deploy::DEFAULT_NAMESPACE)]
+    #[arg(long = "install-namespace", global = true, help_heading = "Global options", env = "BACKUPREPO_NAMESPACE", default_value = backuprepo_deploy::DEFAULT_NAMESPACE)]
     install_namespace: String,
     /// Log level: error, warn, info, debug, trace.
-    #[arg(long = "log-level", global = true, default_value = "warn", value_parser = datasafed::LOG_LEVELS)]
+    #[arg(long = "log-level", global = true, help_heading = "Global options", default_value = "warn", value_parser = datasafed::LOG_LEVELS)]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -169,7 +174,8 @@ enum Command {
     /// Credential Secrets (kubectl create secret generic).
     #[command(subcommand)]
     Secret(SecretCommand),
-    /// Push a local file (or - for stdin) into a repository.
+    /// Push a local file (or - for stdin) into a repository. An object already at the remote
+    /// path is replaced, unless --no-clobber is given.
     Push {
         #[command(flatten)]
         repo: RepoArg,
@@ -184,6 +190,9 @@ enum Command {
         /// `datasafed push --help`).
         #[arg(long = "expected-size", value_name = "SIZE", env = "DATASAFED_EXPECTED_SIZE", value_parser = datasafed::parse_expected_size)]
         expected_size: Option<u64>,
+        /// Refuse, writing nothing, when an object is already at the remote path.
+        #[arg(short = 'n', long = "no-clobber")]
+        no_clobber: bool,
     },
     /// Pull a file from a repository to a local file (or - for stdout).
     Pull {
@@ -227,8 +236,10 @@ enum Command {
     /// within a memory limit; print a table and recommend settings. Removes what it wrote,
     /// also when interrupted (see `datasafed bench --help`).
     Bench {
-        /// Repository name (default: the default repository).
+        /// Repository name (default: the default repository); `--repo NAME` is the same.
         name: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
         /// Bytes pushed per setting.
         #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = datasafed::parse_expected_size)]
         size: u64,
@@ -278,9 +289,11 @@ enum Command {
     /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
     /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
     Gc {
-        /// Repository name (default: the default repository).
+        /// Repository name (default: the default repository); `--repo NAME` is the same.
         #[arg(conflicts_with = "all")]
         name: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
         /// Every Ready repository.
         #[arg(long)]
         all: bool,
@@ -309,11 +322,24 @@ enum Command {
     Datasafed(datasafed::Args),
 }
 
+/// `--repo NAME`: how every data verb names its repository.
 #[derive(Debug, Args)]
 struct RepoArg {
     /// Repository name (default: the default repository).
     #[arg(long)]
     repo: Option<String>,
+}
+
+impl RepoArg {
+    /// `--repo`, or the positional name that `gc` and `bench` also take; both only if equal.
+    fn or(self, positional: Option<String>) -> Result<Option<String>> {
+        match (self.repo, positional) {
+            (Some(a), Some(b)) if a != b => {
+                bail!("the repository is named twice ({a:?} with --repo, {b:?} as an argument); give it once")
+            }
+            (a, b) => Ok(a.or(b)),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -548,12 +574,14 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             rpath,
             compress,
             expected_size,
+            no_clobber,
         } => {
             let verb = Verb::Push {
                 lpath,
                 rpath,
                 compress,
                 expected_size,
+                no_clobber,
             };
             data::run(store, repo.repo.as_deref(), verb).await
         }
@@ -590,6 +618,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
         }
         Command::Gc {
             name,
+            repo,
             all,
             older_than,
             dry_run,
@@ -603,7 +632,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
                     .map(|r| Some(r.name().to_string()))
                     .collect()
             } else {
-                vec![name]
+                vec![repo.or(name)?]
             };
             for n in names {
                 if let Some(n) = &n {
@@ -629,9 +658,13 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
         Command::RotateKeys { repo } => grants::rotate_keys(store, &repo).await,
         Command::Bench {
             name,
+            repo,
             size,
             max_memory,
-        } => data::run(store, name.as_deref(), Verb::Bench { size, max_memory }).await,
+        } => {
+            let name = repo.or(name)?;
+            data::run(store, name.as_deref(), Verb::Bench { size, max_memory }).await
+        }
         Command::Verify {
             repo,
             rpath,

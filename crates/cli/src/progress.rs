@@ -1,4 +1,5 @@
-//! A progress bar on an interactive terminal; nothing at all when stderr is not a terminal.
+//! A progress bar, and a one-line summary when the work is done, on an interactive terminal;
+//! nothing at all when stderr is not a terminal (scripts and job logs stay as they were).
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,9 +15,14 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Whether progress is shown (stderr is a terminal).
+    pub fn shown() -> bool {
+        std::io::stderr().is_terminal()
+    }
+
     /// `total`: known input size, if any.
     pub fn start(label: &str, total: Option<u64>) -> Self {
-        if !std::io::stderr().is_terminal() {
+        if !Self::shown() {
             return Progress {
                 counter: None,
                 bar: None,
@@ -64,6 +70,21 @@ impl Progress {
         out
     }
 
+    /// [`Progress::track`] for a transfer that returns its bytes; when it succeeds, say
+    /// `LABEL: SIZE in SECONDS (RATE)` on the terminal.
+    pub async fn transfer<E, Fut: std::future::Future<Output = Result<u64, E>>>(
+        label: &str,
+        total: Option<u64>,
+        work: impl FnOnce(Option<Arc<AtomicU64>>) -> Fut,
+    ) -> Result<u64, E> {
+        let started = std::time::Instant::now();
+        let out = Self::track(label, total, work).await;
+        if let (true, Ok(bytes)) = (Self::shown(), &out) {
+            eprintln!("{}", summary(label, *bytes, started.elapsed()));
+        }
+        out
+    }
+
     pub fn finish(self) {
         if let Some(t) = self.ticker {
             t.abort();
@@ -71,5 +92,27 @@ impl Progress {
         if let Some(b) = self.bar {
             b.finish_and_clear();
         }
+    }
+}
+
+/// `push a/f.sql: 1.5 MiB in 0.3 s (5.0 MiB/s)`.
+fn summary(label: &str, bytes: u64, took: Duration) -> String {
+    use indicatif::{BinaryBytes, HumanDuration};
+    let secs = took.as_secs_f64().max(0.001);
+    let rate = BinaryBytes((bytes as f64 / secs) as u64);
+    let took = match took.as_secs() {
+        0 => format!("{} ms", took.as_millis()),
+        1..=59 => format!("{secs:.1} s"),
+        _ => HumanDuration(took).to_string(),
+    };
+    format!("{label}: {} in {took} ({rate}/s)", BinaryBytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn summary_names_size_time_and_rate() {
+        let s = super::summary("push a/f.sql", 3 << 20, std::time::Duration::from_secs(2));
+        assert_eq!(s, "push a/f.sql: 3.00 MiB in 2.0 s (1.50 MiB/s)");
     }
 }

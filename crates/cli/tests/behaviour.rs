@@ -5,6 +5,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::process::Stdio;
@@ -645,15 +646,6 @@ fn getconf_and_version(c: &Ctx) {
         "Error: invalid config item name"
     );
     assert!(c.ok(&["version"]).starts_with("datasafed: "));
-}
-
-macro_rules! suite {
-    ($($case:ident),* $(,)?) => {
-        mod local { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("local", stringify!($case)) { super::$case(&c) } } )* }
-        mod s3 { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("s3", stringify!($case)) { super::$case(&c) } } )* }
-        mod ftp { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("ftp", stringify!($case)) { super::$case(&c) } } )* }
-        mod azure { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("azure", stringify!($case)) { super::$case(&c) } } )* }
-    };
 }
 
 suite!(

@@ -2,7 +2,7 @@
 //! environment written by `scripts/test-servers.sh start` (BR_* variables); `local` always works.
 //! When BR_REQUIRE_SERVERS=1 (CI), a missing server is a failure, not a skip.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_macros, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -246,4 +246,15 @@ pub fn sql(len: usize) -> Vec<u8> {
     }
     v.truncate(len);
     v
+}
+
+/// One test function per backend: `mod local`, `mod s3`, `mod ftp`, `mod azure`, each running
+/// every case with a fresh [`Ctx`] (skipped when the backend's server is not configured).
+macro_rules! suite {
+    ($($case:ident),* $(,)?) => {
+        mod local { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("local", stringify!($case)) { super::$case(&c) } } )* }
+        mod s3 { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("s3", stringify!($case)) { super::$case(&c) } } )* }
+        mod ftp { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("ftp", stringify!($case)) { super::$case(&c) } } )* }
+        mod azure { $( #[test] fn $case() { if let Some(c) = crate::common::ctx("azure", stringify!($case)) { super::$case(&c) } } )* }
+    };
 }

@@ -16,6 +16,9 @@ mod home;
 #[path = "control/grants.rs"]
 mod grants;
 
+#[path = "control/face.rs"]
+mod face;
+
 use home::*;
 
 /// The seed's fenced blocks (`None` when `../shared` is absent).

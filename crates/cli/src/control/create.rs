@@ -103,7 +103,12 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
         .get("description")
         .and_then(Json::as_str)
         .unwrap_or_default()
+        .trim_end()
         .to_string();
+    // Every sentence ends with a full stop, the provider's description too.
+    if !help.is_empty() && !help.ends_with('.') {
+        help.push('.');
+    }
     if let Some(values) = spec.get("enum").and_then(Json::as_array) {
         let v: Vec<String> = values
             .iter()
@@ -149,6 +154,7 @@ fn prop_arg(schema: &Json, p: &Prop, required: bool, with_defaults: bool) -> Arg
             .value_name("NUMBER"),
         // A value may begin with `-` (a generated secret often does): the next word is the
         // value, as in kbcli.
+        _ if p.credential => arg.value_name("@FILE|-|VALUE").allow_hyphen_values(true),
         _ => arg.value_name("STRING").allow_hyphen_values(true),
     };
     if let Some(values) = spec.get("enum").and_then(Json::as_array) {
@@ -229,6 +235,27 @@ fn credential_value(flag: &str, given: String, stdin_used: &mut bool) -> Result<
     Ok(given)
 }
 
+/// Accept a credential written on the command line (kbcli does), but say once, on stderr, that
+/// other users see it in the process list and the shell keeps it in its history.
+fn warn_literal_credentials(m: &ArgMatches, props: &[Prop]) {
+    let literal: Vec<String> = props
+        .iter()
+        .filter(|p| p.credential && m.value_source(&p.name) == Some(ValueSource::CommandLine))
+        .filter(|p| {
+            m.get_one::<String>(&p.name)
+                .is_some_and(|v| v != "-" && !v.starts_with('@'))
+        })
+        .map(|p| format!("--{}", p.flag))
+        .collect();
+    if let Some(first) = literal.first() {
+        eprintln!(
+            "Warning: {} given on the command line: other users can read it in the process list, and the shell keeps it in its history; give @FILE, - (standard input) or ${} instead",
+            literal.join(", "),
+            credential_env(first.trim_start_matches('-'))
+        );
+    }
+}
+
 /// The names a provider's parameter schema requires.
 fn required_of(schema: &Json) -> Vec<&str> {
     schema["required"]
@@ -307,7 +334,12 @@ fn example(provider: &StorageProvider, props: &[Prop], schema: &Json) -> String 
     let required = required_of(schema);
     let mut line = format!("  backuprepo create my-repo --provider {}", provider.name());
     for p in props.iter().filter(|p| required.contains(&p.name.as_str())) {
-        line.push_str(&format!(" \\\n    --{} <{}>", p.flag, p.name));
+        // Credentials from files: the way the README recommends.
+        let value = match p.credential {
+            true => format!("@{}.txt", p.flag),
+            false => format!("<{}>", p.name),
+        };
+        line.push_str(&format!(" \\\n    --{} {value}", p.flag));
     }
     let method = if provider.spec.supports_tool() {
         "Tool"
@@ -324,9 +356,20 @@ fn prompting() -> bool {
     std::io::stdin().is_terminal()
 }
 
-fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
+/// `method`: the `--access-method` given, if any. When the repository cannot be Mount (the
+/// provider has no Mount templates, or Tool was asked for), the flags only Mount reads are
+/// hidden from the help (and still accepted, as kbcli accepts them).
+fn create_command(provider: &StorageProvider, prompt: bool, method: Option<&str>) -> Command {
     let schema = schema_of(provider);
     let props = props(provider);
+    let tool_only = method == Some("Tool")
+        || !provider
+            .spec
+            .access_methods()
+            .contains(&backuprepo_api::AccessMethod::Mount);
+    // A parameter the Tool config template never reads is read by Mount only.
+    let tool_template = provider.spec.datasafed_config_template.as_deref();
+    let mount_only = |name: &str| tool_template.is_some_and(|t| !t.contains(name));
     let required = required_of(schema);
     let methods: Vec<&str> = provider
         .spec
@@ -343,26 +386,26 @@ fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
             methods.join(", ")
         ))
         .after_help(example(provider, &props, schema))
-        .arg(Arg::new("name").value_name("NAME").help("Name of the repository (generated when omitted)"))
-        .arg(Arg::new("provider").long("provider").required(true).help("The storage provider"))
+        .arg(Arg::new("name").value_name("NAME").help("Name of the repository (generated when omitted)."))
+        .arg(Arg::new("provider").long("provider").required(true).help("The storage provider (see `backuprepo list-storage-provider`)."))
         .arg(
             Arg::new("access-method")
                 .long("access-method")
                 .value_parser(["Mount", "Tool"])
-                .help("How backup jobs reach the storage: Tool (datasafed) or Mount (a PVC); default Tool when supported"),
+                .help("How backup jobs reach the storage: Tool (datasafed) or Mount (a PVC); default Tool when supported."),
         )
         .arg(
             boolish(Arg::new("default").long("default"))
-                .help("Make it the default repository (refused while another one is)"),
+                .help("Make it the default repository (refused while another one is)."),
         )
-        .arg(Arg::new("pv-reclaim-policy").long("pv-reclaim-policy").default_value("Retain").help("Reclaim policy of the PV for Mount access: Retain or Delete"))
-        .arg(Arg::new("volume-capacity").long("volume-capacity").default_value("100Gi").help("Capacity of the PVC for Mount access"))
-        .arg(Arg::new("path-prefix").long("path-prefix").help("Prefix of every path in the storage, e.g. team-a/"))
+        .arg(Arg::new("pv-reclaim-policy").long("pv-reclaim-policy").default_value("Retain").hide(tool_only).help("Reclaim policy of the PV for Mount access: Retain or Delete."))
+        .arg(Arg::new("volume-capacity").long("volume-capacity").default_value("100Gi").hide(tool_only).help("Capacity of the PVC for Mount access."))
+        .arg(Arg::new("path-prefix").long("path-prefix").help("Prefix of every path in the storage, e.g. team-a/."))
         .arg(
             Arg::new("dry-run")
                 .long("dry-run")
                 .action(ArgAction::SetTrue)
-                .help("Check the storage and print the diagnosis; store nothing"),
+                .help("Check the storage and print the diagnosis; store nothing."),
         );
     for p in &props {
         if cmd
@@ -373,7 +416,8 @@ fn create_command(provider: &StorageProvider, prompt: bool) -> Command {
         }
         // A required credential is asked for on a terminal rather than refused.
         let must = required.contains(&p.name.as_str()) && !(prompt && p.credential);
-        cmd = cmd.arg(prop_arg(schema, p, must, true));
+        let hide = tool_only && mount_only(&p.name);
+        cmd = cmd.arg(prop_arg(schema, p, must, true).hide(hide));
     }
     cmd
 }
@@ -472,10 +516,12 @@ fn provider_flag(args: &[String]) -> Result<Option<String>> {
 fn plan_create(provider: &StorageProvider, args: Vec<String>) -> Result<Option<(NewRepo, bool)>> {
     let props = props(provider);
     let prompt = prompting();
-    let Some(m) = parse(create_command(provider, prompt), args)? else {
+    let method = flag_value(&args, "--access-method");
+    let Some(m) = parse(create_command(provider, prompt, method.as_deref()), args)? else {
         return Ok(None);
     };
     let (config, mut secret) = collect(&m, &props, false);
+    warn_literal_credentials(&m, &props);
     if prompt {
         ask_missing_credentials(provider, &props, &mut secret)?;
     }
@@ -651,6 +697,7 @@ fn plan_update(provider: StorageProvider, args: Vec<String>) -> Result<Option<Up
         .filter(|p| p.credential)
         .collect();
     let (_, secret) = collect(&m, &props, true);
+    warn_literal_credentials(&m, &props);
     let secret = resolve_credentials(&props, secret)?;
     Ok(Some(UpdatePlan {
         secret,
@@ -709,8 +756,8 @@ mod tests {
     #[test]
     fn every_builtin_builds_a_valid_command() {
         for p in backuprepo_catalog::builtin::all().unwrap() {
-            create_command(&p, false).debug_assert();
-            create_command(&p, true).debug_assert();
+            create_command(&p, false, None).debug_assert();
+            create_command(&p, true, Some("Tool")).debug_assert();
             update_command(&p).debug_assert();
         }
     }

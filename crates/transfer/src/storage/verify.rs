@@ -4,10 +4,11 @@
 //! number), and that the object reads to its end at its stored size. Objects in datasafed's
 //! AES-CFB format carry no authentication: they are reported as such, never as good.
 
-use std::io::{self, Write};
+use std::io;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+use super::explain::Head;
 use super::Storage;
 use crate::compress::Codec;
 use crate::crypto::Algorithm;
@@ -49,22 +50,6 @@ pub fn sniff(head: &[u8]) -> Option<Codec> {
         [0x1f, 0x8b, ..] => Some(Codec::Gzip(6)),
         [0x04, 0x22, 0x4d, 0x18, ..] => Some(Codec::Lz4),
         _ => None,
-    }
-}
-
-/// Keeps the first bytes written, discards the rest.
-struct Head(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Head {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Ok(mut h) = self.0.lock() {
-            let room = 8usize.saturating_sub(h.len());
-            h.extend_from_slice(&buf[..room.min(buf.len())]);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -136,7 +121,7 @@ impl Storage {
                     codec: None,
                     encryption: self.encryption.clone(),
                 };
-                let out = Box::new(Head(head.clone()));
+                let out = Box::new(Head::new(head.clone(), 8, false));
                 if let Err(e) = self
                     .fetch(&key, out, filters, None, std::future::pending())
                     .await

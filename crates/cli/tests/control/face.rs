@@ -1,0 +1,214 @@
+//! The `backuprepo` face as kubectl and rclone users expect it: errors that name the path,
+//! `push --no-clobber`, one way to name a repository in every data verb, a warning for a
+//! credential written on the command line, and help that shows only what applies.
+
+use super::home::*;
+
+#[test]
+fn data_verbs_name_the_path_and_no_clobber_refuses() {
+    let h = Home::new();
+    let data = h.local_repo("r");
+    let src = h.dir.path().join("f.sql");
+    std::fs::write(&src, "select 1;").unwrap();
+    let src = src.to_str().unwrap();
+    h.ok(&["push", "--repo", "r", src, "d/f.sql"], None);
+
+    let err = h.fails(&["stat", "--repo", "r", "d/nope.sql"], None);
+    assert!(
+        err.contains(r#"stat "d/nope.sql": directory not found: there is no file or directory "d/nope.sql" in this repository"#),
+        "{err}"
+    );
+    let err = h.fails(&["list", "--repo", "r", "d/f.sql/"], None);
+    assert!(
+        err.contains(r#""d/f.sql" is a file, not a directory"#),
+        "{err}"
+    );
+    let out = h.dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let err = h.fails(
+        &["pull", "--repo", "r", "d/f.sql", out.to_str().unwrap()],
+        None,
+    );
+    assert!(
+        err.contains(&format!(
+            "invalid local path {:?}: it names a directory; give the file to write, e.g. {:?}",
+            out.to_str().unwrap(),
+            out.join("f.sql").to_str().unwrap()
+        )),
+        "{err}"
+    );
+
+    // --no-clobber: refused, the stored object unchanged; a plain push replaces.
+    let other = h.dir.path().join("g.sql");
+    std::fs::write(&other, "select 2;").unwrap();
+    let other = other.to_str().unwrap();
+    let o = h.run(
+        &["push", "--repo", "r", "--no-clobber", other, "d/f.sql"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr)
+        .contains("exists already and --no-clobber was given; nothing was written"));
+    assert_eq!(
+        std::fs::read_to_string(data.join("d/f.sql")).unwrap(),
+        "select 1;"
+    );
+    h.ok(&["push", "--repo", "r", other, "d/f.sql"], None);
+    assert_eq!(
+        std::fs::read_to_string(data.join("d/f.sql")).unwrap(),
+        "select 2;"
+    );
+    let help = h.ok(&["push", "--help"], None);
+    assert!(help.contains("is replaced, unless --no-clobber"), "{help}");
+}
+
+#[test]
+fn every_data_verb_takes_the_repository_as_repo() {
+    let h = Home::new();
+    h.local_repo("r");
+    h.local_repo("other");
+    for args in [
+        ["gc", "--repo", "r", "--dry-run"].as_slice(),
+        ["gc", "r", "--dry-run"].as_slice(),
+    ] {
+        let out = h.ok(args, None);
+        assert!(out.contains("backuprepo/r:"), "{args:?}: {out}");
+    }
+    let err = h.fails(&["gc", "other", "--repo", "r"], None);
+    assert!(err.contains("the repository is named twice"), "{err}");
+    let err = h.fails(&["bench", "other", "--repo", "r"], None);
+    assert!(err.contains("the repository is named twice"), "{err}");
+    // A parse error exits 2, every other failure 1.
+    assert_eq!(h.run(&["gc", "--bogus"], None).status.code(), Some(2));
+    assert_eq!(
+        h.run(&["stat", "--repo", "missing"], None).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_literal_credential_is_accepted_with_one_warning() {
+    let Some((endpoint, bucket, key, secret)) = s3() else {
+        return;
+    };
+    let h = Home::new();
+    let key_file = h.dir.path().join("key.txt");
+    std::fs::write(&key_file, format!("{key}\n")).unwrap();
+    let key_arg = format!("@{}", key_file.display());
+    let create = |name: &str, key: &str, secret: &str, stdin: Option<&str>| {
+        h.run(
+            &[
+                "create",
+                name,
+                "--provider",
+                "minio",
+                "--bucket",
+                &bucket,
+                "--endpoint",
+                &endpoint,
+                "--access-key-id",
+                key,
+                "--secret-access-key",
+                secret,
+                "--path-prefix",
+                name,
+            ],
+            stdin,
+        )
+    };
+    // Both on the command line: one warning naming both flags, the repository still created.
+    let o = create("lit", &key, &secret, None);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("Warning:").count(), 1, "{err}");
+    assert!(
+        err.contains("Warning: --access-key-id, --secret-access-key given on the command line: other users can read it in the process list"),
+        "{err}"
+    );
+    assert!(!err.contains(&secret));
+    // From a file and standard input: no warning.
+    let o = create("files", &key_arg, "-", Some(&secret));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("Warning"), "{err}");
+    // The help and its example show the safe forms.
+    let help = h.ok(&["create", "--provider", "minio", "--help"], None);
+    assert!(
+        help.contains("--secret-access-key <@FILE|-|VALUE>"),
+        "{help}"
+    );
+    assert!(
+        help.contains("--secret-access-key @secret-access-key.txt"),
+        "{help}"
+    );
+}
+
+#[test]
+fn create_help_shows_what_applies() {
+    let h = Home::new();
+    // local has no Mount: no PV flags.
+    let help = h.ok(&["create", "--provider", "local", "--help"], None);
+    assert!(!help.contains("--volume-capacity"), "{help}");
+    assert!(!help.contains("--pv-reclaim-policy"), "{help}");
+    assert!(help.contains("--path <STRING>"), "{help}");
+    // s3 has both: Mount's flags are shown, unless Tool is asked for.
+    let both = h.ok(&["create", "--provider", "s3", "--help"], None);
+    let tool = h.ok(
+        &[
+            "create",
+            "--provider",
+            "s3",
+            "--access-method",
+            "Tool",
+            "--help",
+        ],
+        None,
+    );
+    for flag in [
+        "--geesefs-memory-limit",
+        "--mount-options",
+        "--volume-capacity",
+    ] {
+        assert!(both.contains(flag), "{flag}: {both}");
+        assert!(!tool.contains(flag), "{flag}: {tool}");
+    }
+    assert!(tool.contains("--bucket"), "{tool}");
+    // Every description is a sentence.
+    for line in both.lines().map(str::trim) {
+        if line.starts_with("--")
+            || line.is_empty()
+            || line.starts_with('[')
+            || line == "Print help"
+        {
+            continue;
+        }
+        // Without clap's own trailers ([default: ..], [env: ..], [possible values: ..]).
+        let mut text = line;
+        while let Some(i) = ["[default: ", "[env: ", "[possible values: "]
+            .iter()
+            .filter_map(|t| text.rfind(t))
+            .max()
+        {
+            text = text[..i].trim_end();
+        }
+        if both.contains(&format!("\n          {line}")) {
+            assert!(text.ends_with('.'), "no full stop: {line:?}");
+        }
+    }
+    // Hidden flags are still accepted, as kbcli accepts them.
+    let data = h.dir.path().join("d");
+    std::fs::create_dir(&data).unwrap();
+    h.ok(
+        &[
+            "create",
+            "x",
+            "--provider",
+            "local",
+            "--path",
+            data.to_str().unwrap(),
+            "--volume-capacity",
+            "1Gi",
+        ],
+        None,
+    );
+}
