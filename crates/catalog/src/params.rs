@@ -24,6 +24,31 @@ pub enum ParamError {
     Schema(String),
 }
 
+/// The keys of `config` that `schema` (a provider's `parametersSchema.openAPIV3Schema`) does not
+/// declare, each with the declared parameter it most likely meant, if one is close. Nothing
+/// when the schema declares no properties (then every key may be read by a template).
+pub fn unknown_keys<'a>(
+    schema: &'a Json,
+    config: impl IntoIterator<Item = &'a String>,
+) -> Vec<(String, Option<&'a str>)> {
+    let Some(props) = schema.get("properties").and_then(Json::as_object) else {
+        return Vec::new();
+    };
+    config
+        .into_iter()
+        .filter(|k| !props.contains_key(k.as_str()))
+        .map(|k| {
+            let near = props
+                .keys()
+                .map(|p| (strsim::levenshtein(&k.to_lowercase(), &p.to_lowercase()), p))
+                .filter(|(d, p)| *d <= 2.max(p.len() / 4))
+                .min_by_key(|(d, _)| *d)
+                .map(|(_, p)| p.as_str());
+            (k.clone(), near)
+        })
+        .collect()
+}
+
 /// Merge and validate. `schema` is the provider's `parametersSchema.openAPIV3Schema`.
 pub fn resolve(
     schema: &Json,
@@ -144,6 +169,29 @@ pub fn resolve(
         Ok(merged)
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod unknown_tests {
+    use super::unknown_keys;
+
+    #[test]
+    fn unknown_keys_come_with_the_nearest_declared_one() {
+        let schema = serde_json::json!({"properties": {"bucket": {}, "endpoint": {}, "path": {}}});
+        let config = [
+            "bucket".to_string(),
+            "endpiont".to_string(),
+            "zzz".to_string(),
+        ];
+        assert_eq!(
+            unknown_keys(&schema, &config),
+            vec![
+                ("endpiont".to_string(), Some("endpoint")),
+                ("zzz".to_string(), None)
+            ]
+        );
+        assert!(unknown_keys(&serde_json::json!({}), &config).is_empty());
     }
 }
 

@@ -27,6 +27,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::conditions::{self, FALSE, TRUE, UNKNOWN};
 use crate::digest::digest;
 
+mod mount;
+use mount::{csi_driver_installed, pvc_step, storage_class_step, Render};
+
 /// Reasons this implementation adds to KubeBlocks' set.
 pub mod extra_reason {
     /// Parameters fail the provider's schema (KubeBlocks does not validate them).
@@ -442,7 +445,7 @@ fn provider_step<'a>(input: &Input<'a>, step: &mut Step<'_>) -> Option<&'a Stora
                 ct::STORAGE_PROVIDER_READY,
                 FALSE,
                 reason::INVALID_STORAGE_PROVIDER,
-                message::DATASAFED_CONFIG_TEMPLATE_EMPTY,
+                method_unsupported(repo, provider, message::DATASAFED_CONFIG_TEMPLATE_EMPTY),
             );
             return None;
         }
@@ -451,7 +454,7 @@ fn provider_step<'a>(input: &Input<'a>, step: &mut Step<'_>) -> Option<&'a Stora
                 ct::STORAGE_PROVIDER_READY,
                 FALSE,
                 reason::INVALID_STORAGE_PROVIDER,
-                message::BOTH_SC_AND_PVC_TEMPLATES_EMPTY,
+                method_unsupported(repo, provider, message::BOTH_SC_AND_PVC_TEMPLATES_EMPTY),
             );
             return None;
         }
@@ -475,6 +478,37 @@ fn provider_step<'a>(input: &Input<'a>, step: &mut Step<'_>) -> Option<&'a Stora
         "",
     );
     Some(provider)
+}
+
+/// KubeBlocks' message for an access method the provider has no templates for, then what it
+/// means and the fix: the methods the provider offers, and that a repository without
+/// `spec.accessMethod` is Mount.
+fn method_unsupported(repo: &BackupRepo, provider: &StorageProvider, kb_message: &str) -> String {
+    let offered: Vec<&str> = provider
+        .spec
+        .access_methods()
+        .iter()
+        .map(|m| m.as_str())
+        .collect();
+    let method = repo.access_method();
+    let why = match repo.spec.access_method {
+        None => format!(
+            "spec.accessMethod is not set, so it is {} (as in KubeBlocks)",
+            method.as_str()
+        ),
+        Some(_) => format!("spec.accessMethod is {}", method.as_str()),
+    };
+    match offered.first() {
+        Some(first) => format!(
+            "{kb_message}: {why}, and provider {:?} supports only {}; set spec.accessMethod: {first}",
+            provider.name(),
+            offered.join(", ")
+        ),
+        None => format!(
+            "{kb_message}: provider {:?} has neither a datasafed config template nor Mount templates",
+            provider.name()
+        ),
+    }
 }
 
 /// Step 2: parameters: defaults < config < credential Secret, validated against the schema
@@ -540,164 +574,6 @@ fn parameters_step(
     };
     step.set(ct::PARAMETERS_CHECKED, TRUE, reason::PARAMETERS_CHECKED, "");
     Some(parameters)
-}
-
-/// What steps 3 and 4 render from: the repository, its provider, the merged parameters.
-struct Render<'i, 'a> {
-    input: &'i Input<'a>,
-    provider: &'i StorageProvider,
-    parameters: &'i BTreeMap<String, String>,
-}
-
-/// Step 3: the CSI secret and StorageClass (Kubernetes, Mount only; condition
-/// StorageClassCreated). KubeBlocks makes them for every access method; a Tool repository never
-/// mounts, and its CSI secret would only be one more copy of the credentials in the cluster.
-fn storage_class_step(r: &Render<'_, '_>, step: &mut Step<'_>, out: &mut Output) -> Option<()> {
-    let (input, provider, parameters) = (r.input, r.provider, r.parameters);
-    let repo = input.repo;
-    let method = repo.access_method();
-    let spec = &provider.spec;
-    let settings = input.settings;
-    if settings.mount_supported && method == AccessMethod::Mount {
-        let secret_ref = if spec.csi_driver_secret_template.is_some() {
-            // The name in status is kept (KubeBlocks' random suffix) only if it is one this
-            // rule derives, in the controller's namespace: status is writable by others, and
-            // the controller writes this Secret.
-            let r = step
-                .status
-                .generated_csi_driver_secret
-                .clone()
-                .filter(|r| {
-                    r.namespace.as_deref() == Some(settings.namespace.as_str())
-                        && r.name.as_deref().is_some_and(|n| {
-                            backuprepo_api::names::is_derived_name(
-                                name_prefix::CSI_DRIVER_SECRET,
-                                repo.name(),
-                                n,
-                            )
-                        })
-                })
-                .unwrap_or_else(|| SecretReference {
-                    name: Some(derived_name(
-                        name_prefix::CSI_DRIVER_SECRET,
-                        repo.name(),
-                        input.name_suffix,
-                    )),
-                    namespace: Some(settings.namespace.clone()),
-                });
-            step.status.generated_csi_driver_secret = Some(r.clone());
-            Some(r)
-        } else {
-            None
-        };
-        let ctx = render::Context {
-            parameters,
-            csi_secret: secret_ref.as_ref().map(|r| {
-                (
-                    r.name.as_deref().unwrap_or(""),
-                    r.namespace.as_deref().unwrap_or(""),
-                )
-            }),
-        };
-        match render::csi_secret(spec, &ctx) {
-            Ok(data) => out.csi_secret = secret_ref.clone().zip(data),
-            Err(e) => {
-                step.set(
-                    ct::STORAGE_CLASS_CREATED,
-                    FALSE,
-                    reason::PREPARE_CSI_SECRET_FAILED,
-                    e.to_string(),
-                );
-                return None;
-            }
-        }
-        match render::storage_class(spec, &ctx) {
-            Ok(Some(mut sc)) => {
-                let sc_name = step
-                    .status
-                    .generated_storage_class_name
-                    .clone()
-                    .unwrap_or_else(|| {
-                        derived_name(name_prefix::STORAGE_CLASS, repo.name(), input.name_suffix)
-                    });
-                step.status.generated_storage_class_name = Some(sc_name.clone());
-                sc.metadata.name = Some(sc_name);
-                sc.volume_binding_mode = Some("Immediate".into());
-                sc.reclaim_policy = Some(repo.spec.pv_reclaim_policy.as_str().into());
-                out.storage_class = Some(sc);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                step.set(
-                    ct::STORAGE_CLASS_CREATED,
-                    FALSE,
-                    reason::PREPARE_STORAGE_CLASS_FAILED,
-                    e.to_string(),
-                );
-                return None;
-            }
-        }
-        step.set(
-            ct::STORAGE_CLASS_CREATED,
-            TRUE,
-            reason::STORAGE_CLASS_CREATED,
-            "",
-        );
-    } else {
-        step.set(
-            ct::STORAGE_CLASS_CREATED,
-            TRUE,
-            reason::SKIPPED,
-            if method == AccessMethod::Tool {
-                "Tool access needs no StorageClass or CSI secret"
-            } else {
-                "this store does not create StorageClasses or CSI secrets"
-            },
-        );
-    }
-    Some(())
-}
-
-/// Step 4: the PVC template renders (Mount only; condition PVCTemplateChecked).
-fn pvc_step(r: &Render<'_, '_>, step: &mut Step<'_>, out: &mut Output) -> Option<()> {
-    let (input, provider, parameters) = (r.input, r.provider, r.parameters);
-    let spec = &provider.spec;
-    if input.repo.access_method() == AccessMethod::Mount
-        && spec.persistent_volume_claim_template.is_some()
-    {
-        let ctx = render::Context {
-            parameters,
-            csi_secret: None,
-        };
-        let sc = step
-            .status
-            .generated_storage_class_name
-            .clone()
-            .unwrap_or_default();
-        match render::pvc(spec, &ctx, &sc) {
-            Ok(pvc) => {
-                out.pvc = pvc;
-                step.set(
-                    ct::PVC_TEMPLATE_CHECKED,
-                    TRUE,
-                    reason::PVC_TEMPLATE_CHECKED,
-                    "",
-                );
-            }
-            Err(e) => {
-                step.set(
-                    ct::PVC_TEMPLATE_CHECKED,
-                    FALSE,
-                    reason::BAD_PVC_TEMPLATE,
-                    e.to_string(),
-                );
-                return None;
-            }
-        }
-    } else {
-        step.set(ct::PVC_TEMPLATE_CHECKED, TRUE, reason::SKIPPED, "");
-    }
-    Some(())
 }
 
 /// Step 5: the pre-check, with the digest rule and periodic re-checks.
@@ -818,22 +694,6 @@ fn precheck(input: &Input<'_>, step: &mut Step<'_>, out: &mut Output, work: Work
         }
         out.probe = Some(request);
     }
-}
-
-fn csi_driver_installed(p: &StorageProvider) -> bool {
-    // A provider without a CSI driver needs none (its status says so once the provider
-    // controller ran; the rule is the same without it).
-    if p.spec
-        .csi_driver_name
-        .as_deref()
-        .unwrap_or_default()
-        .is_empty()
-    {
-        return true;
-    }
-    p.status
-        .as_ref()
-        .is_some_and(|s| conditions::is_true(&s.conditions, ct::CSI_DRIVER_INSTALLED))
 }
 
 fn param_errors(errors: &[ParamError]) -> String {

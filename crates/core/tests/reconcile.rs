@@ -217,9 +217,10 @@ fn provider_must_support_the_access_method() {
         FALSE,
         reason::INVALID_STORAGE_PROVIDER,
     );
+    // KubeBlocks' message first (what scripts match), then the reason and the fix.
     assert_eq!(
         cond(&o, ct::STORAGE_PROVIDER_READY).message,
-        "DatasafedConfigTemplate is empty"
+        "DatasafedConfigTemplate is empty: spec.accessMethod is Tool, and provider \"nfs\" supports only Mount; set spec.accessMethod: Mount"
     );
 
     let ftp = provider("ftp");
@@ -233,7 +234,7 @@ fn provider_must_support_the_access_method() {
     );
     assert_eq!(
         cond(&o, ct::STORAGE_PROVIDER_READY).message,
-        "both StorageClassTemplate and PersistentVolumeClaimTemplate are empty"
+        "both StorageClassTemplate and PersistentVolumeClaimTemplate are empty: spec.accessMethod is Mount, and provider \"ftp\" supports only Tool; set spec.accessMethod: Tool"
     );
 }
 

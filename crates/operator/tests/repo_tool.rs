@@ -293,7 +293,12 @@ async fn provider_not_supporting_tool_is_invalid() {
     assert_eq!(res.unwrap(), Action::await_change());
     let c = condition(&seen[1].body["status"], "StorageProviderReady");
     assert_eq!(c["reason"], "InvalidStorageProvider");
-    assert_eq!(c["message"], "DatasafedConfigTemplate is empty");
+    let m = c["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("DatasafedConfigTemplate is empty: ")
+            && m.ends_with("set spec.accessMethod: Mount"),
+        "{m}"
+    );
 }
 
 #[tokio::test]

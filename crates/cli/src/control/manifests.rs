@@ -57,8 +57,53 @@ pub async fn apply<S: RepoStore>(store: &S, file: &str) -> Result<()> {
 /// [`apply`] of parsed documents.
 pub async fn apply_documents<S: RepoStore>(store: &S, docs: Vec<Document>) -> Result<()> {
     check_documents(&docs)?;
+    warn_unknown_config(store, &docs).await;
     let applied = store.apply(docs).await?;
     report_applied(store, applied).await
+}
+
+/// Warn, as for unknown fields, about keys of a BackupRepo's `spec.config` that its provider
+/// (applied in the same file, or in the store) does not declare: templates never read them, so
+/// a typo would otherwise go unnoticed until a check fails.
+async fn warn_unknown_config<S: RepoStore>(store: &S, docs: &[Document]) {
+    for doc in docs {
+        let Document::BackupRepo(repo) = doc else {
+            continue;
+        };
+        let wanted = &repo.spec.storage_provider_ref;
+        let in_file = docs.iter().find_map(|d| match d {
+            Document::StorageProvider(p) if p.name() == wanted => Some(p.clone()),
+            _ => None,
+        });
+        let provider = match in_file {
+            Some(p) => p,
+            None => match store.provider(wanted).await {
+                Ok(p) => p,
+                Err(_) => continue, // the check names a missing provider
+            },
+        };
+        let Some(schema) = provider.spec.open_api_v3_schema() else {
+            continue;
+        };
+        for (key, near) in backuprepo_catalog::params::unknown_keys(schema, repo.spec.config.keys())
+        {
+            let hint = match near {
+                Some(n) => format!("did you mean {n:?}?"),
+                None => {
+                    let declared: Vec<&str> = schema
+                        .get("properties")
+                        .and_then(|p| p.as_object())
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    format!("its parameters are: {}", declared.join(", "))
+                }
+            };
+            eprintln!(
+                "Warning: BackupRepo {}: spec.config.{key} is not a parameter of storage provider {wanted:?}, and is ignored; {hint}",
+                repo.name()
+            );
+        }
+    }
 }
 
 /// Print kubectl's lines, then settle what changed and warn about what is not Ready.

@@ -212,3 +212,38 @@ fn create_help_shows_what_applies() {
         None,
     );
 }
+
+#[test]
+fn apply_explains_the_default_access_method_and_unknown_config_keys() {
+    let h = Home::new();
+    let data = h.dir.path().join("d");
+    std::fs::create_dir(&data).unwrap();
+    let manifest = format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: nomethod\nspec:\n  storageProviderRef: local\n  pvReclaimPolicy: Retain\n  config:\n    path: {}\n    pth: typo\n    zzz: x\n",
+        data.display()
+    );
+    let o = h.run(&["apply", "-f", "-"], Some(&manifest));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(r#"spec.config.pth is not a parameter of storage provider "local", and is ignored; did you mean "path"?"#),
+        "{err}"
+    );
+    assert!(err.contains("spec.config.zzz is not a parameter of storage provider \"local\", and is ignored; its parameters are: path"), "{err}");
+    let (status, reason, message) = h.condition("nomethod", "StorageProviderReady");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "InvalidStorageProvider")
+    );
+    assert_eq!(
+        message,
+        r#"both StorageClassTemplate and PersistentVolumeClaimTemplate are empty: spec.accessMethod is not set, so it is Mount (as in KubeBlocks), and provider "local" supports only Tool; set spec.accessMethod: Tool"#
+    );
+    assert!(err.contains(&message), "apply says it too: {err}");
+    // Following the advice makes it Ready.
+    let fixed = manifest.replace(
+        "  pvReclaimPolicy: Retain\n",
+        "  accessMethod: Tool\n  pvReclaimPolicy: Retain\n",
+    );
+    h.ok(&["apply", "-f", "-"], Some(&fixed));
+    assert_eq!(h.phase("nomethod"), "Ready");
+}
