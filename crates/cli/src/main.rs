@@ -104,7 +104,7 @@ enum Command {
         all: bool,
         /// Keep running: reconcile every repository every SECONDS (re-checks that are due run,
         /// Failed repositories recover by themselves). Stops on Ctrl-C.
-        #[arg(long, value_name = "SECONDS", requires = "all")]
+        #[arg(long, value_name = "SECONDS", requires = "all", value_parser = clap::value_parser!(u64).range(1..))]
         watch: Option<u64>,
     },
     /// Create or update Secrets, BackupRepos and StorageProviders from YAML (multi-document).

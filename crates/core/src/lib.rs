@@ -12,6 +12,7 @@ pub mod deletion;
 pub mod digest;
 pub mod env;
 pub mod key_mode;
+pub mod location;
 pub mod manifests;
 pub mod reconcile;
 pub mod scoping;

@@ -158,6 +158,9 @@ pub trait RepoStore {
     /// What counts as a repository's users in [`RepoStore::usage`], for messages
     /// (`backup(s)`: Backup objects; `backup file(s)`: files in the storage).
     const USERS: &'static str;
+    /// The `list` column of those users: kbcli's `BACKUPS` (Backup objects) on Kubernetes,
+    /// `FILES` on the local store (there are no Backup objects there).
+    const USERS_COLUMN: &'static str;
 
     /// A storage provider; [`NotFound`] when there is none of that name.
     async fn provider(&self, name: &str) -> Result<StorageProvider>;
@@ -209,6 +212,11 @@ pub trait RepoStore {
     async fn install(&self, request: InstallRequest) -> Result<Applied>;
     /// The rendered tool config of a Ready repository (for the data verbs).
     async fn tool_config(&self, repo: &BackupRepo) -> Result<String>;
+    /// Our own write (`backuprepo push`, `rm`) changed what `repo` holds by `objects` and
+    /// `bytes` under `rel` (a path in the repository): keep its recorded usage current without
+    /// a listing. The local store records it; on Kubernetes `BACKUPS` counts Backup objects
+    /// and the controller measures the bytes after each check, so nothing is recorded there.
+    async fn account_write(&self, repo: &str, rel: &str, objects: i64, bytes: i64) -> Result<()>;
 }
 
 /// The Opaque Secret holding a repository's credential values.

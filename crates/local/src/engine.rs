@@ -250,12 +250,12 @@ async fn evaluate(
         Ok((out, _)) => out,
         Err(never) => match never {},
     };
+    // The events of the local store (what `kubectl get events` shows on Kubernetes) are
+    // logged at info: every command that checks says the outcome itself, once
+    // (`--log-level info` shows them too).
     for e in &out.events {
-        if e.warning {
-            tracing::warn!(repo = repo.name(), reason = %e.reason, "{}", e.message);
-        } else {
-            tracing::info!(repo = repo.name(), reason = %e.reason, "{}", e.message);
-        }
+        let kind = if e.warning { "Warning" } else { "Normal" };
+        tracing::info!(repo = repo.name(), reason = %e.reason, kind, "{}", e.message);
     }
     out
 }

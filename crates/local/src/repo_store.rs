@@ -201,6 +201,7 @@ impl ApplyTxn<'_> {
 
 impl RepoStore for LocalStore {
     const USERS: &'static str = "backup file(s)";
+    const USERS_COLUMN: &'static str = "FILES";
 
     async fn provider(&self, name: &str) -> Result<StorageProvider> {
         self.store()
@@ -450,5 +451,17 @@ impl RepoStore for LocalStore {
                 repo.name()
             )
         })
+    }
+
+    async fn account_write(&self, name: &str, rel: &str, objects: i64, bytes: i64) -> Result<()> {
+        let lock = self.store().lock()?;
+        let mut repo = self.stored(name)?;
+        // Never measured yet: the first check measures it all.
+        let Some(usage) = repo.status.as_mut().and_then(|s| s.usage.as_mut()) else {
+            return Ok(());
+        };
+        backuprepo_transfer::storage::account(usage, rel, objects, bytes);
+        self.store().put_repo(&lock, repo, &now())?;
+        Ok(())
     }
 }

@@ -615,6 +615,7 @@ pub async fn create<S: RepoStore>(store: &S, args: Vec<String>) -> Result<()> {
     let Some((new, dry_run)) = plan_create(&provider, args)? else {
         return Ok(());
     };
+    super::warn_overlaps(std::slice::from_ref(&new.repo), &store.repos().await?);
     if dry_run {
         let name = store.admit(&new).await?;
         let NewRepo {

@@ -43,9 +43,33 @@ pub(super) async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> R
 pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Result<()> {
     let repo = ready_repo(store, repo).await?;
     let (cfg, storage) = open(store, &repo).await?;
+    // A push changes the recorded usage by what it added or replaced: one look at the
+    // target before and after (only when there is a recorded usage to keep current).
+    let pushed = match &verb {
+        Verb::Push { rpath, .. } if recorded(&repo) => Some((
+            rpath.clone(),
+            storage.stored_size(rpath).await.ok().flatten(),
+        )),
+        _ => None,
+    };
     datasafed::run_verb(&cfg, &storage, verb)
         .await
-        .map_err(|e| anyhow!("{e}"))
+        .map_err(|e| anyhow!("{e}"))?;
+    if let Some((rpath, before)) = pushed {
+        if let Ok(Some(after)) = storage.stored_size(&rpath).await {
+            let objects = i64::from(before.is_none());
+            let bytes = after as i64 - before.unwrap_or(0) as i64;
+            store
+                .account_write(repo.name(), &rpath, objects, bytes)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the repository has a recorded usage (`status.usage`) to keep current.
+fn recorded(repo: &BackupRepo) -> bool {
+    repo.status.as_ref().is_some_and(|s| s.usage.is_some())
 }
 
 /// The repository's tool config and its storage under the repository's path.
@@ -108,10 +132,35 @@ pub async fn rm<S: RepoStore>(
     if !is_object && !recursive {
         bail!("{rpath}: is a directory; use -r to remove it and everything under it (nothing was removed)");
     }
+    // What the removal takes from the recorded usage, in stored objects and bytes (all of
+    // them under a directory, whatever the encryption setting shows).
+    let removed = match (recorded(&repo), is_object) {
+        (false, _) => None,
+        (true, true) => storage
+            .stored_size(rpath)
+            .await
+            .ok()
+            .flatten()
+            .map(|b| (1, b)),
+        (true, false) => {
+            let (cfg, _) = open(store, &repo).await?;
+            let raw = backuprepo_transfer::Storage::open(
+                &cfg,
+                repo.spec.path_prefix.as_deref().unwrap_or(""),
+                None,
+            )?;
+            raw.stat(rpath).await.ok().map(|s| (s.files, s.total_size))
+        }
+    };
     storage
         .remove(rpath, !is_object)
         .await
         .map_err(|e| anyhow!("{e}"))?;
+    if let Some((objects, bytes)) = removed {
+        store
+            .account_write(repo.name(), rpath, -(objects as i64), -(bytes as i64))
+            .await?;
+    }
     match is_object {
         true => println!("removed {rpath}"),
         false => println!("removed {}/ and everything under it", wanted),

@@ -147,6 +147,8 @@ fn create_makes_the_secret_then_the_repo_then_owns_the_secret() {
     let created_repo = repo("my-repo", "s3", "", json!({}));
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        // The repositories, for the overlap warning.
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", format!("{REPOS}/my-repo"), 404, not_found("my-repo")),
         step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("POST", KB_SECRETS, 201, created_secret.clone()),
@@ -162,7 +164,7 @@ fn create_makes_the_secret_then_the_repo_then_owns_the_secret() {
     let seen = finish(cl, task);
 
     // The Secret: generated name, in the install namespace, credentials only.
-    let secret = &seen[3].body;
+    let secret = &seen[4].body;
     assert_eq!(secret["metadata"]["generateName"], "kb-backuprepo-");
     assert_eq!(secret["metadata"]["namespace"], "kb-system");
     assert_eq!(secret["type"], "Opaque");
@@ -171,7 +173,7 @@ fn create_makes_the_secret_then_the_repo_then_owns_the_secret() {
         json!({"accessKeyId": b64("AK"), "secretAccessKey": b64("SK")})
     );
     // The repository: kbcli's fields, the reference to the Secret, the default annotation.
-    let r = &seen[4].body;
+    let r = &seen[5].body;
     assert_eq!(r["metadata"]["name"], "my-repo");
     assert_eq!(
         r["metadata"]["annotations"][IS_DEFAULT_REPO_ANNOTATION],
@@ -189,9 +191,9 @@ fn create_makes_the_secret_then_the_repo_then_owns_the_secret() {
     );
     assert!(r.get("status").is_none_or(Value::is_null));
     // The Secret goes with the repository.
-    assert_eq!(seen[5].content_type, "application/merge-patch+json");
+    assert_eq!(seen[6].content_type, "application/merge-patch+json");
     assert_eq!(
-        seen[5].body["metadata"]["ownerReferences"],
+        seen[6].body["metadata"]["ownerReferences"],
         json!([{"apiVersion": "dataprotection.kubeblocks.io/v1alpha1", "kind": "BackupRepo",
                 "name": "my-repo", "uid": "uid-my-repo"}])
     );
@@ -204,6 +206,8 @@ fn create_refused_by_the_server_rolls_the_secret_back() {
         "reason": "Invalid", "code": 422});
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        // The repositories, for the overlap warning.
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", format!("{REPOS}/my-repo"), 404, not_found("my-repo")),
         step(
             "POST",
@@ -233,6 +237,8 @@ fn create_checks_before_writing_anything() {
     // An existing name, a second default, an unknown provider, a bad flag: nothing is posted.
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        // The repositories, for the overlap warning.
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step(
             "GET",
             format!("{REPOS}/my-repo"),
@@ -246,6 +252,8 @@ fn create_checks_before_writing_anything() {
 
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        // The repositories, for the overlap warning.
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", format!("{REPOS}/my-repo"), 404, not_found("my-repo")),
         step(
             "GET",
@@ -300,6 +308,7 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
         "spec": {"storageProviderRef": "local", "pvReclaimPolicy": "Retain", "config": {"path": path}}});
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/local"), 200, provider("local")),
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("POST", REPOS, 201, made).query("dryRun=All"),
     ]);
     create(
@@ -308,7 +317,7 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
     )
     .unwrap();
     let seen = finish(cl, task);
-    assert_eq!(seen[1].body["metadata"]["generateName"], "backuprepo-");
+    assert_eq!(seen[2].body["metadata"]["generateName"], "backuprepo-");
     // The probe ran against the directory (its work directory is there) and removed its files.
     fn files(d: &std::path::Path) -> usize {
         std::fs::read_dir(d)
@@ -327,6 +336,7 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
     // A path that does not exist: the verdict is a failure, nothing was created.
     let (cl, task) = cluster(vec![
         step("GET", format!("{SPS}/local"), 200, provider("local")),
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("POST", REPOS, 201, Value::Null).query("dryRun=All"),
     ]);
     let err = create(
@@ -632,6 +642,9 @@ spec:
     let secret_path = format!("{KB_SECRETS}/s3-credential-for-backuprepo");
     let with_rv = |rv: &str| json!({"metadata": {"name": "x", "resourceVersion": rv}});
     let (cl, task) = cluster(vec![
+        // The provider (unknown config keys), the repositories (overlaps), then the apply.
+        step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", &secret_path, 200, with_rv("5")),
         step("GET", format!("{REPOS}/my-repo"), 404, not_found("my-repo")),
@@ -642,18 +655,21 @@ spec:
     ]);
     apply(&cl, docs.clone()).unwrap();
     let seen = finish(cl, task);
-    for s in &seen[3..] {
+    for s in &seen[5..] {
         assert_eq!(s.content_type, "application/apply-patch+yaml");
         assert!(s.query.contains("fieldManager=backuprepo"), "{}", s.query);
     }
-    assert!(!seen[5].query.contains("dryRun"));
-    assert_eq!(seen[5].body["stringData"]["accessKeyId"], "AK");
-    assert_eq!(seen[6].body["spec"]["storageProviderRef"], "s3");
+    assert!(!seen[7].query.contains("dryRun"));
+    assert_eq!(seen[7].body["stringData"]["accessKeyId"], "AK");
+    assert_eq!(seen[8].body["spec"]["storageProviderRef"], "s3");
 
     // The server refuses the repository in the dry run: nothing is written for real.
     let refusal = json!({"kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
         "message": "spec.accessMethod: Unsupported value"});
     let (cl, task) = cluster(vec![
+        // The provider (unknown config keys), the repositories (overlaps), then the apply.
+        step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("GET", &secret_path, 404, not_found("s")),
         step("GET", format!("{REPOS}/my-repo"), 404, not_found("my-repo")),
@@ -668,10 +684,7 @@ spec:
     );
 
     // A second default is refused before anything is sent.
-    let (cl, task) = cluster(vec![step(
-        "GET",
-        REPOS,
-        200,
+    let existing = || {
         list(
             "BackupRepoList",
             vec![repo(
@@ -680,8 +693,13 @@ spec:
                 "Ready",
                 json!({IS_DEFAULT_REPO_ANNOTATION: "true"}),
             )],
-        ),
-    )]);
+        )
+    };
+    let (cl, task) = cluster(vec![
+        step("GET", format!("{SPS}/s3"), 200, provider("s3")),
+        step("GET", REPOS, 200, existing()),
+        step("GET", REPOS, 200, existing()),
+    ]);
     let err = apply(&cl, docs).unwrap_err().to_string();
     finish(cl, task);
     assert!(
@@ -865,7 +883,7 @@ fn rotate_keys_asks_the_controller_and_describe_lists_the_keys() {
     assert_eq!(seen[2].body["metadata"]["resourceVersion"], "7");
 
     let parsed: backuprepo_api::BackupRepo = serde_json::from_value(r).unwrap();
-    let text = repos::describe_text(&parsed, None);
+    let text = repos::describe_text(&parsed, None, "Backups");
     let line = text
         .lines()
         .find(|l| l.contains("ns-a"))

@@ -58,6 +58,16 @@ pub async fn apply<S: RepoStore>(store: &S, file: &str) -> Result<()> {
 pub async fn apply_documents<S: RepoStore>(store: &S, docs: Vec<Document>) -> Result<()> {
     check_documents(&docs)?;
     warn_unknown_config(store, &docs).await;
+    let repos: Vec<BackupRepo> = docs
+        .iter()
+        .filter_map(|d| match d {
+            Document::BackupRepo(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    if !repos.is_empty() {
+        super::warn_overlaps(&repos, &store.repos().await?);
+    }
     let applied = store.apply(docs).await?;
     report_applied(store, applied).await
 }

@@ -164,3 +164,25 @@ pub fn literal_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
     }
     Ok(out)
 }
+
+/// Warn, on stderr, about each of `repos` whose storage location contains, or is contained
+/// in, that of another repository (of `existing`, or of `repos` itself): the rule is
+/// [`backuprepo_core::location::overlapping`]. `create` and `apply` call it before they
+/// write; it refuses nothing (a repository inside another can be meant).
+pub(crate) fn warn_overlaps(repos: &[BackupRepo], existing: &[BackupRepo]) {
+    let mut said = std::collections::BTreeSet::new();
+    for (i, r) in repos.iter().enumerate() {
+        // Each pair once: the earlier documents of this apply, and what is stored (unless
+        // this apply replaces it).
+        let others = repos[..i].iter().chain(
+            existing
+                .iter()
+                .filter(|e| !repos.iter().any(|n| n.name() == e.name())),
+        );
+        for w in backuprepo_core::location::overlapping(r, others) {
+            if said.insert(w.clone()) {
+                eprintln!("Warning: {w}");
+            }
+        }
+    }
+}

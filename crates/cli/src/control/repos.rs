@@ -38,14 +38,16 @@ pub async fn list<S: RepoStore>(store: &S, output: &str) -> Result<()> {
     } else {
         BTreeMap::new()
     };
-    print_list(repos, output, &usage)
+    print_list(repos, output, &usage, S::USERS_COLUMN)
 }
 
 /// kbcli's `backuprepo list` output; `usage` gives repositories' (backups, bytes).
+/// `users_column`: what the count is (`BACKUPS` or `FILES`, [`RepoStore::USERS_COLUMN`]).
 fn print_list(
     mut repos: Vec<BackupRepo>,
     output: &str,
     usage: &BTreeMap<String, (u64, u64)>,
+    users_column: &str,
 ) -> Result<()> {
     match output {
         "json" | "yaml" => return print_objects(&repos, output, false),
@@ -70,11 +72,11 @@ fn print_list(
         "STORAGE-PROVIDER",
         "ACCESS-METHOD",
         "DEFAULT",
-        "BACKUPS",
+        users_column,
         "TOTAL-SIZE",
     ];
     if wide {
-        header.extend(["PATH-PREFIX", "LAST-CHECK", "MESSAGE"]);
+        header.extend(["LOCATION", "LAST-CHECK", "MEASURED", "MESSAGE"]);
     }
     let rows: Vec<Vec<String>> = repos
         .iter()
@@ -91,11 +93,21 @@ fn print_list(
             ];
             if wide {
                 let status = r.status.clone().unwrap_or_default();
-                row.push(r.spec.path_prefix.clone().unwrap_or_default());
+                row.push(location(r));
                 row.push(
                     status
                         .last_check_time
-                        .map(|t| t.0.to_string())
+                        .as_ref()
+                        .map(|t| format!("{} ago", super::manifests::age(Some(t))))
+                        .unwrap_or_else(|| "-".into()),
+                );
+                // How old the recorded usage is (a full measurement; our own writes since
+                // are counted in).
+                row.push(
+                    status
+                        .usage
+                        .as_ref()
+                        .map(|u| format!("{} ago", super::manifests::age(Some(&u.measured_at))))
                         .unwrap_or_else(|| "-".into()),
                 );
                 row.push(failure_message(r).lines().next().unwrap_or("").to_string());
@@ -132,7 +144,10 @@ pub async fn describe<S: RepoStore>(store: &S, names: &[String]) -> Result<()> {
     for name in names {
         let r = store.current(name).await?;
         let usage = store.usage(std::slice::from_ref(&r), false).await?;
-        print!("{}", describe_text(&r, usage.get(name).copied()));
+        // `BACKUPS` → `Backups`.
+        let col = S::USERS_COLUMN;
+        let label = format!("{}{}", &col[..1], col[1..].to_lowercase());
+        print!("{}", describe_text(&r, usage.get(name).copied(), &label));
         if names.len() > 1 {
             println!();
         }
@@ -140,39 +155,66 @@ pub async fn describe<S: RepoStore>(store: &S, names: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// kbcli's `backuprepo describe` of one repository, with our checks table.
-pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String {
+/// Where a repository's data is ([`backuprepo_core::location`]); empty where the spec does
+/// not say (a PVC).
+pub(crate) fn location(r: &BackupRepo) -> String {
+    backuprepo_core::location::of(r)
+        .map(|l| l.to_string())
+        .unwrap_or_default()
+}
+
+/// kbcli's `backuprepo describe` of one repository, with our checks table. `users_label`:
+/// what the count is (`Backups` on Kubernetes, `Files` on the local store).
+pub(crate) fn describe_text(
+    r: &BackupRepo,
+    usage: Option<(u64, u64)>,
+    users_label: &str,
+) -> String {
     let mut out = String::new();
-    let (files, bytes) = usage_cells(usage);
+    let (files, mut bytes) = usage_cells(usage);
+    let status = r.status.clone().unwrap_or_default();
+    if let (Some(u), true) = (&status.usage, usage.is_some()) {
+        bytes.push_str(&format!(
+            " (measured {} ago)",
+            super::manifests::age(Some(&u.measured_at))
+        ));
+    }
     out.push_str("Summary:\n");
     pair(&mut out, 2, "Name:", r.name());
     pair(&mut out, 2, "Provider:", &r.spec.storage_provider_ref);
-    pair(&mut out, 2, "Backups:", &files);
+    pair(&mut out, 2, "Location:", &location(r));
+    pair(&mut out, 2, &format!("{users_label}:"), &files);
     pair(&mut out, 2, "Total Data Size:", &bytes);
     out.push_str("\nSpec:\n");
     pair(&mut out, 2, "AccessMethod:", r.access_method().as_str());
-    pair(
-        &mut out,
-        2,
-        "PvReclaimPolicy:",
-        r.spec.pv_reclaim_policy.as_str(),
-    );
+    // What only a Mount repository uses (a PV, a PVC) is shown only for Mount.
+    let mount = r.access_method() == backuprepo_api::AccessMethod::Mount;
+    if mount {
+        pair(
+            &mut out,
+            2,
+            "PvReclaimPolicy:",
+            r.spec.pv_reclaim_policy.as_str(),
+        );
+    }
     pair(
         &mut out,
         2,
         "StorageProviderRef:",
         &r.spec.storage_provider_ref,
     );
-    pair(
-        &mut out,
-        2,
-        "VolumeCapacity:",
-        &r.spec
-            .volume_capacity
-            .as_ref()
-            .map(|q| q.0.clone())
-            .unwrap_or_default(),
-    );
+    if mount {
+        pair(
+            &mut out,
+            2,
+            "VolumeCapacity:",
+            &r.spec
+                .volume_capacity
+                .as_ref()
+                .map(|q| q.0.clone())
+                .unwrap_or_default(),
+        );
+    }
     if let Some(p) = &r.spec.path_prefix {
         pair(&mut out, 2, "PathPrefix:", p);
     }
@@ -180,16 +222,17 @@ pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String
     for (k, v) in &r.spec.config {
         pair(&mut out, 4, &format!("{k}:"), v);
     }
-    let status = r.status.clone().unwrap_or_default();
     out.push_str("\nStatus:\n");
     pair(&mut out, 2, "Phase:", phase_str(r));
     pair(&mut out, 2, "Default:", &r.is_default().to_string());
-    pair(
-        &mut out,
-        2,
-        "BackupPVCName:",
-        status.backup_pvc_name.as_deref().unwrap_or_default(),
-    );
+    if mount {
+        pair(
+            &mut out,
+            2,
+            "BackupPVCName:",
+            status.backup_pvc_name.as_deref().unwrap_or_default(),
+        );
+    }
     pair(
         &mut out,
         2,
@@ -209,7 +252,7 @@ pub(crate) fn describe_text(r: &BackupRepo, usage: Option<(u64, u64)>) -> String
             for l in c.message.lines() {
                 out.push_str(&format!("        {l}\n"));
             }
-        } else {
+        } else if !c.message.is_empty() {
             pair(&mut out, 6, "Message:", &c.message);
         }
     }
@@ -381,11 +424,17 @@ pub fn print_check(r: &BackupRepo) {
         r.spec.storage_provider_ref,
         phase_str(r)
     );
+    let mut table = String::new();
     if r.status.as_ref().is_some_and(|s| !s.checks.is_empty()) {
-        print!("{}", checks_table(r));
+        table = checks_table(r);
+        print!("{table}");
     }
+    // The failure, unless the table already said it (a failed check's row).
     let msg = failure_message(r);
-    if !msg.is_empty() {
+    let said = msg
+        .split_once(" failed: ")
+        .is_some_and(|(_, why)| table.contains(why));
+    if !msg.is_empty() && !said {
         println!("{msg}");
     }
     // Our modes (Suspended, ReadOnly): what they change, in their own words.
@@ -465,8 +514,17 @@ pub fn report_checks(checked: &[BackupRepo]) -> Result<()> {
 pub async fn watch<S: RepoStore>(store: &S, secs: u64) -> Result<()> {
     let mut last: BTreeMap<String, String> = BTreeMap::new();
     let every = std::time::Duration::from_secs(secs.max(1));
+    eprintln!(
+        "Checking every repository every {secs}s; a line for each change of phase; Ctrl-C stops."
+    );
+    let mut first = true;
     loop {
-        for r in store.current_all().await? {
+        let all = store.current_all().await?;
+        if first && all.is_empty() {
+            eprintln!("No backup repositories yet; new ones are picked up as they are created.");
+        }
+        first = false;
+        for r in all {
             let phase = phase_str(&r).to_string();
             if last.get(r.name()) != Some(&phase) {
                 let why = failure_message(&r);

@@ -247,3 +247,130 @@ fn apply_explains_the_default_access_method_and_unknown_config_keys() {
     h.ok(&["apply", "-f", "-"], Some(&fixed));
     assert_eq!(h.phase("nomethod"), "Ready");
 }
+
+#[test]
+fn usage_stays_current_after_our_writes_and_overlaps_are_warned() {
+    let h = Home::new();
+    let data = h.local_repo("a");
+    let src = h.dir.path().join("f.sql");
+    std::fs::write(&src, vec![b'x'; 3000]).unwrap();
+    let src = src.to_str().unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let out = h.ok(&["list"], None);
+        assert!(
+            out.starts_with(
+                "NAME   STATUS   STORAGE-PROVIDER   ACCESS-METHOD   DEFAULT   FILES   TOTAL-SIZE"
+            ),
+            "{out}"
+        );
+        out.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(row("a")[5..], ["0", "0", "B"]);
+    h.ok(&["push", "--repo", "a", src, "ns1/x/f.sql"], None);
+    h.ok(&["push", "--repo", "a", src, "ns1/x/g.sql"], None);
+    assert_eq!(row("a")[5..], ["2", "6.0", "kB"]);
+    // Replacing an object changes bytes, not the count.
+    std::fs::write(h.dir.path().join("small"), b"s").unwrap();
+    h.ok(
+        &[
+            "push",
+            "--repo",
+            "a",
+            h.dir.path().join("small").to_str().unwrap(),
+            "ns1/x/g.sql",
+        ],
+        None,
+    );
+    assert_eq!(row("a")[5..], ["2", "3.0", "kB"]);
+    h.ok(&["rm", "--repo", "a", "-r", "ns1/x"], None);
+    assert_eq!(row("a")[5..], ["0", "0", "B"]);
+    let u = &h.repo("a")["status"]["usage"];
+    assert_eq!(
+        (u["objectCount"].as_u64(), u["totalBytes"].as_u64()),
+        (Some(0), Some(0))
+    );
+    // The figures agree with a fresh measurement.
+    h.ok(&["push", "--repo", "a", src, "ns2/f.sql"], None);
+    h.ok(&["check", "a"], None);
+    assert_eq!(row("a")[5..], ["1", "3.0", "kB"]);
+    let wide = h.ok(&["list", "-o", "wide"], None);
+    let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header[7..],
+        ["LOCATION", "LAST-CHECK", "MEASURED", "MESSAGE"],
+        "{wide}"
+    );
+    assert!(wide.contains(data.to_str().unwrap()), "{wide}");
+    let desc = h.ok(&["describe", "a"], None);
+    assert!(desc.contains("Files:              1\n"), "{desc}");
+    assert!(desc.contains(" (measured "), "{desc}");
+    // A Tool repository has no PV or PVC to show, and no empty Message lines.
+    for absent in [
+        "VolumeCapacity",
+        "BackupPVCName",
+        "PvReclaimPolicy",
+        "Message:            \n",
+    ] {
+        assert!(!desc.contains(absent), "{absent}: {desc}");
+    }
+
+    // A second repository inside the first one's directory: warned at create and at apply.
+    let inner = data.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let o = h.run(
+        &[
+            "create",
+            "b",
+            "--provider",
+            "local",
+            "--path",
+            inner.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(&format!(
+            "Warning: backuprepo b ({}) has a location inside that of backuprepo a ({})",
+            inner.display(),
+            data.display()
+        )),
+        "{err}"
+    );
+    let manifest = format!(
+        "apiVersion: dataprotection.kubeblocks.io/v1alpha1\nkind: BackupRepo\nmetadata:\n  name: c\nspec:\n  storageProviderRef: local\n  accessMethod: Tool\n  pvReclaimPolicy: Retain\n  config:\n    path: {}\n",
+        data.display()
+    );
+    let o = h.run(&["apply", "-f", "-"], Some(&manifest));
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(err.contains("backuprepo c ("), "{err}");
+    assert!(
+        err.contains("has the same location as backuprepo a"),
+        "{err}"
+    );
+    assert!(
+        err.contains("has a location that contains that of backuprepo b"),
+        "{err}"
+    );
+    // A sibling directory is not inside.
+    let beside = h.dir.path().join("store-a2");
+    std::fs::create_dir(&beside).unwrap();
+    let o = h.run(
+        &[
+            "create",
+            "d",
+            "--provider",
+            "local",
+            "--path",
+            beside.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("Warning"));
+}

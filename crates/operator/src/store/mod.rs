@@ -268,6 +268,7 @@ impl KubeStore {
 
 impl RepoStore for KubeStore {
     const USERS: &'static str = "backup(s)";
+    const USERS_COLUMN: &'static str = "BACKUPS";
 
     async fn provider(&self, name: &str) -> Result<StorageProvider> {
         Api::<StorageProvider>::all(self.client.clone())
@@ -463,5 +464,9 @@ impl RepoStore for KubeStore {
         bail!(
             "the data verbs (push, pull, list --repo, stat, rm) read the local store; in a cluster, backup jobs use `datasafed` with the repository's tool-config Secret (or run them on the machine with --store local)"
         )
+    }
+
+    async fn account_write(&self, _: &str, _: &str, _: i64, _: i64) -> Result<()> {
+        Ok(())
     }
 }

@@ -31,6 +31,18 @@ impl Storage {
         Ok(self.probe_object(&remote).await?.map(|e| e.size))
     }
 
+    /// The stored bytes of the object `rpath` names (`.enc` when encryption is set), as the
+    /// usage measurement counts them; `None` when there is none.
+    pub async fn stored_size(&self, rpath: &str) -> Result<Option<u64>> {
+        let remote = paths::resolve_file(&self.base, rpath)?;
+        match self.op.stat(&self.stored_key(&remote.key)).await {
+            Ok(m) if !m.is_dir() => Ok(Some(m.content_length())),
+            Ok(_) => Ok(None),
+            Err(e) if crate::diagnose::is_gone(&e) => Ok(None),
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
     async fn found(&self, key: &str) -> Found {
         if key.is_empty() {
             return Found::Directory;

@@ -33,7 +33,7 @@ pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
 pub use gc::GcOptions;
 pub use grant::Granted;
-pub use usage::{after_check, check_tool, AfterCheck, Checked};
+pub use usage::{account, after_check, check_tool, AfterCheck, Checked};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
 /// `chunk_size` when the config has none: KubeBlocks' providers render 50Mi, so a config

@@ -19,6 +19,30 @@ use crate::Result;
 /// Entries in one listing page (S3's and Azure's maximum).
 pub const PAGE: u64 = 1000;
 
+/// Count `objects` more (or fewer, when negative) objects of `bytes` in all under `rel` (a
+/// path relative to the repository's path): in the totals and in its top-level directory's
+/// figures. The one rule of the measurement and of the writes that keep it current
+/// (`backuprepo push` and `rm`); figures never go below zero.
+pub fn account(usage: &mut RepoUsage, rel: &str, objects: i64, bytes: i64) {
+    let rel = rel.trim_start_matches('/');
+    let top = match rel.split_once('/') {
+        Some((top, _)) => top.to_string(),
+        None => String::new(),
+    };
+    let apply = |v: &mut u64, d: i64| *v = v.saturating_add_signed(d);
+    apply(&mut usage.total_bytes, bytes);
+    apply(&mut usage.object_count, objects);
+    let f = usage.by_prefix.entry(top.clone()).or_insert(UsageFigures {
+        total_bytes: 0,
+        object_count: 0,
+    });
+    apply(&mut f.total_bytes, bytes);
+    apply(&mut f.object_count, objects);
+    if f.object_count == 0 {
+        usage.by_prefix.remove(&top);
+    }
+}
+
 impl Storage {
     /// One run of the measurement, reading at most `budget` listing entries where the listing
     /// can resume, and continuing `previous` when it is partial. `now` is recorded as
@@ -49,25 +73,10 @@ impl Storage {
             },
         };
         usage.measured_at = now;
-        // `rel`: a path relative to the base path.
-        let mut add = |rel: &str, size: u64| {
-            let top = match rel.split_once('/') {
-                Some((top, _)) => top.to_string(),
-                None => String::new(),
-            };
-            usage.total_bytes += size;
-            usage.object_count += 1;
-            let f = usage.by_prefix.entry(top).or_insert(UsageFigures {
-                total_bytes: 0,
-                object_count: 0,
-            });
-            f.total_bytes += size;
-            f.object_count += 1;
-        };
         if !resumable {
             self.walk(&dir, true, None, &mut |e| {
                 if !e.is_dir {
-                    add(&e.path, e.size);
+                    account(&mut usage, &e.path, 1, e.size as i64);
                 }
             })
             .await?;
@@ -105,10 +114,9 @@ impl Storage {
             let path = entry.path().to_string();
             let meta = entry.metadata();
             if !meta.is_dir() && !path.ends_with('/') && !is_temporary(&self.backend, &path) {
-                add(
-                    path.strip_prefix(&self.base).unwrap_or(&path),
-                    meta.content_length(),
-                );
+                // The figures are by the path relative to the base path.
+                let rel = path.strip_prefix(&self.base).unwrap_or(&path);
+                account(&mut usage, rel, 1, meta.content_length() as i64);
             }
             last = Some(path);
         }
