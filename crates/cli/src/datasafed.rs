@@ -568,16 +568,20 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                         .map_err(|e| Error::Config(format!("invalid --name pattern {n:?}: {e}")))
                 })
                 .transpose()?;
+            let sort_by = sort.as_deref().map(|s| match s {
+                "size" => SortBy::Size,
+                "mtime" => SortBy::Mtime,
+                _ => SortBy::Path,
+            });
+            // The storage streams a recursive listing; a sort asked for with -r (only the
+            // backuprepo face asks) is done here, after collecting it.
+            let sort_after = sort_by.filter(|_| recursive);
             let opts = ListOptions {
                 dirs_only,
                 files_only,
                 recursive,
                 max_depth: u32::try_from(max_depth).ok().filter(|d| *d > 0),
-                sort: sort.as_deref().map(|s| match s {
-                    "size" => SortBy::Size,
-                    "mtime" => SortBy::Mtime,
-                    _ => SortBy::Path,
-                }),
+                sort: sort_by.filter(|_| !recursive),
                 reverse,
                 newer_than,
                 older_than,
@@ -591,9 +595,12 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             let mut out = std::io::BufWriter::new(backuprepo_transfer::stdout::stdout());
             let mut entries = Vec::new();
             let mut write_err = None;
+            // A recursive listing streams unsorted; asked to sort (the backuprepo face always
+            // does), it is collected first.
+            let collect = format == Format::Json || sort_after.is_some();
             let listed = storage
                 .list(&rpath, &opts, &mut |e| {
-                    if format == Format::Json {
+                    if collect {
                         entries.push(e.clone());
                     } else if let Err(err) = writeln!(out, "{}", list::line(e, format)) {
                         write_err.get_or_insert(err);
@@ -602,6 +609,17 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
                 .await;
             if let Err(e) = listed {
                 return Err(explained(storage, "list", &rpath, None, e).await);
+            }
+            if let Some(by) = sort_after {
+                list::sort(&mut entries, by, opts.reverse);
+            }
+            if collect && format != Format::Json {
+                for e in &entries {
+                    if let Err(err) = writeln!(out, "{}", list::line(e, format)) {
+                        write_err.get_or_insert(err);
+                        break;
+                    }
+                }
             }
             if format == Format::Json {
                 let s =

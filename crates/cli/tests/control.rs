@@ -19,6 +19,9 @@ mod grants;
 #[path = "control/face.rs"]
 mod face;
 
+#[path = "control/kubectl.rs"]
+mod kubectl;
+
 use home::*;
 
 /// The seed's fenced blocks (`None` when `../shared` is absent).
@@ -861,8 +864,8 @@ fn kubernetes_manifests_are_printed() {
         assert!(kinds.iter().any(|x| x == k), "{k} missing from {kinds:?}");
     }
     assert!(text.contains("namespace: ops"));
-    // Nothing was installed in the local store.
-    assert!(h.repo_names().is_empty());
+    // Nothing was installed in the local store: there is not even one.
+    assert!(!h.path().exists());
 }
 
 /// Credentials off the command line: `-` (standard input), `@FILE`, or the flag's environment

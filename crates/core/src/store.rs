@@ -207,6 +207,10 @@ pub trait RepoStore {
     async fn annotate(&self, name: &str, changes: &[String], overwrite: bool) -> Result<()>;
     /// Create a Secret; refused when one of that name exists.
     async fn create_secret(&self, secret: Secret) -> Result<()>;
+    /// The Secrets of `namespace` (every namespace when `None`).
+    async fn secrets(&self, namespace: Option<&str>) -> Result<Vec<Secret>>;
+    /// Delete a Secret; `false` when there was none.
+    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<bool>;
     /// Install what the request asks for (local store: the values file's repository;
     /// Kubernetes: the operator and everything it needs).
     async fn install(&self, request: InstallRequest) -> Result<Applied>;

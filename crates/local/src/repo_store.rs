@@ -422,6 +422,15 @@ impl RepoStore for LocalStore {
         Ok(())
     }
 
+    async fn secrets(&self, namespace: Option<&str>) -> Result<Vec<Secret>> {
+        Ok(self.store().secrets(namespace)?)
+    }
+
+    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<bool> {
+        let lock = self.store().lock()?;
+        Ok(self.store().delete_secret(&lock, namespace, name)?)
+    }
+
     async fn install(&self, request: InstallRequest) -> Result<Applied> {
         if request.namespace.is_some() || request.image.is_some() {
             bail!("--namespace and --image are for Kubernetes: add --print, or --store kube");

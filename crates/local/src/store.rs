@@ -191,6 +191,35 @@ impl Store {
         Ok(s)
     }
 
+    /// Every Secret of `namespace` (all namespaces when `None`), sorted by namespace and name.
+    pub fn secrets(&self, namespace: Option<&str>) -> Result<Vec<Secret>> {
+        let root = self.home.join(SECRETS);
+        let namespaces: Vec<String> = match namespace {
+            Some(ns) => {
+                check_name(ns)?;
+                vec![ns.to_string()]
+            }
+            None => match fs::read_dir(&root) {
+                Ok(entries) => {
+                    let mut v: Vec<String> = entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_dir())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    v.sort();
+                    v
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(Error::io(&root, e)),
+            },
+        };
+        let mut out = Vec::new();
+        for ns in namespaces {
+            out.extend(list_yaml::<Secret>(&root.join(ns))?);
+        }
+        Ok(out)
+    }
+
     pub fn delete_secret(&self, _lock: &Lock, namespace: &str, name: &str) -> Result<bool> {
         remove(&self.secret_path(namespace, name)?)
     }

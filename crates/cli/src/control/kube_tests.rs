@@ -90,9 +90,11 @@ fn annotate(
     changes: &[String],
     overwrite: bool,
 ) -> anyhow::Result<()> {
-    cl.block(manifests::annotate(
-        &cl.store, kind, name, changes, overwrite,
-    ))
+    let args: Vec<String> = [kind.to_string(), name.to_string()]
+        .into_iter()
+        .chain(changes.iter().cloned())
+        .collect();
+    cl.block(manifests::annotate(&cl.store, &args, overwrite))
 }
 fn create_secret(cl: &Cluster, name: &str, ns: &str, literals: &[String]) -> anyhow::Result<()> {
     cl.block(manifests::create_secret(&cl.store, name, ns, literals))
@@ -311,6 +313,11 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
         step("GET", REPOS, 200, list("BackupRepoList", vec![])),
         step("POST", REPOS, 201, made).query("dryRun=All"),
     ]);
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::open(dir.path())
+        .unwrap()
+        .set_modified(before)
+        .unwrap();
     create(
         &cl,
         args(&format!("--provider local --path {path} --dry-run")),
@@ -326,12 +333,12 @@ fn create_dry_run_asks_the_server_and_probes_from_here() {
             .map(|p| if p.is_dir() { files(&p) } else { 1 })
             .sum()
     }
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert!(!left.is_empty(), "the probe did not run");
+    // It leaves nothing, not even its temporary directory: the directory's modification time
+    // (set an hour back before the run) says that something was made and removed there.
+    let modified = std::fs::metadata(dir.path()).unwrap().modified().unwrap();
+    assert!(modified > before, "the probe did not run");
     assert_eq!(files(dir.path()), 0);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 
     // A path that does not exist: the verdict is a failure, nothing was created.
     let (cl, task) = cluster(vec![

@@ -15,6 +15,7 @@ use backuprepo_core::manifests::check_documents;
 use backuprepo_core::store::{Applied, InstallRequest, NotFound, RepoStore};
 use backuprepo_local::now;
 
+use super::kubectl::Kind;
 use super::{phase_str, print_objects, repos, table};
 
 pub fn read_input(file: &str) -> Result<String> {
@@ -28,30 +29,74 @@ pub fn read_input(file: &str) -> Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))
 }
 
-/// Parse a multi-document manifest, printing unknown-field warnings.
-pub fn read_documents(file: &str) -> Result<Vec<Document>> {
-    let text = read_input(file)?;
-    let parsed = parse_documents(&text).map_err(|e| anyhow!("{e}"))?;
-    if parsed.is_empty() {
-        bail!("no objects passed to apply");
+/// The files `-f` names: a file, `-`, or a directory's `.yaml`, `.yml` and `.json` files in
+/// name order (not recursive, as kubectl without `-R`).
+fn manifest_files(given: &str) -> Result<Vec<String>> {
+    let path = std::path::Path::new(given);
+    if given == "-" || !path.is_dir() {
+        return Ok(vec![given.to_string()]);
     }
-    for p in &parsed {
-        for w in &p.warnings {
-            eprintln!(
-                "Warning: document {} ({} {}): {w}",
-                p.index,
-                p.doc.kind(),
-                p.doc.name()
-            );
-        }
+    let mut files: Vec<String> = std::fs::read_dir(path)
+        .with_context(|| format!("cannot read the directory {given}"))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.is_file()
+                && p.extension()
+                    .is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        bail!("{given}: no .yaml, .yml or .json files in the directory");
     }
-    Ok(parsed.into_iter().map(|p| p.doc).collect())
+    Ok(files)
 }
 
-/// `apply -f FILE`: check every document, write them all (Secrets, providers, repositories),
-/// then report the repositories the store reconciled in-process that are not Ready.
-pub async fn apply<S: RepoStore>(store: &S, file: &str) -> Result<()> {
-    apply_documents(store, read_documents(file)?).await
+/// Parse the multi-document manifests of every `-f`, printing unknown-field warnings (with
+/// the file they are in when there are several).
+pub fn read_documents(given: &[String]) -> Result<Vec<Document>> {
+    let files: Vec<String> = given
+        .iter()
+        .map(|g| manifest_files(g))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let mut docs = Vec::new();
+    for file in &files {
+        let text = read_input(file)?;
+        let parsed = parse_documents(&text).map_err(|e| match files.len() {
+            1 => anyhow!("{e}"),
+            _ => anyhow!("{file}: {e}"),
+        })?;
+        for p in &parsed {
+            for w in &p.warnings {
+                let at = if files.len() > 1 {
+                    format!("{file}: ")
+                } else {
+                    String::new()
+                };
+                eprintln!(
+                    "Warning: {at}document {} ({} {}): {w}",
+                    p.index,
+                    p.doc.kind(),
+                    p.doc.name()
+                );
+            }
+        }
+        docs.extend(parsed.into_iter().map(|p| p.doc));
+    }
+    if docs.is_empty() {
+        bail!("no objects passed to apply");
+    }
+    Ok(docs)
+}
+
+/// `apply -f FILE|DIR|-...`: check every document of every file, write them all (Secrets,
+/// providers, repositories), then report the repositories the store reconciled in-process
+/// that are not Ready.
+pub async fn apply<S: RepoStore>(store: &S, files: &[String]) -> Result<()> {
+    apply_documents(store, read_documents(files)?).await
 }
 
 /// [`apply`] of parsed documents.
@@ -146,22 +191,6 @@ fn kubectl_not_found(e: anyhow::Error) -> anyhow::Error {
     }
 }
 
-pub fn kind_of(kind: &str) -> Result<&'static str> {
-    match kind.to_ascii_lowercase().as_str() {
-        "backuprepo"
-        | "backuprepos"
-        | "backuprepo.dataprotection.kubeblocks.io"
-        | "backuprepos.dataprotection.kubeblocks.io" => Ok("backuprepo"),
-        "storageprovider"
-        | "storageproviders"
-        | "storageprovider.dataprotection.kubeblocks.io"
-        | "storageproviders.dataprotection.kubeblocks.io" => Ok("storageprovider"),
-        other => bail!(
-            "the server doesn't have a resource type {other:?}; use backuprepo or storageprovider"
-        ),
-    }
-}
-
 pub(crate) fn age(
     t: Option<&backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 ) -> String {
@@ -177,44 +206,88 @@ pub(crate) fn age(
     }
 }
 
-/// `get backuprepo|storageprovider [NAME] [-o FORMAT]` (kubectl get).
+/// Each of `names` found by `find`; a missing one is kubectl's "not found" unless
+/// `ignore_not_found` (then it is left out).
+async fn each<T, F, Fut>(names: &[String], ignore_not_found: bool, find: F) -> Result<Vec<T>>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut out = Vec::new();
+    for n in names {
+        match find(n.clone()).await {
+            Ok(x) => out.push(x),
+            Err(e) if ignore_not_found && e.downcast_ref::<NotFound>().is_some() => {}
+            Err(e) => return Err(kubectl_not_found(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// `get KIND [NAME...] [-o FORMAT]` (kubectl get). `namespace`: of Secrets (every namespace
+/// when `None`).
 pub async fn get<S: RepoStore>(
     store: &S,
-    kind: &str,
-    name: Option<&str>,
+    kind: Kind,
+    names: &[String],
     output: &str,
+    ignore_not_found: bool,
+    namespace: Option<&str>,
 ) -> Result<()> {
-    match kind_of(kind)? {
-        "backuprepo" => {
-            let repos: Vec<BackupRepo> = match name {
-                Some(n) => vec![store.current(n).await.map_err(kubectl_not_found)?],
-                None => store.current_all().await?,
+    let single = names.len() == 1;
+    // Only names that do not exist, and --ignore-not-found: kubectl prints nothing.
+    let quiet = |n: usize| n == 0 && !names.is_empty();
+    match kind {
+        Kind::Repo => {
+            let repos = match names {
+                [] => store.current_all().await?,
+                _ => {
+                    each(names, ignore_not_found, |n| async move {
+                        store.current(&n).await
+                    })
+                    .await?
+                }
             };
-            print_get_repos(&repos, output, name.is_some())
+            if quiet(repos.len()) {
+                return Ok(());
+            }
+            print_get_repos(&repos, output, single)
         }
-        _ => {
-            let providers: Vec<StorageProvider> = match name {
-                Some(n) => vec![store.provider(n).await.map_err(kubectl_not_found)?],
-                None => store.providers().await?,
+        Kind::Provider => {
+            let providers = match names {
+                [] => store.providers().await?,
+                _ => {
+                    each(names, ignore_not_found, |n| async move {
+                        store.provider(&n).await
+                    })
+                    .await?
+                }
             };
-            print_get_providers(&providers, output, name.is_some())
+            if quiet(providers.len()) {
+                return Ok(());
+            }
+            print_get_providers(&providers, output, single)
+        }
+        Kind::Secret => {
+            super::kubectl::get_secrets(store, names, namespace, output, ignore_not_found).await
         }
     }
 }
 
 /// `kubectl get backuprepo` output (the CRD's printer columns).
 fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<()> {
-    if output != "table" && output != "wide" {
-        return print_objects(repos, output, single);
+    if print_objects(repos, output, super::REPO_RESOURCE, single)? {
+        return Ok(());
     }
     if repos.is_empty() {
         eprintln!("No resources found");
         return Ok(());
     }
+    let wide = output == "wide";
     let rows: Vec<Vec<String>> = repos
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.name().to_string(),
                 phase_str(r).to_string(),
                 r.spec.storage_provider_ref.clone(),
@@ -228,10 +301,14 @@ fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<(
                     .map(|d| d.to_string())
                     .unwrap_or_default(),
                 age(r.metadata.creation_timestamp.as_ref()),
-            ]
+            ];
+            if wide {
+                row.extend(repos::wide_cells(r));
+            }
+            row
         })
         .collect();
-    const COLUMNS: &[&str] = &[
+    let mut columns = vec![
         "NAME",
         "STATUS",
         "STORAGEPROVIDER",
@@ -239,14 +316,17 @@ fn print_get_repos(repos: &[BackupRepo], output: &str, single: bool) -> Result<(
         "DEFAULT",
         "AGE",
     ];
-    print!("{}", table(COLUMNS, &rows));
+    if wide {
+        columns.extend(repos::WIDE_COLUMNS);
+    }
+    print!("{}", table(&columns, &rows));
     Ok(())
 }
 
 /// `kubectl get storageprovider` output.
 fn print_get_providers(providers: &[StorageProvider], output: &str, single: bool) -> Result<()> {
-    if output != "table" && output != "wide" {
-        return print_objects(providers, output, single);
+    if print_objects(providers, output, super::PROVIDER_RESOURCE, single)? {
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = providers
         .iter()
@@ -268,15 +348,31 @@ fn print_get_providers(providers: &[StorageProvider], output: &str, single: bool
 }
 
 /// `annotate backuprepo NAME key=value ... [key-] --overwrite`.
-pub async fn annotate<S: RepoStore>(
-    store: &S,
-    kind: &str,
-    name: &str,
-    changes: &[String],
-    overwrite: bool,
-) -> Result<()> {
-    if kind_of(kind)? != "backuprepo" {
+/// `annotate backuprepo NAME K=V...` or `annotate backuprepo/NAME K=V...`.
+pub async fn annotate<S: RepoStore>(store: &S, args: &[String], overwrite: bool) -> Result<()> {
+    let (kind, rest) = match args.first() {
+        Some(first) if first.contains('/') => {
+            (Kind::parse(first.split('/').next().unwrap_or(""))?, {
+                let name = first
+                    .split_once('/')
+                    .map(|(_, n)| n.to_string())
+                    .unwrap_or_default();
+                std::iter::once(name)
+                    .chain(args[1..].iter().cloned())
+                    .collect::<Vec<_>>()
+            })
+        }
+        Some(first) => (Kind::parse(first)?, args[1..].to_vec()),
+        None => bail!("you must specify the type of resource, e.g. backuprepo"),
+    };
+    if kind != Kind::Repo {
         bail!("annotate supports backuprepo objects only");
+    }
+    let Some((name, changes)) = rest.split_first() else {
+        bail!("name the repository: `backuprepo annotate backuprepo NAME KEY=VALUE`");
+    };
+    if changes.is_empty() {
+        bail!("give at least one annotation: KEY=VALUE to set, KEY- to remove");
     }
     store
         .annotate(name, changes, overwrite)

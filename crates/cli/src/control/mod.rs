@@ -6,7 +6,9 @@
 pub mod create;
 pub mod data;
 pub mod grants;
+pub mod kubectl;
 pub mod manifests;
+pub mod output;
 pub mod repos;
 
 #[cfg(test)]
@@ -115,18 +117,25 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// Print objects as YAML or JSON: the object alone when one was asked for by name, else a
 /// kubectl `List`.
-pub fn print_objects<T: serde::Serialize>(objs: &[T], format: &str, single: bool) -> Result<()> {
-    let value = match objs {
-        [one] if single => serde_json::to_value(one)?,
-        _ => serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objs}),
-    };
-    match format {
-        "json" => println!("{}", serde_json::to_string_pretty(&value)?),
-        "yaml" => print!("{}", serde_yaml_ng::to_string(&value)?),
-        other => return Err(anyhow!("unknown output format {other:?}: use json or yaml")),
+/// Print `objs` in `format` unless it is a table format (`table`, `wide`): then `false`, and
+/// the caller prints its table. `resource` is what `-o name` prints before each name.
+pub fn print_objects<T: serde::Serialize>(
+    objs: &[T],
+    format: &str,
+    resource: &str,
+    single: bool,
+) -> Result<bool> {
+    let format = output::Format::parse(format)?;
+    if format.is_table() {
+        return Ok(false);
     }
-    Ok(())
+    output::print(objs, &format, resource, single)?;
+    Ok(true)
 }
+
+/// `-o name` prefixes.
+pub const REPO_RESOURCE: &str = "backuprepo.dataprotection.kubeblocks.io";
+pub const PROVIDER_RESOURCE: &str = "storageprovider.dataprotection.kubeblocks.io";
 
 /// Ask on a terminal; refuse (with the flag to pass) when stdin is not one.
 pub fn confirm_name(name: &str, yes: bool) -> Result<()> {

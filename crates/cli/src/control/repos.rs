@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use backuprepo_api::constants::condition_type as ct;
 use backuprepo_api::{BackupRepo, BackupRepoPhase, StorageProvider};
 use backuprepo_core::deletion;
-use backuprepo_core::store::{Deletion, RepoStore};
+use backuprepo_core::store::{Deletion, NotFound, RepoStore};
 use backuprepo_local::now;
 
 use super::{confirm_name, phase_str, print_objects, table};
@@ -33,7 +33,7 @@ pub fn human_bytes(n: u64) -> String {
 /// kbcli's `backuprepo list`: every repository as it is now, with what it holds.
 pub async fn list<S: RepoStore>(store: &S, output: &str) -> Result<()> {
     let repos = store.current_all().await?;
-    let usage = if matches!(output, "table" | "wide") {
+    let usage = if super::output::Format::parse(output)?.is_table() {
         store.usage(&repos, false).await?
     } else {
         BTreeMap::new()
@@ -49,10 +49,8 @@ fn print_list(
     usage: &BTreeMap<String, (u64, u64)>,
     users_column: &str,
 ) -> Result<()> {
-    match output {
-        "json" | "yaml" => return print_objects(&repos, output, false),
-        "table" | "wide" => {}
-        other => bail!("unknown output format {other:?}: use table, wide, json or yaml"),
+    if print_objects(&repos, output, super::REPO_RESOURCE, false)? {
+        return Ok(());
     }
     if repos.is_empty() {
         println!("No backup repository found");
@@ -76,7 +74,7 @@ fn print_list(
         "TOTAL-SIZE",
     ];
     if wide {
-        header.extend(["LOCATION", "LAST-CHECK", "MEASURED", "MESSAGE"]);
+        header.extend(WIDE_COLUMNS);
     }
     let rows: Vec<Vec<String>> = repos
         .iter()
@@ -92,31 +90,33 @@ fn print_list(
                 bytes,
             ];
             if wide {
-                let status = r.status.clone().unwrap_or_default();
-                row.push(location(r));
-                row.push(
-                    status
-                        .last_check_time
-                        .as_ref()
-                        .map(|t| format!("{} ago", super::manifests::age(Some(t))))
-                        .unwrap_or_else(|| "-".into()),
-                );
-                // How old the recorded usage is (a full measurement; our own writes since
-                // are counted in).
-                row.push(
-                    status
-                        .usage
-                        .as_ref()
-                        .map(|u| format!("{} ago", super::manifests::age(Some(&u.measured_at))))
-                        .unwrap_or_else(|| "-".into()),
-                );
-                row.push(failure_message(r).lines().next().unwrap_or("").to_string());
+                row.extend(wide_cells(r));
             }
             row
         })
         .collect();
     print!("{}", table(&header, &rows));
     Ok(())
+}
+
+/// The columns `-o wide` adds, in `list` and in `get backuprepo`.
+pub(crate) const WIDE_COLUMNS: [&str; 4] = ["LOCATION", "LAST-CHECK", "MEASURED", "MESSAGE"];
+
+/// The cells of [`WIDE_COLUMNS`]: where the data is, when the last check ran, how old the
+/// recorded usage is (a full measurement; our own writes since are counted in), and why the
+/// repository is not Ready.
+pub(crate) fn wide_cells(r: &BackupRepo) -> Vec<String> {
+    let status = r.status.clone().unwrap_or_default();
+    let ago = |t: Option<&backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>| {
+        t.map(|t| format!("{} ago", super::manifests::age(Some(t))))
+            .unwrap_or_else(|| "-".into())
+    };
+    vec![
+        location(r),
+        ago(status.last_check_time.as_ref()),
+        ago(status.usage.as_ref().map(|u| &u.measured_at)),
+        failure_message(r).lines().next().unwrap_or("").to_string(),
+    ]
 }
 
 fn usage_cells(u: Option<(u64, u64)>) -> (String, String) {
@@ -549,6 +549,33 @@ pub async fn watch<S: RepoStore>(store: &S, secs: u64) -> Result<()> {
     }
 }
 
+/// `delete NAME...` (kubectl: several at once; kbcli takes one): each in turn, as
+/// [`delete`] does it. A missing name is an error before anything is deleted, unless
+/// `ignore_not_found`.
+pub async fn delete_each<S: RepoStore>(
+    store: &S,
+    names: &[String],
+    force: bool,
+    yes: bool,
+    ignore_not_found: bool,
+) -> Result<()> {
+    if names.is_empty() {
+        bail!("missing backup repository name");
+    }
+    let mut found = Vec::new();
+    for n in names {
+        match store.repo(n).await {
+            Ok(_) => found.push(n.clone()),
+            Err(e) if ignore_not_found && e.downcast_ref::<NotFound>().is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for n in found {
+        delete(store, std::slice::from_ref(&n), force, yes).await?;
+    }
+    Ok(())
+}
+
 /// `delete NAME`: refused while the repository holds backups (kbcli), unless `--force`.
 pub async fn delete<S: RepoStore>(
     store: &S,
@@ -604,10 +631,8 @@ pub async fn list_providers<S: RepoStore>(store: &S, output: &str) -> Result<()>
 }
 
 fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> {
-    match output {
-        "json" | "yaml" => return print_objects(&providers, output, false),
-        "table" | "wide" => {}
-        other => bail!("unknown output format {other:?}: use table, wide, json or yaml"),
+    if print_objects(&providers, output, super::PROVIDER_RESOURCE, false)? {
+        return Ok(());
     }
     let rows: Vec<Vec<String>> = providers
         .iter()

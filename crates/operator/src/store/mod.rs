@@ -466,6 +466,30 @@ impl RepoStore for KubeStore {
         )
     }
 
+    async fn secrets(&self, namespace: Option<&str>) -> Result<Vec<Secret>> {
+        let api: Api<Secret> = match namespace {
+            Some(ns) => self.secrets(ns),
+            None => Api::all(self.client.clone()),
+        };
+        let list = api
+            .list(&kube::api::ListParams::default())
+            .await
+            .map_err(api_err("list secrets".to_string()))?;
+        Ok(list.items)
+    }
+
+    async fn delete_secret(&self, namespace: &str, name: &str) -> Result<bool> {
+        match self
+            .secrets(namespace)
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
+            Err(e) => Err(api_err(format!("delete secret {namespace}/{name}"))(e)),
+        }
+    }
+
     async fn account_write(&self, _: &str, _: &str, _: i64, _: i64) -> Result<()> {
         Ok(())
     }

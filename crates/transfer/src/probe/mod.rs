@@ -372,6 +372,11 @@ pub async fn run(cfg: &ToolConfig, opts: &ProbeOptions) -> ProbeReport {
     } else {
         None
     };
+    if let crate::config::Backend::Local(c) = &cfg.backend {
+        if let Ok(root) = std::path::absolute(&c.root) {
+            crate::service::local::tidy(&root);
+        }
+    }
     rec.finish(dir, cleanup, started)
 }
 

@@ -117,6 +117,13 @@ fn temp_path(root: &Path) -> PathBuf {
     root.join(TMP_DIR).join(format!("push-{name}"))
 }
 
+/// Remove the temporary directory under a local root when it is empty, so that no command
+/// leaves it behind (OpenDAL creates it when an operator is built, and every push uses it).
+/// A concurrent writer re-creates it before it writes.
+pub(crate) fn tidy(root: &Path) {
+    let _ = std::fs::remove_dir(root.join(TMP_DIR));
+}
+
 fn mkdirs(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))
 }
@@ -139,8 +146,19 @@ pub(crate) async fn push(
     if let Some(parent) = target.parent() {
         mkdirs(parent)?;
     }
-    let file = std::fs::File::create(&tmp)
-        .map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
+    // Another command may remove the (then empty) temporary directory between the mkdir and
+    // the create ([`tidy`]): make it again and retry.
+    let mut created = std::fs::File::create(&tmp);
+    for _ in 0..3 {
+        match &created {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                mkdirs(root.join(TMP_DIR).as_path())?;
+                created = std::fs::File::create(&tmp);
+            }
+            _ => break,
+        }
+    }
+    let file = created.map_err(|e| Error::io(format!("create {}", tmp.display()), e))?;
     let copy = tokio::task::spawn_blocking(move || -> Result<u64> {
         if filters.is_identity() {
             let mut file = file;

@@ -645,6 +645,14 @@ impl Storage {
     }
 }
 
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(root) = &self.local_root {
+            localfs::tidy(root);
+        }
+    }
+}
+
 fn mtime_of(m: &opendal::Metadata) -> i64 {
     m.last_modified()
         .map(|t| t.into_inner().as_second())
