@@ -91,9 +91,15 @@ fn id(s: &Secret) -> String {
 }
 
 /// The Secret as shown: each value replaced by its size, as readable `stringData`, never the
-/// value (and never base64 that could be mistaken for it).
+/// value (and never base64 that could be mistaken for it), nor kubectl's copy of it.
 fn redacted(s: &Secret) -> Secret {
     let mut out = s.clone();
+    // `kubectl apply` keeps the whole applied object, values included, in an annotation.
+    if let Some(a) = out.metadata.annotations.as_mut() {
+        if let Some(v) = a.get_mut("kubectl.kubernetes.io/last-applied-configuration") {
+            *v = "<redacted: it holds the Secret's values>".into();
+        }
+    }
     out.data = None;
     out.string_data = s.data.as_ref().map(|d| {
         d.iter()

@@ -152,6 +152,91 @@ fn every_store_kube_command_on_the_real_api_server() {
         "annotate",
     );
 
+    // kubectl's habits on the real API server: -o name and jsonpath, KIND/NAME, the
+    // Secrets with their users and never their values, a used Secret kept.
+    let names = ok(
+        c.backuprepo(
+            &[
+                "get",
+                "backuprepo/kube-1",
+                "backuprepo/kube-2",
+                "-o",
+                "name",
+            ],
+            None,
+        ),
+        "get -o name",
+    );
+    assert_eq!(
+        names,
+        "backuprepo.dataprotection.kubeblocks.io/kube-1\nbackuprepo.dataprotection.kubeblocks.io/kube-2\n"
+    );
+    let phases = ok(
+        c.backuprepo(
+            &[
+                "get",
+                "backuprepo",
+                "-o",
+                r#"jsonpath={range .items[*]}{.metadata.name}={.status.phase} {end}"#,
+            ],
+            None,
+        ),
+        "get -o jsonpath",
+    );
+    assert!(phases.contains("kube-1=Ready kube-2=Ready"), "{phases}");
+    ok(
+        c.backuprepo(&["annotate", "backuprepo/kube-2", "team=db"], None),
+        "annotate KIND/NAME",
+    );
+    assert_eq!(
+        c.get(&["backuprepo", "kube-2"]).unwrap()["metadata"]["annotations"]["team"],
+        "db"
+    );
+    let secrets = ok(
+        c.backuprepo(&["get", "secrets", "-n", "kb-system"], None),
+        "get secrets",
+    );
+    let row = secrets
+        .lines()
+        .find(|l| l.contains("kube-2-seed-cred"))
+        .unwrap_or_else(|| panic!("{secrets}"));
+    assert!(row.trim_end().ends_with("kube-2"), "USED-BY: {secrets}");
+    let yaml = ok(
+        c.backuprepo(
+            &[
+                "get",
+                "secret",
+                "kube-2-seed-cred",
+                "-n",
+                "kb-system",
+                "-o",
+                "yaml",
+            ],
+            None,
+        ),
+        "get secret -o yaml",
+    );
+    assert!(
+        yaml.contains("<redacted: ") && !yaml.contains(&secret),
+        "{yaml}"
+    );
+    let o = c.backuprepo(
+        &["delete", "secret", "kube-2-seed-cred", "-n", "kb-system"],
+        None,
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("is the credential of backuprepo kube-2"),
+        "{}",
+        text(&o)
+    );
+    assert!(c
+        .get(&["secret", "kube-2-seed-cred", "-n", "kb-system"])
+        .is_some());
+    ok(
+        c.backuprepo(&["get", "backuprepo", "nope", "--ignore-not-found"], None),
+        "get --ignore-not-found",
+    );
+
     // check: asks the controller and waits for its answer.
     let out = ok(c.backuprepo(&["check", "kube-2"], None), "check");
     assert!(out.contains("kube-2"), "{out}");
@@ -170,12 +255,19 @@ fn every_store_kube_command_on_the_real_api_server() {
 
     // delete: both go, with the Secret create made.
     ok(
-        c.backuprepo(&["delete", "kube-1", "--yes"], None),
-        "delete kube-1",
-    );
-    ok(
-        c.backuprepo(&["delete", "backuprepo", "kube-2", "--yes"], None),
-        "delete kube-2",
+        c.backuprepo(
+            &[
+                "delete",
+                "backuprepo",
+                "kube-1",
+                "kube-2",
+                "nope",
+                "--yes",
+                "--ignore-not-found",
+            ],
+            None,
+        ),
+        "delete A B",
     );
     c.wait(60, "both repositories are gone", || {
         (c.get(&["backuprepo", "kube-1"]).is_none() && c.get(&["backuprepo", "kube-2"]).is_none())
