@@ -8,6 +8,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::datasafed;
 
+/// Repository names from the local store, for shell completion.
+fn repo_names() -> clap_complete::engine::ArgValueCandidates {
+    clap_complete::engine::ArgValueCandidates::new(crate::complete::repos)
+}
+
 /// backuprepo: where database backups go. Create repositories on S3-family storage, FTP,
 /// Azure Blob or a local directory, check them, and stream backups in and out.
 #[derive(Debug, Parser)]
@@ -41,7 +46,7 @@ pub enum Command {
     /// Create a backup repository; its flags come from the provider (`create --provider s3 --help`).
     #[command(disable_help_flag = true)]
     Create {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0.., add = clap_complete::engine::ArgValueCompleter::new(crate::complete::create_args))]
         args: Vec<String>,
     },
     /// Update a repository's credentials or default flag (`update NAME --help`).
@@ -58,6 +63,7 @@ pub enum Command {
     /// keys and sizes (never its values).
     Describe {
         /// NAME..., `backuprepo NAME...`, `backuprepo/NAME`, or `secret NAME...`.
+        #[arg(add = repo_names())]
         names: Vec<String>,
         /// Secrets: the namespace (default: every namespace).
         #[arg(short = 'n', long)]
@@ -66,7 +72,7 @@ pub enum Command {
     /// Delete a repository (refused while it holds backup data, unless --force).
     Delete {
         /// NAME..., `backuprepo NAME...`, `backuprepo/NAME...`, or `secret NAME...` (with -n).
-        #[arg(required = true)]
+        #[arg(required = true, add = repo_names())]
         args: Vec<String>,
         /// Delete even though the repository still holds backup data (the data stays in the
         /// storage), or a Secret a repository still uses.
@@ -92,7 +98,7 @@ pub enum Command {
     /// Check a repository against its storage now (put, get, list, multipart, delete).
     Check {
         /// Repository name (or --all).
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", add = repo_names())]
         name: Option<String>,
         /// Check every repository.
         #[arg(long, conflicts_with = "name")]
@@ -164,6 +170,18 @@ pub enum Command {
     },
     /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
     Crds,
+    /// Print a shell completion script: `source <(backuprepo completion bash)`. Completes
+    /// commands and flags, and repository and provider names from the local store.
+    Completion {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: String,
+    },
+    /// Write man pages: backuprepo(1) on stdout, or one page per command into --out DIR.
+    Man {
+        /// Directory for backuprepo.1 and backuprepo-COMMAND.1.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Run the Kubernetes operator (BackupRepo and StorageProvider controllers) against the
     /// cluster of the current kubeconfig context or the in-cluster service account. Serves
     /// /metrics and /healthz (BACKUPREPO_METRICS_ADDR, default 0.0.0.0:8080).
@@ -237,6 +255,7 @@ pub enum Command {
     /// also when interrupted (see `datasafed bench --help`).
     Bench {
         /// Repository name (default: the default repository); `--repo NAME` is the same.
+        #[arg(add = repo_names())]
         name: Option<String>,
         #[command(flatten)]
         repo: RepoArg,
@@ -252,6 +271,7 @@ pub enum Command {
     /// Needs an IAM API at the storage (providers minio and s3-compatible).
     Grant {
         /// Repository name.
+        #[arg(add = repo_names())]
         repo: String,
         /// The part of the repository the key may use, e.g. the namespace `team-a`.
         #[arg(long)]
@@ -269,6 +289,7 @@ pub enum Command {
     /// Delete a grant's key on the storage.
     Revoke {
         /// Repository name.
+        #[arg(add = repo_names())]
         repo: String,
         /// Grant name (see `backuprepo grants REPO`).
         name: String,
@@ -276,6 +297,7 @@ pub enum Command {
     /// List a repository's grants: name, prefix, access, created (never a secret).
     Grants {
         /// Repository name.
+        #[arg(add = repo_names())]
         repo: String,
     },
     /// Replace every scoped key of a repository's consumer namespaces now (repositories
@@ -284,13 +306,14 @@ pub enum Command {
     /// BACKUPREPO_KEY_GRACE (default 1 day) so running jobs finish. `describe` lists the keys.
     RotateKeys {
         /// Repository name.
+        #[arg(add = repo_names())]
         repo: String,
     },
     /// Remove what interrupted work left in a repository's storage: incomplete S3 multipart
     /// uploads, temporary files, old pre-check directories (see `datasafed gc --help`).
     Gc {
         /// Repository name (default: the default repository); `--repo NAME` is the same.
-        #[arg(conflicts_with = "all")]
+        #[arg(conflicts_with = "all", add = repo_names())]
         name: Option<String>,
         #[command(flatten)]
         repo: RepoArg,
@@ -326,7 +349,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RepoArg {
     /// Repository name (default: the default repository).
-    #[arg(long)]
+    #[arg(long, add = repo_names())]
     pub repo: Option<String>,
 }
 

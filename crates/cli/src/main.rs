@@ -11,6 +11,7 @@
 //! (`BACKUPREPO_STORE=kube`) in the cluster of the current kubeconfig context.
 
 mod args;
+mod complete;
 mod control;
 mod datasafed;
 mod pipe;
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         let args = datasafed::Args::parse_from(std::env::args_os());
         return datasafed::main(args);
     }
+    complete::answer_if_asked();
     let cli = Cli::parse();
     if let Command::Datasafed(args) = cli.command {
         return datasafed::main(args);
@@ -56,6 +58,8 @@ fn main() -> ExitCode {
             print!("{}", backuprepo_deploy::crds_yaml());
             Ok(())
         }
+        Command::Completion { shell } => complete::script(&shell),
+        Command::Man { out } => complete::man(out.as_deref()),
         Command::Install {
             file,
             print: true,
@@ -367,9 +371,12 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             data::run(store, repo.repo.as_deref(), verb).await
         }
         // Run before a store is opened.
-        Command::Crds | Command::Datasafed(_) | Command::Controller | Command::ProbeWorker => {
-            Ok(())
-        }
+        Command::Crds
+        | Command::Completion { .. }
+        | Command::Man { .. }
+        | Command::Datasafed(_)
+        | Command::Controller
+        | Command::ProbeWorker => Ok(()),
     }
 }
 

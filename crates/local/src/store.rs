@@ -58,6 +58,30 @@ impl Store {
         Ok(Store { home })
     }
 
+    /// The names of the repositories and of the applied providers stored under `home`, read
+    /// without opening (so without creating) a store there: for shell completion, which must
+    /// stay quick and change nothing. Empty where there is no store.
+    pub fn names_at(home: &Path) -> (Vec<String>, Vec<String>) {
+        let names = |dir: &str| -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(home.join(dir))
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter_map(|e| {
+                            e.file_name()
+                                .to_string_lossy()
+                                .strip_suffix(".yaml")
+                                .map(str::to_string)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            v.sort();
+            v
+        };
+        (names(REPOS), names(PROVIDERS))
+    }
+
     pub fn home(&self) -> &Path {
         &self.home
     }
