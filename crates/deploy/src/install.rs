@@ -11,9 +11,10 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PodSpec,
-    PodTemplateSpec, Probe, ServiceAccount, Volume, VolumeMount,
+    Affinity, Container, ContainerPort, EmptyDirVolumeSource, HTTPGetAction, Namespace, PodSpec,
+    PodTemplateSpec, Probe, ResourceRequirements, ServiceAccount, Toleration, Volume, VolumeMount,
 };
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::api::rbac::v1::{
     ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
 };
@@ -21,10 +22,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
+use crate::controller_values::{ControllerValues, InstallValues};
 use crate::crd::crds;
-use crate::security::{
-    container_security_context, field_env, pod_security_context, resources, value_env,
-};
+use crate::security::{container_security_context, field_env, pod_security_context, value_env};
 use crate::values::backup_repo_from_values;
 use crate::yaml::{to_sorted_value, to_yaml_documents};
 use crate::DeployError;
@@ -89,14 +89,17 @@ pub struct InstallOptions {
     /// Namespace of the controller (and of the values file's Secret);
     /// default `backuprepo-system`.
     pub namespace: String,
-    /// The controller's container image; default `backuprepo:<crate version>`.
-    pub image: String,
-    /// The text of a Helm values file whose `backupRepo:` block adds a Secret and a
-    /// BackupRepo (see [`backup_repo_from_values`]).
+    /// The controller's container image, over the values file's `controller.image` (default
+    /// `backuprepo:<crate version>`).
+    pub image: Option<String>,
+    /// The text of a Helm values file: its `controller:` block sets the controller
+    /// ([`ControllerValues`]), its `backupRepo:` block adds a Secret and a BackupRepo (see
+    /// [`backup_repo_from_values`]).
     pub values: Option<String>,
     /// The namespaces repositories without `spec.allowedNamespaces` hand their config to
-    /// (`a,b` or `*`): the controller's `BACKUPREPO_ALLOWED_NAMESPACES`. `None`: every
-    /// namespace, as in KubeBlocks.
+    /// (`a,b` or `*`): the controller's `BACKUPREPO_ALLOWED_NAMESPACES`, over the values
+    /// file's `controller.allowedNamespaces`. `None` there too: every namespace, as in
+    /// KubeBlocks.
     pub allowed_namespaces: Option<String>,
 }
 
@@ -104,7 +107,7 @@ impl Default for InstallOptions {
     fn default() -> Self {
         InstallOptions {
             namespace: DEFAULT_NAMESPACE.to_owned(),
-            image: format!("backuprepo:{}", env!("CARGO_PKG_VERSION")),
+            image: None,
             values: None,
             allowed_namespaces: None,
         }
@@ -112,6 +115,34 @@ impl Default for InstallOptions {
 }
 
 impl InstallOptions {
+    /// The controller's settings: the values file's `controller:` block (or the defaults),
+    /// with `image` and `allowed_namespaces` over it, checked.
+    pub fn controller(&self) -> Result<ControllerValues, DeployError> {
+        let mut c = match &self.values {
+            Some(text) => InstallValues::from_values(text)?.controller,
+            None => ControllerValues::default(),
+        };
+        if let Some(image) = &self.image {
+            c.image = image.clone();
+        }
+        if let Some(list) = &self.allowed_namespaces {
+            check_allowed(list)?;
+            c.allowed_namespaces = list.trim().to_owned();
+        } else if !c.allowed_namespaces.trim().is_empty() {
+            check_allowed(&c.allowed_namespaces)?;
+        }
+        if c.image.trim().is_empty() || c.image.chars().any(char::is_whitespace) {
+            return Err(DeployError::Option {
+                field: "image",
+                message: format!(
+                    "{:?} is not an image reference (e.g. \"registry.example/backuprepo:0.1.0\")",
+                    c.image
+                ),
+            });
+        }
+        Ok(c)
+    }
+
     fn check(&self) -> Result<(), DeployError> {
         if let Err(why) = check_dns1123_label(&self.namespace) {
             return Err(DeployError::Option {
@@ -123,32 +154,25 @@ impl InstallOptions {
                 ),
             });
         }
-        if let Some(list) = &self.allowed_namespaces {
-            let names: Vec<&str> = list.split(',').map(str::trim).collect();
-            let bad = names
-                .iter()
-                .find(|n| **n != "*" && check_dns1123_label(n).is_err());
-            if list.trim().is_empty() || bad.is_some() || (names.len() > 1 && names.contains(&"*"))
-            {
-                return Err(DeployError::Option {
-                    field: "allowed-namespaces",
-                    message: format!(
-                        "{list:?} is not a namespace list: give namespace names separated by commas (\"team-a,team-b\"), or \"*\" for every namespace"
-                    ),
-                });
-            }
-        }
-        if self.image.trim().is_empty() || self.image.chars().any(char::is_whitespace) {
-            return Err(DeployError::Option {
-                field: "image",
-                message: format!(
-                    "{:?} is not an image reference (e.g. \"registry.example/backuprepo:0.1.0\")",
-                    self.image
-                ),
-            });
-        }
         Ok(())
     }
+}
+
+/// A namespace list: names separated by commas, or `*` alone.
+fn check_allowed(list: &str) -> Result<(), DeployError> {
+    let names: Vec<&str> = list.split(',').map(str::trim).collect();
+    let bad = names
+        .iter()
+        .find(|n| **n != "*" && check_dns1123_label(n).is_err());
+    if list.trim().is_empty() || bad.is_some() || (names.len() > 1 && names.contains(&"*")) {
+        return Err(DeployError::Option {
+            field: "allowed-namespaces",
+            message: format!(
+                "{list:?} is not a namespace list: give namespace names separated by commas (\"team-a,team-b\"), or \"*\" for every namespace"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Every object `backuprepo install` applies, in apply order, as JSON values (keys sorted):
@@ -164,6 +188,7 @@ impl InstallOptions {
 /// 7. with `values` whose `backupRepo:` block asks for it, that block's Secret and BackupRepo.
 pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployError> {
     opts.check()?;
+    let controller = opts.controller()?;
     let ns = opts.namespace.as_str();
     let mut out = Vec::new();
 
@@ -194,10 +219,18 @@ pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployErro
         "RoleBinding",
     )?);
     out.push(to_sorted_value(
-        &deployment(ns, &opts.image, opts.allowed_namespaces.as_deref()),
+        &deployment(ns, &controller)?,
         "Deployment",
     )?);
-    out.push(to_sorted_value(&network_policy(ns), "NetworkPolicy")?);
+    if controller.network_policy {
+        out.push(to_sorted_value(&network_policy(ns), "NetworkPolicy")?);
+    }
+    if controller.pod_disruption_budget.enabled {
+        out.push(to_sorted_value(
+            &disruption_budget(ns, controller.pod_disruption_budget.min_available),
+            "PodDisruptionBudget",
+        )?);
+    }
     out.push(to_sorted_value(
         &admission_policy(),
         "ValidatingAdmissionPolicy",
@@ -406,21 +439,61 @@ fn health_probe(initial_delay: i32) -> Probe {
 /// and `/healthz` on port 8080; `POD_NAMESPACE` from the downward API; scoped keys where the
 /// storage allows them (`BACKUPREPO_SCOPED_CREDENTIALS=auto`), and the default allow-list when
 /// `allowed_namespaces` gives one.
-pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>) -> Deployment {
+/// The controller's PodDisruptionBudget: at least `min_available` controllers stay through a
+/// node drain.
+pub fn disruption_budget(namespace: &str, min_available: i32) -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
+        spec: Some(PodDisruptionBudgetSpec {
+            min_available: Some(IntOrString::Int(min_available)),
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(Some("controller"))),
+                ..LabelSelector::default()
+            }),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        ..PodDisruptionBudget::default()
+    }
+}
+
+/// A value of the `controller:` block as its Kubernetes type; the error names the key.
+fn typed<T: serde::de::DeserializeOwned>(what: &str, v: &Value) -> Result<T, DeployError> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| DeployError::values(format!("controller.{what}"), e.to_string()))
+}
+
+/// The controller Deployment, as `c` sets it.
+pub fn deployment(namespace: &str, c: &ControllerValues) -> Result<Deployment, DeployError> {
     let mut env = vec![
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("POD_NAME", "metadata.name"),
-        value_env("BACKUPREPO_SCOPED_CREDENTIALS", "auto"),
+        value_env("BACKUPREPO_SCOPED_CREDENTIALS", &c.scoped_keys),
     ];
-    if let Some(list) = allowed_namespaces {
-        env.push(value_env("BACKUPREPO_ALLOWED_NAMESPACES", list.trim()));
+    if !c.allowed_namespaces.trim().is_empty() {
+        env.push(value_env(
+            "BACKUPREPO_ALLOWED_NAMESPACES",
+            c.allowed_namespaces.trim(),
+        ));
     }
+    if let Some(s) = c.recheck_interval {
+        env.push(value_env("BACKUPREPO_RECHECK_INTERVAL", &s.to_string()));
+    }
+    if let Some(s) = c.retry_interval {
+        env.push(value_env("BACKUPREPO_RETRY_INTERVAL", &s.to_string()));
+    }
+    let resources: ResourceRequirements = typed("resources", &c.resources)?;
+    let tolerations: Vec<Toleration> = typed("tolerations", &Value::Array(c.tolerations.clone()))?;
+    let affinity: Option<Affinity> = match &c.affinity {
+        Value::Object(m) if m.is_empty() => None,
+        Value::Null => None,
+        v => Some(typed("affinity", v)?),
+    };
     let selector = labels(Some("controller"));
-    Deployment {
+    Ok(Deployment {
         metadata: meta(CONTROLLER_NAME, Some(namespace), Some("controller")),
         spec: Some(DeploymentSpec {
             // Two replicas: one leads (the Lease), the other takes over within 15 s.
-            replicas: Some(2),
+            replicas: Some(c.replicas),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 ..LabelSelector::default()
@@ -435,7 +508,7 @@ pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>
                     security_context: Some(pod_security_context(None)),
                     containers: vec![Container {
                         name: "controller".to_owned(),
-                        image: Some(image.to_owned()),
+                        image: Some(c.image.clone()),
                         args: Some(strings(&["controller"])),
                         env: Some(env),
                         ports: Some(vec![
@@ -454,7 +527,7 @@ pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>
                         ]),
                         liveness_probe: Some(health_probe(15)),
                         readiness_probe: Some(health_probe(5)),
-                        resources: Some(resources(("50m", "64Mi"), ("500m", "256Mi"))),
+                        resources: Some(resources),
                         security_context: Some(container_security_context()),
                         volume_mounts: Some(vec![VolumeMount {
                             name: "tmp".to_owned(),
@@ -468,13 +541,16 @@ pub fn deployment(namespace: &str, image: &str, allowed_namespaces: Option<&str>
                         empty_dir: Some(EmptyDirVolumeSource::default()),
                         ..Volume::default()
                     }]),
+                    node_selector: (!c.node_selector.is_empty()).then(|| c.node_selector.clone()),
+                    tolerations: (!tolerations.is_empty()).then_some(tolerations),
+                    affinity,
                     ..PodSpec::default()
                 }),
             },
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
-    }
+    })
 }
 
 /// The policy that keeps a single default BackupRepo, enforced by the API server.

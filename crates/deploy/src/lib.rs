@@ -12,6 +12,7 @@
 //! The committed copies under `deploy/` at the repository root are [`generated_files`]; a test
 //! fails when they drift, and rewrites them with `UPDATE_DEPLOY=1`.
 
+mod controller_values;
 mod crd;
 mod error;
 mod install;
@@ -20,14 +21,16 @@ pub mod security;
 mod values;
 mod yaml;
 
+pub use controller_values::{ControllerValues, InstallValues, PdbValues};
 pub use crd::{crds, crds_yaml};
 pub use error::DeployError;
 pub use install::{
     admission_policy, admission_policy_binding, cluster_role, cluster_role_binding,
-    controller_role, controller_role_binding, deployment, install_manifests, install_yaml,
-    storage_providers, InstallOptions, ADMISSION_POLICY_NAME, COMPONENT_LABEL, CONTROLLER_NAME,
-    DEFAULT_NAMESPACE, NAME_LABEL, READ_ONLY_DEFAULT_EXPRESSION, READ_ONLY_DEFAULT_MESSAGE,
-    SINGLE_DEFAULT_EXPRESSION, SINGLE_DEFAULT_MESSAGE, SINGLE_DEFAULT_MESSAGE_EXPRESSION,
+    controller_role, controller_role_binding, deployment, disruption_budget, install_manifests,
+    install_yaml, storage_providers, InstallOptions, ADMISSION_POLICY_NAME, COMPONENT_LABEL,
+    CONTROLLER_NAME, DEFAULT_NAMESPACE, NAME_LABEL, READ_ONLY_DEFAULT_EXPRESSION,
+    READ_ONLY_DEFAULT_MESSAGE, SINGLE_DEFAULT_EXPRESSION, SINGLE_DEFAULT_MESSAGE,
+    SINGLE_DEFAULT_MESSAGE_EXPRESSION,
 };
 pub use network::{network_policy, HEALTH_PORT, METRICS_ACCESS_LABEL, METRICS_PORT};
 pub use values::{backup_repo_from_values, VALUES_REPO_NAME, VALUES_SECRET_NAME};

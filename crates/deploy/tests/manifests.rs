@@ -664,7 +664,7 @@ fn seed_values_add_the_charts_secret_and_default_repo() {
 fn options_reach_every_object() {
     let opts = InstallOptions {
         namespace: "kb-system".into(),
-        image: "registry.example/backuprepo:9.9.9".into(),
+        image: Some("registry.example/backuprepo:9.9.9".into()),
         values: seed_values(),
         allowed_namespaces: Some("team-a, team-b".into()),
     };
@@ -737,7 +737,7 @@ fn bad_options_and_values_are_refused_with_the_field_named() {
         );
     }
     let bad_image = InstallOptions {
-        image: " ".into(),
+        image: Some(" ".into()),
         ..InstallOptions::default()
     };
     assert!(matches!(

@@ -275,9 +275,7 @@ pub fn install_options(
     if let Some(ns) = request.namespace {
         opts.namespace = ns;
     }
-    if let Some(img) = request.image {
-        opts.image = img;
-    }
+    opts.image = request.image;
     opts.values = request.values;
     opts.allowed_namespaces = request.allowed_namespaces;
     opts

@@ -61,7 +61,14 @@ pub fn context_with(client: Client, config: OperatorConfig) -> Arc<Context> {
 /// them in `namespace`: its env, with the downward-API fields resolved as the kubelet would,
 /// plus `extra`.
 pub fn install_config(namespace: &str, extra: &[(&str, &str)]) -> OperatorConfig {
-    let deployment = backuprepo_deploy::deployment(namespace, "backuprepo:test", None);
+    let deployment = backuprepo_deploy::deployment(
+        namespace,
+        &backuprepo_deploy::ControllerValues {
+            image: "backuprepo:test".into(),
+            ..Default::default()
+        },
+    )
+    .expect("the default controller values make a Deployment");
     let pod = deployment.spec.unwrap().template.spec.unwrap();
     let mut env: Vec<(String, String)> = Vec::new();
     for e in pod.containers[0].env.clone().unwrap_or_default() {
