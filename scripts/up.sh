@@ -19,6 +19,10 @@ source "$up_servers/env"
 # seconds after.
 if command -v go >/dev/null 2>&1; then
     bash scripts/kube.sh build >/dev/null
+    # helm and promtool (the chart and the alert rules are tested with them), cached the same way.
+    BR_HELM=$(bash scripts/kube.sh build-extra)/helm
+    BR_PROMTOOL=$(dirname "$BR_HELM")/promtool
+    export BR_HELM BR_PROMTOOL
     bash scripts/kube.sh start "$up_cluster"
     # shellcheck disable=SC1091
     source "$up_cluster/env"

@@ -99,7 +99,15 @@ impl InstallValues {
             return Ok(out);
         };
         if let Some(c) = m.get("controller").filter(|c| !c.is_null()) {
-            out.controller = serde_yaml_ng::from_value(c.clone())
+            // Helm's rule: the file's maps merge into the defaults key by key (so
+            // `resources: {requests: ...}` keeps the default limits); lists and scalars
+            // replace.
+            let given: Value = serde_yaml_ng::from_value(c.clone())
+                .map_err(|e| DeployError::values("controller", e.to_string()))?;
+            let mut merged = serde_json::to_value(ControllerValues::default())
+                .map_err(|e| DeployError::values("controller", e.to_string()))?;
+            merge(&mut merged, given);
+            out.controller = serde_json::from_value(merged)
                 .map_err(|e| DeployError::values("controller", e.to_string()))?;
         }
         if let Some(v) = m.get("createNamespace").filter(|c| !c.is_null()) {
@@ -124,6 +132,24 @@ impl InstallValues {
     }
 }
 
+/// Merge `over` into `base` as Helm coalesces values: maps key by key, everything else
+/// replaced.
+fn merge(base: &mut Value, over: Value) {
+    match (base, over) {
+        (Value::Object(b), Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,6 +167,12 @@ mod tests {
         assert_eq!(v.controller.pod_disruption_budget.min_available, 1);
         assert_eq!(v.controller.scoped_keys, "auto");
         assert!(v.create_namespace);
+        // Maps merge into the defaults, as Helm merges values.
+        let v =
+            InstallValues::from_values("controller:\n  resources: {requests: {cpu: 1}}\n").unwrap();
+        assert_eq!(v.controller.resources["requests"]["cpu"], 1);
+        assert_eq!(v.controller.resources["requests"]["memory"], "64Mi");
+        assert_eq!(v.controller.resources["limits"]["cpu"], "500m");
         let err = InstallValues::from_values("controller:\n  replica: 3\n")
             .unwrap_err()
             .to_string();

@@ -12,6 +12,7 @@
 //! The committed copies under `deploy/` at the repository root are [`generated_files`]; a test
 //! fails when they drift, and rewrites them with `UPDATE_DEPLOY=1`.
 
+mod chart;
 mod controller_values;
 mod crd;
 mod error;
@@ -21,6 +22,7 @@ pub mod security;
 mod values;
 mod yaml;
 
+pub use chart::{chart_files, CHART_DIR};
 pub use controller_values::{ControllerValues, InstallValues, PdbValues};
 pub use crd::{crds, crds_yaml};
 pub use error::DeployError;
@@ -51,7 +53,8 @@ const INSTALL_HINT: &str = "# Apply the CRDs first, then everything:\n\
 /// The files committed under the repository root, as `(path relative to the root, content)`:
 /// `deploy/crds/backuprepos.yaml`, `deploy/crds/storageproviders.yaml` and
 /// `deploy/install.yaml` (default [`InstallOptions`]).
-pub fn generated_files() -> Result<Vec<(&'static str, String)>, DeployError> {
+/// With them, the Helm chart under [`CHART_DIR`] ([`chart_files`]).
+pub fn generated_files() -> Result<Vec<(String, String)>, DeployError> {
     let mut out = Vec::new();
     for crd in crds() {
         let path = match crd.spec.names.plural.as_str() {
@@ -66,7 +69,7 @@ pub fn generated_files() -> Result<Vec<(&'static str, String)>, DeployError> {
         };
         let value = yaml::to_sorted_value(&crd, "CustomResourceDefinition")?;
         out.push((
-            path,
+            path.to_string(),
             format!(
                 "{GENERATED_HEADER}{}",
                 to_yaml_documents(std::slice::from_ref(&value))?
@@ -74,11 +77,12 @@ pub fn generated_files() -> Result<Vec<(&'static str, String)>, DeployError> {
         ));
     }
     out.push((
-        "deploy/install.yaml",
+        "deploy/install.yaml".to_string(),
         format!(
             "{GENERATED_HEADER}{INSTALL_HINT}{}",
             install_yaml(&InstallOptions::default())?
         ),
     ));
+    out.extend(chart_files()?);
     Ok(out)
 }

@@ -17,15 +17,15 @@ fn update() -> bool {
 
 /// Compares (or with `UPDATE_DEPLOY=1` rewrites) the committed files whose path starts with
 /// `prefix`; returns the paths checked.
-fn check_files(prefix: &str) -> Vec<&'static str> {
+fn check_files(prefix: &str) -> Vec<String> {
     let mut checked = Vec::new();
     let mut drift = Vec::new();
     for (rel, generated) in generated_files().unwrap() {
         if !rel.starts_with(prefix) {
             continue;
         }
-        checked.push(rel);
-        let path = repo_root().join(rel);
+        checked.push(rel.clone());
+        let path = repo_root().join(&rel);
         let committed = std::fs::read_to_string(&path).ok();
         if committed.as_deref() == Some(generated.as_str()) {
             continue;
@@ -77,7 +77,7 @@ fn crd_files_match_generated() {
     // The two files hold exactly the documents `backuprepo crds` prints.
     let mut joined = String::new();
     for rel in checked {
-        let text = std::fs::read_to_string(repo_root().join(rel)).unwrap();
+        let text = std::fs::read_to_string(repo_root().join(&rel)).unwrap();
         joined.push_str(
             &text
                 .lines()
@@ -95,4 +95,41 @@ fn install_yaml_file_matches_generated() {
     assert_eq!(checked, ["deploy/install.yaml"]);
     let text = std::fs::read_to_string(repo_root().join("deploy/install.yaml")).unwrap();
     assert!(text.ends_with(&install_yaml(&InstallOptions::default()).unwrap()));
+}
+
+#[test]
+fn chart_files_match_generated() {
+    let checked = check_files(backuprepo_deploy::CHART_DIR);
+    assert!(checked.iter().any(|p| p.ends_with("/Chart.yaml")));
+    assert!(checked.iter().any(|p| p.ends_with("/values.yaml")));
+    // No file of an older generation is left in the chart (a renamed template would be
+    // installed twice).
+    let mut stale = Vec::new();
+    let mut dirs = vec![repo_root().join(backuprepo_deploy::CHART_DIR)];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(repo_root())
+                .unwrap()
+                .to_string_lossy()
+                .replace("../", "");
+            let rel = rel.trim_start_matches('/').to_string();
+            if !checked.iter().any(|c| rel.ends_with(c.as_str())) {
+                if update() {
+                    std::fs::remove_file(&p).unwrap();
+                } else {
+                    stale.push(rel);
+                }
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "not generated (remove them, or UPDATE_DEPLOY=1): {stale:?}"
+    );
 }

@@ -23,32 +23,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-/// The ```yaml block of the seed's "Automatic BackupRepo configuration", read at run time
-/// (`None` when `../shared` is absent).
+/// The seed's values file (`None` when `../shared` is absent).
 fn seed_values() -> Option<String> {
-    let md = backuprepo_fixtures::read_shared("seed/configure-backuprepo.md")?;
-    let lines: Vec<&str> = md.lines().collect();
-    let mut i = 0;
-    while i < lines.len() {
-        let t = lines[i].trim_start();
-        if t.starts_with("```yaml") {
-            let indent = lines[i].len() - t.len();
-            let mut body = String::new();
-            let mut j = i + 1;
-            while j < lines.len() && !lines[j].trim_start().starts_with("```") {
-                let l = lines[j];
-                body.push_str(l.get(indent..).unwrap_or(l.trim_start()));
-                body.push('\n');
-                j += 1;
-            }
-            if body.contains("backupRepo:") {
-                return Some(body);
-            }
-            i = j;
-        }
-        i += 1;
-    }
-    panic!("no ```yaml block with `backupRepo:` in the seed");
+    backuprepo_fixtures::seed_values()
 }
 
 fn with_seed() -> Option<InstallOptions> {
