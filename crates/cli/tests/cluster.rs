@@ -31,3 +31,6 @@ mod scoped;
 
 #[path = "cluster/key_mode.rs"]
 mod key_mode;
+
+#[path = "cluster/helm.rs"]
+mod helm;

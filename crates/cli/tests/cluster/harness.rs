@@ -228,12 +228,7 @@ impl Cluster {
     fn ensure_installed(&self) {
         static DONE: OnceLock<()> = OnceLock::new();
         DONE.get_or_init(|| {
-            self.sh_ok(
-                "$BACKUPREPO crds | kubectl apply --server-side -f - >/dev/null
-                 kubectl wait --for=condition=Established --timeout=60s \
-                   crd/backuprepos.dataprotection.kubeblocks.io crd/storageproviders.dataprotection.kubeblocks.io >/dev/null
-                 $BACKUPREPO install --print | kubectl apply --server-side --force-conflicts -f - >/dev/null",
-            );
+            self.apply_install();
             for crd in ["backups", "restores"] {
                 let path = backuprepo_fixtures::shared_path(&format!(
                     "compat/kubeblocks/crds/dataprotection.kubeblocks.io_{crd}.yaml"
@@ -253,15 +248,29 @@ impl Cluster {
                 None,
             );
             self.namespace("kb-system");
-            // A new admission policy refuses every BackupRepo until the API server has synced
-            // its parameter kind (`not yet synced to use for admission`): wait, as a user would
-            // retry (`--store kube install` waits the same way).
-            self.wait(120, "the admission policy admits BackupRepos", || {
-                self.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(ADMISSION_PROBE))
-                    .status
-                    .success()
-                    .then_some(())
-            });
+        });
+    }
+
+    /// `backuprepo install --print`, applied as the README says (again after a test that
+    /// replaced it, such as the Helm test), and the admission policy ready.
+    pub fn apply_install(&self) {
+        self.sh_ok(
+            "$BACKUPREPO crds | kubectl apply --server-side -f - >/dev/null
+             kubectl wait --for=condition=Established --timeout=60s \
+               crd/backuprepos.dataprotection.kubeblocks.io crd/storageproviders.dataprotection.kubeblocks.io >/dev/null
+             $BACKUPREPO install --print | kubectl apply --server-side --force-conflicts -f - >/dev/null",
+        );
+        // A new admission policy refuses every BackupRepo until the API server has synced
+        // its parameter kind (`not yet synced to use for admission`): wait, as a user would
+        // retry (`--store kube install` waits the same way).
+        self.wait(120, "the admission policy admits BackupRepos", || {
+            self.kubectl(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(ADMISSION_PROBE),
+            )
+            .status
+            .success()
+            .then_some(())
         });
     }
 
@@ -307,35 +316,40 @@ impl Cluster {
         let text = String::from_utf8(out.stdout).expect("utf8");
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v: Value = serde::Deserialize::deserialize(doc).expect("yaml");
-            if v["kind"] != "Deployment" {
-                continue;
+            if v["kind"] == "Deployment" {
+                return env_of(&v, pod);
             }
-            let c = &v["spec"]["template"]["spec"]["containers"][0];
-            let mut env = Vec::new();
-            for e in c["env"].as_array().cloned().unwrap_or_default() {
-                let name = e["name"].as_str().expect("name").to_string();
-                let value = match (
-                    &e["value"],
-                    e["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
-                ) {
-                    (Value::String(v), _) => v.clone(),
-                    (_, Some("metadata.namespace")) => NS.to_string(),
-                    (_, Some("metadata.name")) => pod.to_string(),
-                    other => panic!("the Deployment sets {name} from {other:?}"),
-                };
-                env.push((name, value));
-            }
-            let args = c["args"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .iter()
-                .map(|a| a.as_str().expect("arg").to_string())
-                .collect();
-            return (env, args);
         }
         panic!("install --print has no Deployment");
     }
+}
+
+/// The container env and args of a controller Deployment, with the downward-API fields
+/// resolved as the kubelet would for a pod named `pod`.
+pub fn env_of(deployment: &Value, pod: &str) -> (Vec<(String, String)>, Vec<String>) {
+    let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut env = Vec::new();
+    for e in c["env"].as_array().cloned().unwrap_or_default() {
+        let name = e["name"].as_str().expect("name").to_string();
+        let value = match (
+            &e["value"],
+            e["valueFrom"]["fieldRef"]["fieldPath"].as_str(),
+        ) {
+            (Value::String(v), _) => v.clone(),
+            (_, Some("metadata.namespace")) => NS.to_string(),
+            (_, Some("metadata.name")) => pod.to_string(),
+            other => panic!("the Deployment sets {name} from {other:?}"),
+        };
+        env.push((name, value));
+    }
+    let args = c["args"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_string())
+        .collect();
+    (env, args)
 }
 
 /// `backuprepo controller` in its own process, as the install runs it: the Deployment's args
@@ -354,13 +368,26 @@ pub struct Controller {
 
 impl Controller {
     pub fn start(c: &Cluster, identity: &str, extra_env: &[(&str, &str)]) -> Controller {
+        Self::start_with(c, identity, c.deployment_env(identity), extra_env)
+    }
+
+    /// As a pod of `deployment` (an object read from the cluster) would run.
+    pub fn start_as(c: &Cluster, identity: &str, deployment: &Value) -> Controller {
+        Self::start_with(c, identity, env_of(deployment, identity), &[])
+    }
+
+    fn start_with(
+        c: &Cluster,
+        identity: &str,
+        (env, args): (Vec<(String, String)>, Vec<String>),
+        extra_env: &[(&str, &str)],
+    ) -> Controller {
         let dir = tempfile::tempdir().expect("tempdir");
         // Raw lines of the audit log so far (its own reader below counts the same way).
         let audit_from = std::fs::read_to_string(&c.audit)
             .map(|t| t.lines().count())
             .unwrap_or(0);
         let kubeconfig = c.kubeconfig_for(dir.path(), &c.sa_token());
-        let (env, args) = c.deployment_env(identity);
         let log = dir.path().join("controller.log");
         let file = std::fs::File::create(&log).expect("log");
         let mut cmd = Command::new(backuprepo_bin());
