@@ -40,6 +40,10 @@ pub const SCOPED_CREDENTIALS_ANNOTATION: &str = "backuprepo.io/scoped-credential
 /// Annotation (ours) asking the controller to replace every scoped key of the repository now;
 /// it removes the annotation once done (`backuprepo rotate-keys NAME`).
 pub const ROTATE_KEYS_ANNOTATION: &str = "backuprepo.io/rotate-keys";
+/// Annotation (ours): a Kubernetes quantity (`"500Gi"`); the controller exports it as
+/// `backuprepo_repository_usage_alert_bytes`, and the `BackupRepoUsageHigh` alert fires when
+/// the repository holds more.
+pub const USAGE_ALERT_ANNOTATION: &str = "backuprepo.io/usage-alert";
 /// Label naming the repository, on derived objects and on Backups/Restores using it.
 pub const BACKUP_REPO_NAME_LABEL: &str = "dataprotection.kubeblocks.io/backup-repo-name";
 /// Label (`"true"`) on Backups/Restores waiting for the repository to be prepared in their

@@ -167,6 +167,11 @@ pub enum Command {
         /// as in KubeBlocks).
         #[arg(long, value_name = "NS,NS|*")]
         allowed_namespaces: Option<String>,
+        /// Kubernetes: add the alerts (a PrometheusRule; needs the Prometheus Operator's
+        /// CRDs) and the Grafana dashboard (a ConfigMap for Grafana's sidecar); the values
+        /// file's `monitoring.enabled` does the same.
+        #[arg(long)]
+        monitoring: bool,
     },
     /// Print the CustomResourceDefinitions of BackupRepo and StorageProvider.
     Crds,

@@ -66,14 +66,19 @@ fn main() -> ExitCode {
             namespace,
             image,
             allowed_namespaces,
-        } => install_request(file.as_deref(), namespace, image, allowed_namespaces).and_then(
-            |request| {
-                let opts =
-                    backuprepo_operator::store::install_options(&cli.install_namespace, request);
-                print!("{}", backuprepo_deploy::install_yaml(&opts)?);
-                Ok(())
-            },
-        ),
+            monitoring,
+        } => install_request(
+            file.as_deref(),
+            namespace,
+            image,
+            allowed_namespaces,
+            monitoring,
+        )
+        .and_then(|request| {
+            let opts = backuprepo_operator::store::install_options(&cli.install_namespace, request);
+            print!("{}", backuprepo_deploy::install_yaml(&opts)?);
+            Ok(())
+        }),
         command => on_store(
             cli.store == "kube",
             cli.home,
@@ -144,12 +149,14 @@ fn install_request(
     namespace: Option<String>,
     image: Option<String>,
     allowed_namespaces: Option<String>,
+    monitoring: bool,
 ) -> Result<InstallRequest> {
     Ok(InstallRequest {
         values: file.map(control::manifests::read_input).transpose()?,
         namespace,
         image,
         allowed_namespaces,
+        monitoring,
     })
 }
 
@@ -246,9 +253,16 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             namespace,
             image,
             allowed_namespaces,
+            monitoring,
             ..
         } => {
-            let request = install_request(file.as_deref(), namespace, image, allowed_namespaces)?;
+            let request = install_request(
+                file.as_deref(),
+                namespace,
+                image,
+                allowed_namespaces,
+                monitoring,
+            )?;
             manifests::install(store, file.as_deref(), request).await
         }
         Command::Secret(SecretCommand::Create {

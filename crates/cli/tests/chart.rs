@@ -228,3 +228,67 @@ fn the_chart_renders_what_install_prints() {
         );
     }
 }
+
+/// promtool from the same cache as helm.
+fn promtool() -> Option<PathBuf> {
+    let p = std::env::var_os("BR_PROMTOOL")
+        .map(PathBuf::from)
+        .or_else(|| helm().map(|h| h.with_file_name("promtool")))?;
+    p.exists().then_some(p)
+}
+
+#[test]
+fn alerts_pass_promtool_and_fire_and_monitoring_renders_the_same() {
+    let (Some(helm), Some(promtool)) = (helm(), promtool()) else {
+        return;
+    };
+    let rules = root().join("deploy/monitoring/rules.yaml");
+    let check = run(Command::new(&promtool).args(["check", "rules"]).arg(&rules));
+    assert!(check.contains("SUCCESS: 4 rules found"), "{check}");
+    // Each alert fires on its sample series (and only there): deploy/monitoring/rules-test.yaml.
+    let test = run(Command::new(&promtool)
+        .args(["test", "rules"])
+        .arg(root().join("deploy/monitoring/rules-test.yaml")));
+    assert!(test.contains("SUCCESS"), "{test}");
+    let tests = std::fs::read_to_string(root().join("deploy/monitoring/rules-test.yaml")).unwrap();
+    for alert in [
+        "BackupRepoNotReady",
+        "BackupRepoScopedKeysFailing",
+        "BackupRepoUsageHigh",
+        "BackupRepoNoLeader",
+    ] {
+        assert!(
+            tests.contains(&format!(
+                "alertname: {alert}\n        exp_alerts:\n          - exp_labels"
+            )),
+            "{alert} has no firing test"
+        );
+    }
+
+    // The chart with monitoring.enabled renders what `install --print` renders with it, and
+    // `--monitoring` is the same as the value.
+    let on = same(&helm, "monitoring:\n  enabled: true\n", "backuprepo-system");
+    let rule = &on["PrometheusRule/backuprepo-controller"];
+    let groups: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(&rules).unwrap()).unwrap();
+    assert_eq!(rule["spec"]["groups"], groups["groups"]);
+    let cm = &on["ConfigMap/backuprepo-controller-dashboard"];
+    assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+    let dashboard: Value =
+        serde_json::from_str(cm["data"]["backuprepo.json"].as_str().unwrap()).unwrap();
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/monitoring/dashboard.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dashboard, committed);
+    let flag = run(Command::new(env!("CARGO_BIN_EXE_backuprepo")).args([
+        "install",
+        "--print",
+        "--monitoring",
+    ]));
+    assert_eq!(
+        objects(&flag).keys().collect::<Vec<_>>(),
+        on.keys().collect::<Vec<_>>()
+    );
+    let off = same(&helm, "", "backuprepo-system");
+    assert!(!off.keys().any(|k| k.starts_with("PrometheusRule/")));
+}

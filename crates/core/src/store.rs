@@ -77,6 +77,8 @@ pub struct InstallRequest {
     /// Kubernetes: the namespaces repositories without `spec.allowedNamespaces` serve
     /// (`a,b`, or `*` for every namespace; default every namespace).
     pub allowed_namespaces: Option<String>,
+    /// Kubernetes: add the PrometheusRule and the Grafana dashboard.
+    pub monitoring: bool,
 }
 
 // Debug leaves out the values file: it can hold credentials.
@@ -86,6 +88,7 @@ impl std::fmt::Debug for InstallRequest {
             .field("values", &self.values.as_ref().map(|_| "<values file>"))
             .field("namespace", &self.namespace)
             .field("image", &self.image)
+            .field("monitoring", &self.monitoring)
             .finish()
     }
 }

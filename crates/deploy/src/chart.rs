@@ -59,6 +59,12 @@ fn values_yaml() -> Result<String, DeployError> {
 # Make the release namespace (or use `helm install --create-namespace`).
 createNamespace: false
 
+# The PrometheusRule (alerts: a repository not Ready for 10 min, scoped keys failing, usage
+# over a repository's backuprepo.io/usage-alert, no leader for 1 min) and a Grafana dashboard
+# ConfigMap (label grafana_dashboard: \"1\"). Needs the Prometheus Operator's CRDs.
+monitoring:
+  enabled: false
+
 # KubeBlocks' block: a BackupRepo (and its credential Secret) made at install, kept on uninstall.
 backupRepo:
   create: false
@@ -264,6 +270,7 @@ pub fn chart_files() -> Result<Vec<(String, String)>, DeployError> {
                 },
             )?,
         ),
+        monitoring: true,
         ..InstallOptions::default()
     };
     let dir = CHART_DIR;
@@ -298,6 +305,8 @@ pub fn chart_files() -> Result<Vec<(String, String)>, DeployError> {
             "Namespace" => Some(".Values.createNamespace"),
             "NetworkPolicy" => Some(".Values.controller.networkPolicy"),
             "PodDisruptionBudget" => Some(".Values.controller.podDisruptionBudget.enabled"),
+            "PrometheusRule" => Some(".Values.monitoring.enabled"),
+            "ConfigMap" => Some(".Values.monitoring.enabled"),
             _ => None,
         };
         if kind == "Deployment" {

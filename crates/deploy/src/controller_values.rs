@@ -86,6 +86,8 @@ pub struct InstallValues {
     pub controller: ControllerValues,
     /// Make the release namespace (`helm install --create-namespace` is Helm's other way).
     pub create_namespace: bool,
+    /// `monitoring.enabled`: the PrometheusRule and the Grafana dashboard.
+    pub monitoring: bool,
 }
 
 impl InstallValues {
@@ -114,6 +116,17 @@ impl InstallValues {
             out.create_namespace = v
                 .as_bool()
                 .ok_or_else(|| DeployError::values("createNamespace", "must be true or false"))?;
+        }
+        if let Some(v) = m.get("monitoring").filter(|c| !c.is_null()) {
+            out.monitoring = v
+                .get("enabled")
+                .map(|e| {
+                    e.as_bool().ok_or_else(|| {
+                        DeployError::values("monitoring.enabled", "must be true or false")
+                    })
+                })
+                .transpose()?
+                .unwrap_or(false);
         }
         let c = &out.controller;
         if c.replicas < 0 {

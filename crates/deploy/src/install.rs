@@ -101,6 +101,9 @@ pub struct InstallOptions {
     /// file's `controller.allowedNamespaces`. `None` there too: every namespace, as in
     /// KubeBlocks.
     pub allowed_namespaces: Option<String>,
+    /// Add the PrometheusRule and the Grafana dashboard ([`crate::monitoring`]); the values
+    /// file's `monitoring.enabled` asks for them too.
+    pub monitoring: bool,
 }
 
 impl Default for InstallOptions {
@@ -110,6 +113,7 @@ impl Default for InstallOptions {
             image: None,
             values: None,
             allowed_namespaces: None,
+            monitoring: false,
         }
     }
 }
@@ -189,6 +193,11 @@ fn check_allowed(list: &str) -> Result<(), DeployError> {
 pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployError> {
     opts.check()?;
     let controller = opts.controller()?;
+    let monitoring = opts.monitoring
+        || match &opts.values {
+            Some(text) => InstallValues::from_values(text)?.monitoring,
+            None => false,
+        };
     let ns = opts.namespace.as_str();
     let mut out = Vec::new();
 
@@ -230,6 +239,15 @@ pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployErro
             &disruption_budget(ns, controller.pod_disruption_budget.min_available),
             "PodDisruptionBudget",
         )?);
+    }
+    if monitoring {
+        out.push(crate::yaml::sorted(crate::monitoring::prometheus_rule(ns)));
+        let dashboard =
+            crate::monitoring::dashboard_config_map(ns).map_err(|e| DeployError::Serialize {
+                what: "the Grafana dashboard".into(),
+                message: e.to_string(),
+            })?;
+        out.push(crate::yaml::sorted(dashboard));
     }
     out.push(to_sorted_value(
         &admission_policy(),

@@ -17,6 +17,7 @@ mod controller_values;
 mod crd;
 mod error;
 mod install;
+pub mod monitoring;
 mod network;
 pub mod security;
 mod values;
@@ -82,6 +83,22 @@ pub fn generated_files() -> Result<Vec<(String, String)>, DeployError> {
             "{GENERATED_HEADER}{INSTALL_HINT}{}",
             install_yaml(&InstallOptions::default())?
         ),
+    ));
+    out.push((
+        "deploy/monitoring/rules.yaml".to_string(),
+        format!(
+            "{GENERATED_HEADER}# Prometheus rules (also in the PrometheusRule of `install --print --monitoring`).\n{}",
+            to_yaml_documents(&[serde_json::json!({"groups": monitoring::rule_groups()})])?
+        ),
+    ));
+    out.push((
+        "deploy/monitoring/dashboard.json".to_string(),
+        serde_json::to_string_pretty(&monitoring::dashboard()).map_err(|e| {
+            DeployError::Serialize {
+                what: "the Grafana dashboard".into(),
+                message: e.to_string(),
+            }
+        })? + "\n",
     ));
     out.extend(chart_files()?);
     Ok(out)

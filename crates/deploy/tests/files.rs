@@ -133,3 +133,15 @@ fn chart_files_match_generated() {
         "not generated (remove them, or UPDATE_DEPLOY=1): {stale:?}"
     );
 }
+
+#[test]
+fn monitoring_files_match_generated() {
+    let checked = check_files("deploy/monitoring/");
+    assert_eq!(
+        checked,
+        [
+            "deploy/monitoring/rules.yaml",
+            "deploy/monitoring/dashboard.json"
+        ]
+    );
+}

@@ -644,6 +644,7 @@ fn options_reach_every_object() {
         image: Some("registry.example/backuprepo:9.9.9".into()),
         values: seed_values(),
         allowed_namespaces: Some("team-a, team-b".into()),
+        monitoring: false,
     };
     let objects = install_manifests(&opts).unwrap();
     assert_eq!(objects[0]["metadata"]["name"], "kb-system");

@@ -60,6 +60,7 @@ pub struct Metrics {
     usage_partial: Family<RepoLabels, Gauge>,
     scoped_keys: Family<RepoLabels, Gauge>,
     scoped_failing: Family<RepoLabels, Gauge>,
+    usage_alert: Family<RepoLabels, Gauge>,
     leader: Gauge,
 }
 
@@ -124,6 +125,12 @@ impl Default for Metrics {
             "Namespaces whose scoped key could not be made, replaced or revoked in the last pass (their consumers wait)",
             scoped_failing.clone(),
         );
+        let usage_alert = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_usage_alert_bytes",
+            "The usage above which the BackupRepoUsageHigh alert fires (annotation backuprepo.io/usage-alert)",
+            usage_alert.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -142,6 +149,7 @@ impl Default for Metrics {
             usage_partial,
             scoped_keys,
             scoped_failing,
+            usage_alert,
             leader,
         }
     }
@@ -192,6 +200,23 @@ impl Metrics {
         self.scoped_failing.get_or_create(&labels).set(n(failing));
     }
 
+    /// The usage alert threshold of a repository (its `backuprepo.io/usage-alert`), or none.
+    pub fn set_usage_alert(&self, repo: &str, bytes: Option<u64>) {
+        let labels = RepoLabels {
+            repo: repo.to_string(),
+        };
+        match bytes {
+            Some(b) => {
+                self.usage_alert
+                    .get_or_create(&labels)
+                    .set(i64::try_from(b).unwrap_or(i64::MAX));
+            }
+            None => {
+                self.usage_alert.remove(&labels);
+            }
+        }
+    }
+
     /// Forget a repository that is gone.
     pub fn remove_repo(&self, repo: &str) {
         let labels = RepoLabels {
@@ -202,6 +227,7 @@ impl Metrics {
         self.usage_partial.remove(&labels);
         self.scoped_keys.remove(&labels);
         self.scoped_failing.remove(&labels);
+        self.usage_alert.remove(&labels);
         for p in PHASES {
             self.repo_phase.remove(&PhaseLabels {
                 repo: repo.to_string(),
@@ -248,5 +274,61 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every metric the alerts and the dashboard read is one the controller exports (a
+    /// renamed metric would silently empty a panel and mute an alert).
+    #[test]
+    fn alerts_and_dashboard_read_exported_metrics() {
+        let m = Metrics::default();
+        m.set_phase("r", Some(BackupRepoPhase::Ready));
+        m.set_usage(
+            "r",
+            &backuprepo_api::RepoUsage {
+                total_bytes: 1,
+                object_count: 1,
+                measured_at: backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    backuprepo_api::k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+                ),
+                by_prefix: Default::default(),
+                partial: false,
+                resume_after: None,
+            },
+        );
+        m.set_scoped("r", 1, 0);
+        m.set_usage_alert("r", Some(10));
+        m.reconciled("repo");
+        m.reconcile_error("repo", ErrorClass::Transient);
+        m.observe_probe("put", "Passed", 0.1);
+        let exported = m.render();
+        let text = format!(
+            "{}{}",
+            backuprepo_deploy::monitoring::rule_groups(),
+            backuprepo_deploy::monitoring::dashboard()
+        );
+        let mut used: Vec<&str> = text
+            .match_indices("backuprepo_")
+            .map(|(i, _)| {
+                let rest = &text[i..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(rest.len());
+                &rest[..end]
+            })
+            .collect();
+        used.sort();
+        used.dedup();
+        assert!(used.len() >= 8, "{used:?}");
+        for name in used {
+            assert!(
+                exported.lines().any(|l| l.starts_with(name)),
+                "{name} is read by the alerts or the dashboard but not exported:\n{exported}"
+            );
+        }
     }
 }

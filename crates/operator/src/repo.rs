@@ -217,6 +217,14 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
             .map_err(Error::kube("patch status"))?;
     }
     ctx.metrics.set_phase(name, out.status.phase);
+    // An unreadable threshold exports none (the alert cannot fire on a guess).
+    let alert = repo
+        .annotations()
+        .get(backuprepo_api::constants::USAGE_ALERT_ANNOTATION)
+        .and_then(|q| backuprepo_api::parse_quantity(q))
+        .filter(|b| *b > 0.0)
+        .map(|b| b as u64);
+    ctx.metrics.set_usage_alert(name, alert);
     if let Some(u) = &out.status.usage {
         ctx.metrics.set_usage(name, u);
     }

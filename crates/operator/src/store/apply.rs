@@ -278,5 +278,6 @@ pub fn install_options(
     opts.image = request.image;
     opts.values = request.values;
     opts.allowed_namespaces = request.allowed_namespaces;
+    opts.monitoring = request.monitoring;
     opts
 }
