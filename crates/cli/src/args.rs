@@ -34,6 +34,22 @@ pub struct Cli {
     /// KubeBlocks namespace), and of `install`.
     #[arg(long = "install-namespace", global = true, help_heading = "Global options", env = "BACKUPREPO_NAMESPACE", default_value = backuprepo_deploy::DEFAULT_NAMESPACE)]
     pub install_namespace: String,
+    /// With --store kube: the kubeconfig file (default $KUBECONFIG or ~/.kube/config).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "FILE"
+    )]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --store kube: the kubeconfig context (default its current context).
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global options",
+        value_name = "NAME"
+    )]
+    pub context: Option<String>,
     /// Log level: error, warn, info, debug, trace.
     #[arg(long = "log-level", global = true, help_heading = "Global options", default_value = "warn", value_parser = datasafed::LOG_LEVELS)]
     pub log_level: String,

@@ -15,6 +15,7 @@ mod complete;
 mod control;
 mod datasafed;
 mod pipe;
+mod plugin;
 mod progress;
 
 use std::path::PathBuf;
@@ -43,7 +44,11 @@ fn main() -> ExitCode {
         return datasafed::main(args);
     }
     complete::answer_if_asked();
-    let cli = Cli::parse();
+    let cli = if name == "kubectl-backuprepo" {
+        Cli::parse_from(plugin::args(std::env::args_os()))
+    } else {
+        Cli::parse()
+    };
     if let Command::Datasafed(args) = cli.command {
         return datasafed::main(args);
     }
@@ -83,6 +88,10 @@ fn main() -> ExitCode {
             cli.store == "kube",
             cli.home,
             cli.install_namespace,
+            backuprepo_operator::store::Target {
+                kubeconfig: cli.kubeconfig,
+                context: cli.context,
+            },
             command,
         ),
     };
@@ -93,7 +102,13 @@ fn main() -> ExitCode {
 }
 
 /// Open the store (`--store`) and run the command on it.
-fn on_store(kube: bool, home: Option<PathBuf>, namespace: String, command: Command) -> Result<()> {
+fn on_store(
+    kube: bool,
+    home: Option<PathBuf>,
+    namespace: String,
+    target: backuprepo_operator::store::Target,
+    command: Command,
+) -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -101,7 +116,7 @@ fn on_store(kube: bool, home: Option<PathBuf>, namespace: String, command: Comma
         .context("cannot start the runtime")?;
     let result = rt.block_on(async {
         if kube {
-            run(&KubeStore::connect(namespace).await?, command).await
+            run(&KubeStore::connect_to(namespace, &target).await?, command).await
         } else {
             // Only the commands that make objects may make a store; the others, given a
             // --home (or BACKUPREPO_HOME) where there is none, say so instead of creating

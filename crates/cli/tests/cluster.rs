@@ -34,3 +34,6 @@ mod key_mode;
 
 #[path = "cluster/helm.rs"]
 mod helm;
+
+#[path = "cluster/plugin.rs"]
+mod plugin;

@@ -8,6 +8,14 @@ mod apply;
 
 pub use apply::{install_options, resource_for};
 
+/// Which cluster `--store kube` talks to: kubectl's `--kubeconfig` and `--context` (the
+/// current context of `$KUBECONFIG` or `~/.kube/config` when both are unset).
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub kubeconfig: Option<std::path::PathBuf>,
+    pub context: Option<String>,
+}
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -98,9 +106,38 @@ impl KubeStore {
 
     /// Connect with the current kubeconfig context (or the in-cluster service account).
     pub async fn connect(namespace: String) -> Result<KubeStore> {
-        let client = Client::try_default().await.map_err(|e| {
-            anyhow!("--store kube: cannot find a cluster (kubeconfig or in-cluster service account): {e}; check `kubectl config current-context`")
-        })?;
+        Self::connect_to(namespace, &Target::default()).await
+    }
+
+    /// As [`KubeStore::connect`], with kubectl's `--kubeconfig` and `--context`.
+    pub async fn connect_to(namespace: String, target: &Target) -> Result<KubeStore> {
+        let client = match (&target.kubeconfig, &target.context) {
+            (None, None) => Client::try_default().await.map_err(|e| {
+                anyhow!("--store kube: cannot find a cluster (kubeconfig or in-cluster service account): {e}; check `kubectl config current-context`")
+            })?,
+            (path, context) => {
+                let options = kube::config::KubeConfigOptions {
+                    context: context.clone(),
+                    ..Default::default()
+                };
+                let config = match path {
+                    Some(p) => {
+                        let file = kube::config::Kubeconfig::read_from(p).map_err(|e| {
+                            anyhow!("--kubeconfig {}: cannot read it: {e}", p.display())
+                        })?;
+                        kube::Config::from_custom_kubeconfig(file, &options).await
+                    }
+                    None => kube::Config::from_kubeconfig(&options).await,
+                }
+                .map_err(|e| {
+                    anyhow!(
+                        "--store kube: cannot use the kubeconfig{}: {e}; see `kubectl config get-contexts`",
+                        context.as_deref().map(|c| format!(" context {c:?}")).unwrap_or_default()
+                    )
+                })?;
+                Client::try_from(config).map_err(|e| anyhow!("--store kube: {e}"))?
+            }
+        };
         KubeStore::new(client, namespace)
     }
 
