@@ -167,6 +167,12 @@ impl StorageProviderSpec {
         out
     }
 
+    /// [`StorageProviderSpec::access_methods`] by name (`["Mount", "Tool"]`), for messages and
+    /// tables.
+    pub fn access_method_names(&self) -> Vec<&'static str> {
+        self.access_methods().iter().map(|m| m.as_str()).collect()
+    }
+
     /// Whether `method` is supported.
     pub fn supports(&self, method: AccessMethod) -> bool {
         match method {

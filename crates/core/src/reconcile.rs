@@ -484,12 +484,7 @@ fn provider_step<'a>(input: &Input<'a>, step: &mut Step<'_>) -> Option<&'a Stora
 /// means and the fix: the methods the provider offers, and that a repository without
 /// `spec.accessMethod` is Mount.
 fn method_unsupported(repo: &BackupRepo, provider: &StorageProvider, kb_message: &str) -> String {
-    let offered: Vec<&str> = provider
-        .spec
-        .access_methods()
-        .iter()
-        .map(|m| m.as_str())
-        .collect();
+    let offered = provider.spec.access_method_names();
     let method = repo.access_method();
     let why = match repo.spec.access_method {
         None => format!(

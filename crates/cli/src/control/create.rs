@@ -362,21 +362,12 @@ fn prompting() -> bool {
 fn create_command(provider: &StorageProvider, prompt: bool, method: Option<&str>) -> Command {
     let schema = schema_of(provider);
     let props = props(provider);
-    let tool_only = method == Some("Tool")
-        || !provider
-            .spec
-            .access_methods()
-            .contains(&backuprepo_api::AccessMethod::Mount);
+    let tool_only = method == Some("Tool") || !provider.spec.supports_mount();
     // A parameter the Tool config template never reads is read by Mount only.
     let tool_template = provider.spec.datasafed_config_template.as_deref();
     let mount_only = |name: &str| tool_template.is_some_and(|t| !t.contains(name));
     let required = required_of(schema);
-    let methods: Vec<&str> = provider
-        .spec
-        .access_methods()
-        .iter()
-        .map(|m| m.as_str())
-        .collect();
+    let methods = provider.spec.access_method_names();
     let mut cmd = Command::new("backuprepo create")
         // A repeated flag overrides the earlier one, as with kbcli (pflag).
         .args_override_self(true)

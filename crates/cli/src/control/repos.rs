@@ -637,7 +637,7 @@ fn print_providers(providers: Vec<StorageProvider>, output: &str) -> Result<()> 
     let rows: Vec<Vec<String>> = providers
         .iter()
         .map(|p| {
-            let methods: Vec<&str> = p.spec.access_methods().iter().map(|m| m.as_str()).collect();
+            let methods = p.spec.access_method_names();
             vec![
                 p.name().to_string(),
                 super::provider_phase(p),
