@@ -165,6 +165,29 @@ impl Storage {
         Ok(n)
     }
 
+    /// The CRC32C the storage keeps for the whole object `key`, to check a read against (S3
+    /// with our own signing: one HEAD with `x-amz-checksum-mode`). `None` where there is none
+    /// to check: other services, objects written without one, and multipart objects, whose
+    /// composite checksum (`...-N`) needs the part boundaries.
+    async fn stored_crc32c(&self, key: &str) -> Option<u32> {
+        use base64::Engine as _;
+        let (c, api) = self.s3().ok()??;
+        if !service::s3::signs_itself(c) {
+            return None;
+        }
+        let value = match api.stored_crc32c(&api.key(key)).await {
+            Ok(v) => v?,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the stored checksum");
+                return None;
+            }
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(value.as_bytes())
+            .ok()?;
+        Some(u32::from_be_bytes(bytes.try_into().ok()?))
+    }
+
     fn stored_key(&self, key: &str) -> String {
         match &self.encryption {
             Some(_) => format!("{key}{SUFFIX}"),
@@ -388,10 +411,12 @@ impl Storage {
         if meta.is_dir() {
             return Err(Error::NotFound);
         }
+        let crc32c = self.stored_crc32c(key).await;
         pipeline::pull(
             &self.op,
             key,
             meta.content_length(),
+            crc32c,
             out,
             filters,
             progress,

@@ -13,7 +13,7 @@ mod api;
 pub mod iam;
 pub mod upload;
 
-pub use api::{Api, IncompleteUpload};
+pub use api::{crc32c_header, Api, IncompleteUpload};
 
 /// The endpoint for an S3-family config: as given (https:// added when the scheme is missing,
 /// as rclone does), or derived from the region for providers with a fixed naming scheme.
@@ -68,7 +68,10 @@ impl Service for S3Config {
 
     fn operator(&self) -> Result<Operator> {
         let c = self;
+        // Every write OpenDAL makes (env_auth pushes) carries a CRC32C the service checks, as
+        // our own uploader's do.
         let mut b = services::S3::default()
+            .checksum_algorithm("crc32c")
             .bucket(&c.bucket)
             .root(&format!("/{}", c.prefix))
             .endpoint(&endpoint(c)?)

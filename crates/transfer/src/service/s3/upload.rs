@@ -22,14 +22,15 @@ use bytes::Bytes;
 use opendal::ErrorKind;
 use tokio::task::{JoinHandle, JoinSet};
 
+use super::api::Part;
 use super::Api;
 use crate::pipeline::{MAX_PART, MAX_PARTS};
 use crate::{Error, Result};
 
 type Answer<T> = std::result::Result<T, opendal::Error>;
 
-/// A part being uploaded or copied: its number and ETag when done.
-type PartTask = JoinHandle<Answer<(u32, String)>>;
+/// A part being uploaded or copied: the part when done.
+type PartTask = JoinHandle<Answer<Part>>;
 
 /// Where the upload switches to segments, and how large a segment grows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,10 +87,10 @@ impl Limits {
 struct Multipart {
     key: String,
     id: String,
-    done: Vec<(u32, String)>,
+    done: Vec<Part>,
     next: u32,
     bytes: u64,
-    in_flight: JoinSet<Answer<(u32, String)>>,
+    in_flight: JoinSet<Answer<Part>>,
 }
 
 impl Multipart {
@@ -114,10 +115,8 @@ impl Multipart {
         self.next += 1;
         self.bytes += body.len() as u64;
         let (api, key, id) = (api.clone(), self.key.clone(), self.id.clone());
-        self.in_flight.spawn(async move {
-            let etag = api.upload_part(&key, &id, n, body).await?;
-            Ok((n, etag))
-        });
+        self.in_flight
+            .spawn(async move { api.upload_part(&key, &id, n, body).await });
         Ok(())
     }
 
@@ -140,7 +139,7 @@ impl Multipart {
         while !self.in_flight.is_empty() {
             self.reap().await?;
         }
-        self.done.sort_by_key(|(n, _)| *n);
+        self.done.sort_by_key(|p| p.n);
         api.complete(&self.key, &self.id, &self.done).await
     }
 
@@ -268,9 +267,9 @@ impl Upload {
             source.clone(),
         );
         let copy = tokio::spawn(async move {
-            let etag = api.copy_part(&key, &id, n, &src).await?;
+            let part = api.copy_part(&key, &id, n, &src).await?;
             api.delete(&src).await?;
-            Ok((n, etag))
+            Ok(part)
         });
         self.completed = None;
         self.copying = Some((source, copy));
@@ -282,7 +281,7 @@ impl Upload {
         let Some((_, copy)) = &mut self.copying else {
             return Ok(());
         };
-        let (n, etag) = copy.await.map_err(|e| {
+        let part = copy.await.map_err(|e| {
             opendal::Error::new(
                 ErrorKind::Unexpected,
                 format!("a segment copy stopped: {e}"),
@@ -290,7 +289,7 @@ impl Upload {
         })??;
         self.copying = None;
         if let Some(object) = &mut self.object {
-            object.done.push((n, etag));
+            object.done.push(part);
         }
         Ok(())
     }
