@@ -12,6 +12,8 @@ pub mod output;
 pub mod repos;
 
 #[cfg(test)]
+mod kube_manifest_tests;
+#[cfg(test)]
 mod kube_tests;
 
 use std::collections::BTreeMap;
