@@ -118,9 +118,10 @@ fn on_store(
         if kube {
             run(&KubeStore::connect_to(namespace, &target).await?, command).await
         } else {
-            // Only the commands that make objects may make a store; the others, given a
-            // --home (or BACKUPREPO_HOME) where there is none, say so instead of creating
-            // an empty one at a mistyped path.
+            // Only the commands that make objects may make a store. The others, given a
+            // --home (or BACKUPREPO_HOME) where there is none, read an empty store made
+            // aside (the built-in providers, no repository) and say so, instead of creating
+            // one at a mistyped path.
             let makes = matches!(
                 command,
                 Command::Create { .. }
@@ -130,10 +131,13 @@ fn on_store(
             );
             if let (Some(h), false) = (&home, makes) {
                 if !h.exists() {
-                    bail!(
-                        "there is no local store at {} (--home or BACKUPREPO_HOME): check the path, or make one with `backuprepo create` or `apply`",
+                    eprintln!(
+                        "Note: there is no local store at {} (--home or BACKUPREPO_HOME) yet; nothing was created there (`backuprepo create` or `apply` makes it)",
                         h.display()
                     );
+                    let empty = tempfile::tempdir().context("cannot make a temporary directory")?;
+                    let store = control::open_local(Some(empty.path().join("store")))?;
+                    return run(&store, command).await;
                 }
             }
             run(&control::open_local(home)?, command).await

@@ -265,15 +265,32 @@ fn small_things_a_newcomer_meets() {
         .collect();
     names.sort();
     assert_eq!(names, ["a", "b", "c"]);
-    // A mistyped --home: an error, and no store made there.
+    // A mistyped --home: read as an empty store, said so, and no store made there; the
+    // built-in providers still list (the first command of a new user).
     let typo = h.dir.path().join("hmoe");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_backuprepo"))
-        .args(["--home", typo.to_str().unwrap(), "list"])
-        .output()
-        .unwrap();
+    let run_at = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_backuprepo"))
+            .arg("--home")
+            .arg(&typo)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run_at(&["list"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!(
+        "there is no local store at {} (--home or BACKUPREPO_HOME) yet; nothing was created there",
+        typo.display()
+    )));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "No backup repository found\n"
+    );
+    let o = run_at(&["list-sp", "-o", "name"]);
+    assert!(String::from_utf8_lossy(&o.stdout)
+        .contains("storageprovider.dataprotection.kubeblocks.io/local"));
+    let o = run_at(&["describe", "r"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr)
-        .contains(&format!("there is no local store at {}", typo.display())));
     assert!(!typo.exists());
     // --watch 0 is a usage error.
     assert_eq!(
