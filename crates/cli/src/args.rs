@@ -362,6 +362,21 @@ pub enum Command {
         #[arg(long)]
         ignore_not_found: bool,
     },
+    /// Copy a repository's objects into another repository (any providers), as stored:
+    /// encrypted and compressed objects stay as they are. Skips what the destination already
+    /// holds with the same size (so a second run resumes), never deletes there, and reads
+    /// each copied object back to check it.
+    Copy {
+        /// Source repository.
+        #[arg(add = repo_names())]
+        src: String,
+        /// Destination repository.
+        #[arg(add = repo_names())]
+        dst: String,
+        /// Only this path of the source (default: everything).
+        #[arg(default_value = "")]
+        prefix: String,
+    },
     /// The datasafed-compatible transfer tool (push, pull, list, stat, rm, ...).
     Datasafed(datasafed::Args),
 }

@@ -367,6 +367,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             }
             Ok(())
         }
+        Command::Copy { src, dst, prefix } => data::copy(store, &src, &dst, &prefix).await,
         Command::Grant {
             repo,
             prefix,

@@ -24,6 +24,9 @@ mod inputs;
 #[path = "control/modes.rs"]
 mod modes;
 
+#[path = "control/copy.rs"]
+mod copy;
+
 use home::*;
 
 /// The seed's fenced blocks (`None` when `../shared` is absent).

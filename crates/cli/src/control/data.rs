@@ -167,3 +167,43 @@ pub async fn rm<S: RepoStore>(
     }
     Ok(())
 }
+
+/// `copy SRC DST [PREFIX]`: both repositories Ready, their storages opened without
+/// encryption so objects move as stored; a line per run with what was copied and skipped.
+pub async fn copy<S: RepoStore>(store: &S, src: &str, dst: &str, prefix: &str) -> Result<()> {
+    if src == dst {
+        bail!("copy: the source and the destination are the same repository ({src})");
+    }
+    let raw = |cfg: &ToolConfig, repo: &BackupRepo| {
+        backuprepo_transfer::Storage::open(
+            cfg,
+            repo.spec.path_prefix.as_deref().unwrap_or(""),
+            None,
+        )
+        .map_err(|e| anyhow!("{e}"))
+    };
+    let (from, to) = (
+        ready_repo(store, Some(src)).await?,
+        ready_repo(store, Some(dst)).await?,
+    );
+    let (from_cfg, _) = open(store, &from).await?;
+    let (to_cfg, _) = open(store, &to).await?;
+    let (source, dest) = (raw(&from_cfg, &from)?, raw(&to_cfg, &to)?);
+    let started = std::time::Instant::now();
+    let mut quiet = |_: &str, _: &backuprepo_transfer::storage::Copied| {};
+    let summary =
+        crate::progress::Progress::track(&format!("copy {src} → {dst}"), None, |counter| {
+            source.copy_to(&dest, prefix, counter, &mut quiet)
+        })
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    let secs = started.elapsed().as_secs_f64().max(0.001);
+    println!(
+        "copied {} object(s), {} bytes, skipped {} already at {dst}, in {secs:.1} s ({:.1} MB/s)",
+        summary.copied,
+        summary.bytes,
+        summary.skipped,
+        summary.bytes as f64 / secs / 1e6
+    );
+    Ok(())
+}

@@ -22,6 +22,7 @@ use crate::service::{self, Site, TMP_DIR};
 use crate::{Error, Result};
 
 mod bench;
+mod copy;
 mod explain;
 mod gc;
 mod grant;
@@ -31,6 +32,7 @@ mod verify;
 
 pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
+pub use copy::{Copied, CopySummary};
 pub use gc::GcOptions;
 pub use grant::Granted;
 pub use usage::{account, after_check, check_tool, AfterCheck, Checked};
@@ -63,6 +65,8 @@ pub struct Storage {
 pub enum Output {
     Stdout,
     File(PathBuf),
+    /// Any writer (a copy's pipe into another storage).
+    Writer(Box<dyn Write + Send>),
 }
 
 /// Where pushed data comes from.
@@ -72,6 +76,8 @@ pub enum Input {
     Stdin { expected_size: Option<u64> },
     /// A file: its size is the expected size.
     File(PathBuf),
+    /// Any reader, with its size when known (a copy's pipe from another storage).
+    Reader(Box<dyn std::io::Read + Send>, Option<u64>),
 }
 
 impl Storage {
@@ -222,6 +228,7 @@ impl Storage {
         let remote = paths::resolve_file(&self.base, rpath)?;
         let (source, expected_size) = match input {
             Input::Stdin { expected_size } => (Source::Stdin, expected_size),
+            Input::Reader(r, size) => (Source::Reader(r), size),
             Input::File(p) => {
                 if p.is_dir() {
                     return Err(Error::InvalidPath(format!(
@@ -359,6 +366,7 @@ impl Storage {
         };
         let (out, partial): (Box<dyn Write + Send>, Option<(PathBuf, PathBuf)>) = match output {
             Output::Stdout => (Box::new(crate::stdout::stdout()), None),
+            Output::Writer(w) => (w, None),
             Output::File(path) => {
                 let tmp = partial_name(&path);
                 if let Some(parent) = path.parent() {
