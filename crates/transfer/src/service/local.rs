@@ -32,9 +32,11 @@ impl Service for LocalConfig {
                 root.display()
             )));
         }
-        let b = services::Fs::default()
-            .root(&root.display().to_string())
-            .atomic_write_dir(&root.join(TMP_DIR).display().to_string());
+        // No atomic_write_dir: OpenDAL would create it with every operator (so every command
+        // would leave it behind) and writes into it race with its removal. Pushes do not go
+        // through OpenDAL here ([`push`] writes a temporary file and renames it); what does
+        // (the check's small objects) is removed by the check itself.
+        let b = services::Fs::default().root(&root.display().to_string());
         Operator::new(b).map_err(build_error)
     }
 
