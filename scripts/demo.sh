@@ -12,6 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 export BACKUPREPO_HOME="$work/home" # the local store: providers, repositories, secrets
+mkdir -p "$BACKUPREPO_HOME"        # a new store (commands that only read never make one)
 storage="$work/storage"             # where the backups go
 mkdir -p "$storage"
 python3 - "$work/dump.sql" <<'PY'
