@@ -166,16 +166,16 @@ fn templated(text: &str) -> String {
         let t = line.trim_start();
         // `- name: X` followed by `value: __HELM_X__`: an optional environment variable.
         let next = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or("");
-        let optional_env = |key: &str, test: &str, value: &str| {
+        let optional_env = |key: &str, test: &str, value: &str| -> Vec<String> {
+            if next != format!("value: __HELM_{key}__") {
+                return Vec::new();
+            }
             vec![
                 format!("{{{{- if {test} }}}}"),
                 line.clone(),
                 format!("{pad}  value: {value}"),
                 "{{- end }}".to_string(),
             ]
-            .into_iter()
-            .filter(|_| next == format!("value: __HELM_{key}__"))
-            .collect::<Vec<_>>()
         };
         let env = match t {
             "- name: BACKUPREPO_ALLOWED_NAMESPACES" => optional_env(

@@ -119,13 +119,16 @@ impl Default for InstallOptions {
 }
 
 impl InstallOptions {
-    /// The controller's settings: the values file's `controller:` block (or the defaults),
-    /// with `image` and `allowed_namespaces` over it, checked.
-    pub fn controller(&self) -> Result<ControllerValues, DeployError> {
-        let mut c = match &self.values {
-            Some(text) => InstallValues::from_values(text)?.controller,
-            None => ControllerValues::default(),
+    /// The install-wide settings: the values file's `controller:` block (or the defaults),
+    /// with `image` and `allowed_namespaces` over it, checked; and `monitoring` (the option or
+    /// the file's `monitoring.enabled`). The values file is read once.
+    pub fn settings(&self) -> Result<InstallValues, DeployError> {
+        let mut values = match &self.values {
+            Some(text) => InstallValues::from_values(text)?,
+            None => InstallValues::default(),
         };
+        values.monitoring |= self.monitoring;
+        let c = &mut values.controller;
         if let Some(image) = &self.image {
             c.image = image.clone();
         }
@@ -144,7 +147,7 @@ impl InstallOptions {
                 ),
             });
         }
-        Ok(c)
+        Ok(values)
     }
 
     fn check(&self) -> Result<(), DeployError> {
@@ -192,12 +195,11 @@ fn check_allowed(list: &str) -> Result<(), DeployError> {
 /// 7. with `values` whose `backupRepo:` block asks for it, that block's Secret and BackupRepo.
 pub fn install_manifests(opts: &InstallOptions) -> Result<Vec<Value>, DeployError> {
     opts.check()?;
-    let controller = opts.controller()?;
-    let monitoring = opts.monitoring
-        || match &opts.values {
-            Some(text) => InstallValues::from_values(text)?.monitoring,
-            None => false,
-        };
+    let InstallValues {
+        controller,
+        monitoring,
+        ..
+    } = opts.settings()?;
     let ns = opts.namespace.as_str();
     let mut out = Vec::new();
 

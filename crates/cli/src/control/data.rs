@@ -72,21 +72,34 @@ fn recorded(repo: &BackupRepo) -> bool {
     repo.status.as_ref().is_some_and(|s| s.usage.is_some())
 }
 
-/// The repository's tool config and its storage under the repository's path.
-pub(super) async fn open<S: RepoStore>(
-    store: &S,
-    repo: &BackupRepo,
-) -> Result<(ToolConfig, backuprepo_transfer::storage::Storage)> {
+/// The repository's tool config.
+async fn config<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<ToolConfig> {
     let text = store.tool_config(repo).await?;
-    let cfg = ToolConfig::parse(&text).map_err(|e| {
+    ToolConfig::parse(&text).map_err(|e| {
         anyhow!(
             "the tool config of {} cannot be loaded ({e}); run `backuprepo check {}`",
             repo.name(),
             repo.name()
         )
-    })?;
+    })
+}
+
+/// The repository's tool config and its storage under the repository's path.
+pub(super) async fn open<S: RepoStore>(
+    store: &S,
+    repo: &BackupRepo,
+) -> Result<(ToolConfig, backuprepo_transfer::storage::Storage)> {
+    let cfg = config(store, repo).await?;
     let storage = datasafed::storage_for(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""))?;
     Ok((cfg, storage))
+}
+
+/// The repository's storage without encryption: objects as stored (`.enc` included), for
+/// what counts or moves stored bytes (`rm`'s usage accounting, `copy`).
+async fn raw<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<backuprepo_transfer::Storage> {
+    let cfg = config(store, repo).await?;
+    backuprepo_transfer::Storage::open(&cfg, repo.spec.path_prefix.as_deref().unwrap_or(""), None)
+        .map_err(|e| anyhow!("{e}"))
 }
 
 /// `backuprepo rm [-r] [--ignore-not-found] --repo NAME RPATH`, as kubectl users expect it: a
@@ -142,15 +155,12 @@ pub async fn rm<S: RepoStore>(
             .ok()
             .flatten()
             .map(|b| (1, b)),
-        (true, false) => {
-            let (cfg, _) = open(store, &repo).await?;
-            let raw = backuprepo_transfer::Storage::open(
-                &cfg,
-                repo.spec.path_prefix.as_deref().unwrap_or(""),
-                None,
-            )?;
-            raw.stat(rpath).await.ok().map(|s| (s.files, s.total_size))
-        }
+        (true, false) => raw(store, &repo)
+            .await?
+            .stat(rpath)
+            .await
+            .ok()
+            .map(|s| (s.files, s.total_size)),
     };
     storage
         .remove(rpath, !is_object)
@@ -174,21 +184,11 @@ pub async fn copy<S: RepoStore>(store: &S, src: &str, dst: &str, prefix: &str) -
     if src == dst {
         bail!("copy: the source and the destination are the same repository ({src})");
     }
-    let raw = |cfg: &ToolConfig, repo: &BackupRepo| {
-        backuprepo_transfer::Storage::open(
-            cfg,
-            repo.spec.path_prefix.as_deref().unwrap_or(""),
-            None,
-        )
-        .map_err(|e| anyhow!("{e}"))
-    };
     let (from, to) = (
         ready_repo(store, Some(src)).await?,
         ready_repo(store, Some(dst)).await?,
     );
-    let (from_cfg, _) = open(store, &from).await?;
-    let (to_cfg, _) = open(store, &to).await?;
-    let (source, dest) = (raw(&from_cfg, &from)?, raw(&to_cfg, &to)?);
+    let (source, dest) = (raw(store, &from).await?, raw(store, &to).await?);
     let started = std::time::Instant::now();
     let mut quiet = |_: &str, _: &backuprepo_transfer::storage::Copied| {};
     let summary =

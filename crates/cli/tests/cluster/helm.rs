@@ -16,18 +16,8 @@ struct Reinstall<'a>(&'a Cluster);
 impl Drop for Reinstall<'_> {
     fn drop(&mut self) {
         let c = self.0;
-        let _ = Command::new(helm_bin())
-            .args([
-                "uninstall",
-                "backuprepo",
-                "-n",
-                NS,
-                "--wait",
-                "--timeout",
-                "60s",
-            ])
-            .env("KUBECONFIG", &c.kubeconfig)
-            .output();
+        // Best effort: the release may be gone already.
+        let _ = run_helm(c, &UNINSTALL);
         c.kubectl(
             &[
                 "delete",
@@ -59,12 +49,26 @@ fn helm_bin() -> std::path::PathBuf {
         .unwrap_or_else(|| "helm".into())
 }
 
-fn helm(c: &Cluster, args: &[&str]) -> String {
-    let out = Command::new(helm_bin())
+const UNINSTALL: [&str; 7] = [
+    "uninstall",
+    "backuprepo",
+    "-n",
+    NS,
+    "--wait",
+    "--timeout",
+    "60s",
+];
+
+fn run_helm(c: &Cluster, args: &[&str]) -> std::process::Output {
+    Command::new(helm_bin())
         .args(args)
         .env("KUBECONFIG", &c.kubeconfig)
         .output()
-        .expect("run helm");
+        .expect("run helm")
+}
+
+fn helm(c: &Cluster, args: &[&str]) -> String {
+    let out = run_helm(c, args);
     assert!(out.status.success(), "helm {args:?}: {}", text(&out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -202,18 +206,7 @@ fn helm_install_upgrade_uninstall_on_the_real_api_server() {
 
     // helm uninstall: ours are gone but for what Helm keeps: the CRDs, and the values'
     // repository and Secret (resource-policy keep), which backups rely on.
-    helm(
-        &c,
-        &[
-            "uninstall",
-            "backuprepo",
-            "-n",
-            NS,
-            "--wait",
-            "--timeout",
-            "60s",
-        ],
-    );
+    helm(&c, &UNINSTALL);
     for gone in [
         vec!["deployment", "backuprepo-controller", "-n", NS],
         vec!["serviceaccount", "backuprepo-controller", "-n", NS],

@@ -150,10 +150,14 @@ pub(crate) fn describe_head(head: &[u8]) -> String {
             .join(" ")
     };
     let magic = |name: &str, n: usize| format!("are {name}'s magic number ({})", hex(&head[..n]));
+    // The compressions we read are recognised as `verify` recognises them.
+    if let Some(c) = super::sniff(head) {
+        return magic(
+            codec_name(c),
+            if matches!(c, Codec::Gzip(_)) { 2 } else { 4 },
+        );
+    }
     match head {
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => magic("zstd", 4),
-        [0x1f, 0x8b, ..] => magic("gzip", 2),
-        [0x04, 0x22, 0x4d, 0x18, ..] => magic("lz4", 4),
         [b'B', b'Z', b'h', ..] => magic("bzip2", 3),
         [0xfd, b'7', b'z', b'X', b'Z', 0x00, ..] => magic("xz", 6),
         _ => match std::str::from_utf8(head) {
