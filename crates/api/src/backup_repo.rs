@@ -230,6 +230,31 @@ pub struct RepoUsage {
     /// Where the next run resumes (the last key read), while partial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resume_after: Option<String>,
+    /// On a bucket with object lock: the objects that cannot be removed now, and until when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<LockedFigures>,
+}
+
+/// Objects under object lock, as the usage scan found them (one HEAD per object, only on
+/// buckets with object lock).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockedFigures {
+    /// Objects under retention or a legal hold.
+    pub object_count: u64,
+    /// Of them, under a legal hold (kept until it is lifted).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub legal_holds: u64,
+    /// The earliest end of a retention: the first object that can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_until: Option<String>,
+    /// The latest end of a retention: when all of them (legal holds aside) can go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_until: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What the storage does on delete, read by the check where the service tells (extension
@@ -408,6 +433,15 @@ impl BackupRepo {
     /// Whether `backuprepo.io/read-only` is `"true"`: no writes.
     pub fn is_read_only(&self) -> bool {
         self.annotation_is_true(crate::constants::READ_ONLY_ANNOTATION)
+    }
+
+    /// The value of an annotation, if set.
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
     }
 
     fn annotation_is_true(&self, key: &str) -> bool {

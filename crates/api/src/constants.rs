@@ -33,6 +33,9 @@ pub const SUSPEND_ANNOTATION: &str = "backuprepo.io/suspend";
 /// are refused, reads keep working, and its check writes nothing. An annotation keeps the CRD
 /// wire-compatible with KubeBlocks.
 pub const READ_ONLY_ANNOTATION: &str = "backuprepo.io/read-only";
+/// Annotation (ours): `"<duration>[,GOVERNANCE|COMPLIANCE]"` locks every object our datasafed
+/// face writes into the repository for that long (S3 object lock; the bucket must have it).
+pub const RETENTION_ANNOTATION: &str = "backuprepo.io/retention";
 /// Annotation (ours): `"true"` gives each consumer namespace its own storage key, limited to
 /// `<pathPrefix>/<namespace>/`, instead of a copy of the repository's key; `"false"` turns it
 /// off where the controller scopes keys by default (`BACKUPREPO_SCOPED_CREDENTIALS=true`).
@@ -93,6 +96,9 @@ pub mod condition_type {
     pub const VERSIONED: &str = "Versioned";
     /// Ours: the bucket has object lock; objects under retention cannot be removed.
     pub const OBJECT_LOCKED: &str = "ObjectLocked";
+    /// Ours: the retention of `backuprepo.io/retention` applies (True), is refused (False: the
+    /// repository is Failed), or waits for the check (Unknown).
+    pub const RETENTION: &str = "Retention";
     /// Ours: consumer namespaces get keys limited to their own path
     /// (`backuprepo.io/scoped-credentials`); False when the storage would not make them.
     pub const SCOPED_CREDENTIALS: &str = "ScopedCredentials";

@@ -84,6 +84,31 @@ impl RenderedToolConfig {
         Ok(out)
     }
 
+    /// The same config with every written object locked (`object_lock_retention` and
+    /// `object_lock_mode` in `[storage]`, replacing any the template set): what a repository
+    /// annotated `backuprepo.io/retention` hands out once its bucket has object lock.
+    pub fn with_retention(
+        self,
+        r: &backuprepo_toolconfig::retention::Retention,
+    ) -> Result<Self, RenderError> {
+        let period = backuprepo_toolconfig::retention::format_duration(r.period);
+        let out = self.edit_storage(
+            "retention",
+            &[],
+            &[
+                ("object_lock_retention", &period),
+                ("object_lock_mode", r.mode.as_str()),
+            ],
+        )?;
+        if out.config.tuning.retention.as_ref() != Some(r) {
+            return Err(err(
+                Which::ToolConfig,
+                "the config with retention does not read back with it",
+            ));
+        }
+        Ok(out)
+    }
+
     /// The same config with another S3 key (a key scoped to one namespace's path): the
     /// `access_key_id` and `secret_access_key` of `[storage]` are replaced, and a
     /// `session_token` of the repository's key is dropped. The result is checked: its parsed

@@ -232,6 +232,8 @@ pub enum Command {
         /// Refuse, writing nothing, when an object is already at the remote path.
         #[arg(short = 'n', long = "no-clobber")]
         no_clobber: bool,
+        #[command(flatten)]
+        lock: datasafed::LockArgs,
     },
     /// Pull a file from a repository to a local file (or - for stdout).
     Pull {
@@ -363,9 +365,13 @@ pub enum Command {
         ignore_not_found: bool,
     },
     /// Copy a repository's objects into another repository (any providers), as stored:
-    /// encrypted and compressed objects stay as they are. Skips what the destination already
-    /// holds with the same size (so a second run resumes), never deletes there, and reads
-    /// each copied object back to check it.
+    /// encrypted and compressed objects stay as they are, and read with the source's
+    /// settings. Incremental: skips what the destination already holds with the same size
+    /// and stored checksum, so a second run resumes. Every copied object is verified at the
+    /// destination before it counts. Nothing is deleted there without `--delete-extra`.
+    #[command(
+        after_help = "Examples:\n  backuprepo copy my-repo offsite\n  backuprepo copy my-repo offsite mysql/ --dry-run\n  backuprepo copy my-repo offsite --delete-extra"
+    )]
     Copy {
         /// Source repository.
         #[arg(add = repo_names())]
@@ -376,6 +382,16 @@ pub enum Command {
         /// Only this path of the source (default: everything).
         #[arg(default_value = "")]
         prefix: String,
+        /// Objects copied at once (memory stays within 64 MiB whatever this is).
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        transfers: u16,
+        /// Remove objects under the path that are at the destination and not at the source,
+        /// after every copy succeeded; objects under retention or a legal hold are kept.
+        #[arg(long)]
+        delete_extra: bool,
+        /// Say what would be copied, skipped and removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// The datasafed-compatible transfer tool (push, pull, list, stat, rm, ...).
     Datasafed(datasafed::Args),

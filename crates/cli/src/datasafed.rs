@@ -9,7 +9,8 @@ use backuprepo_transfer::compress::{self, Codec};
 use backuprepo_transfer::config::{ToolConfig, DEFAULT_CONFIG_PATH};
 use backuprepo_transfer::crypto::Encryption;
 use backuprepo_transfer::list::{self, Format, ListOptions, SortBy};
-use backuprepo_transfer::storage::{Input, Output};
+use backuprepo_transfer::retention::LockMode;
+use backuprepo_transfer::storage::{Input, Output, RetainUntil};
 use backuprepo_transfer::{Error, Storage};
 use clap::{Parser, Subcommand};
 
@@ -57,6 +58,8 @@ pub enum Verb {
         /// before the upload starts).
         #[arg(short = 'n', long = "no-clobber")]
         no_clobber: bool,
+        #[command(flatten)]
+        lock: LockArgs,
     },
     /// Pull a remote file to a local file (or stdout with "-").
     Pull {
@@ -418,6 +421,21 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(n.saturating_mul(secs)))
 }
 
+/// A push's object lock (S3 buckets with object lock), on both faces.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct LockArgs {
+    /// Lock the object until this date (2027-01-31, or RFC 3339) or for this long (30d),
+    /// replacing the repository's retention for this push (S3 buckets with object lock).
+    #[arg(long = "retain-until", value_name = "DATE|DURATION", value_parser = RetainUntil::parse)]
+    pub retain_until: Option<RetainUntil>,
+    /// Object-lock mode of --retain-until (default: the repository's, else GOVERNANCE).
+    #[arg(long = "lock-mode", value_name = "MODE", value_parser = LockMode::parse, requires = "retain_until")]
+    pub lock_mode: Option<LockMode>,
+    /// Put a legal hold on the object: nobody can remove it until the hold is lifted.
+    #[arg(long = "legal-hold")]
+    pub legal_hold: bool,
+}
+
 /// `--sample`: a percentage above 0, at most 100.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
     match s.trim_end_matches('%').parse::<f64>() {
@@ -439,8 +457,8 @@ fn codec(name: Option<String>) -> Result<Option<Codec>, Error> {
 }
 
 async fn run(args: Args) -> Result<(), Error> {
-    let (cfg, storage) = open_storage(&args.conf)?;
-    run_verb(&cfg, &storage, args.verb).await
+    let (cfg, mut storage) = open_storage(&args.conf)?;
+    run_verb(&cfg, &mut storage, args.verb).await
 }
 
 /// A read's error with the path it was about and, for "not found" and a failed
@@ -465,7 +483,7 @@ async fn explained(
 }
 
 /// Run one verb against an opened storage (shared with `backuprepo push --repo ...`).
-pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result<(), Error> {
+pub async fn run_verb(cfg: &ToolConfig, storage: &mut Storage, verb: Verb) -> Result<(), Error> {
     match verb {
         Verb::Push {
             lpath,
@@ -473,9 +491,13 @@ pub async fn run_verb(cfg: &ToolConfig, storage: &Storage, verb: Verb) -> Result
             compress,
             expected_size,
             no_clobber,
+            lock,
         } => {
             let fail = |e: Error| Error::Storage(format!("push to {rpath:?}: {e}"));
             let codec = codec(compress).map_err(fail)?;
+            storage
+                .set_lock(lock.retain_until, lock.lock_mode, lock.legal_hold)
+                .map_err(fail)?;
             if no_clobber && storage.object_size(&rpath).await.map_err(fail)?.is_some() {
                 return Err(fail(Error::Storage(format!(
                     "{rpath:?} exists already and --no-clobber was given; nothing was written (push to another path, or remove it first)"

@@ -296,6 +296,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             compress,
             expected_size,
             no_clobber,
+            lock,
         } => {
             let verb = Verb::Push {
                 lpath,
@@ -303,6 +304,7 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
                 compress,
                 expected_size,
                 no_clobber,
+                lock,
             };
             data::run(store, repo.repo.as_deref(), verb).await
         }
@@ -367,7 +369,21 @@ async fn run<S: RepoStore>(store: &S, command: Command) -> Result<()> {
             }
             Ok(())
         }
-        Command::Copy { src, dst, prefix } => data::copy(store, &src, &dst, &prefix).await,
+        Command::Copy {
+            src,
+            dst,
+            prefix,
+            transfers,
+            delete_extra,
+            dry_run,
+        } => {
+            let opts = backuprepo_transfer::storage::CopyOptions {
+                prefix,
+                transfers: transfers.into(),
+                delete_extra,
+            };
+            data::copy(store, &src, &dst, &opts, dry_run).await
+        }
         Command::Grant {
             repo,
             prefix,

@@ -27,6 +27,9 @@ mod modes;
 #[path = "control/copy.rs"]
 mod copy;
 
+#[path = "control/retention.rs"]
+mod retention;
+
 use home::*;
 
 /// The seed's fenced blocks (`None` when `../shared` is absent).

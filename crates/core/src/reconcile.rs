@@ -28,7 +28,9 @@ use crate::conditions::{self, FALSE, TRUE, UNKNOWN};
 use crate::digest::digest;
 
 mod mount;
+mod retention;
 use mount::{csi_driver_installed, pvc_step, storage_class_step, Render};
+pub use retention::retention_reason;
 
 /// Reasons this implementation adds to KubeBlocks' set.
 pub mod extra_reason {
@@ -263,6 +265,7 @@ pub fn reconcile(input: Input<'_>) -> Output {
     }
 
     modes(repo, &mut step);
+    retention::retention_step(repo, &mut step, &mut out);
 
     // Status fields that do not depend on the checks.
     let s = &mut step.status;
@@ -710,7 +713,13 @@ pub fn phase(s: &BackupRepoStatus) -> BackupRepoPhase {
     ]
     .iter()
     .all(|t| conditions::is_true(&s.conditions, t));
+    // Retention refused: Failed; waiting for the check to show object lock: not Ready yet.
+    let retention = conditions::get(&s.conditions, ct::RETENTION).map(|c| c.status.as_str());
+    if retention == Some(FALSE) {
+        return BackupRepoPhase::Failed;
+    }
     match conditions::get(&s.conditions, ct::PRE_CHECK_PASSED).map(|c| c.status.as_str()) {
+        Some(TRUE) if basic && retention == Some(UNKNOWN) => BackupRepoPhase::PreChecking,
         Some(TRUE) if basic => BackupRepoPhase::Ready,
         Some(UNKNOWN) if basic => BackupRepoPhase::PreChecking,
         _ => BackupRepoPhase::Failed,

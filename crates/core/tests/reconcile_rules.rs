@@ -260,6 +260,7 @@ fn usage_at(at: i64, partial: bool) -> RepoUsage {
         by_prefix: BTreeMap::new(),
         partial,
         resume_after: partial.then(|| "ns/obj-1".to_string()),
+        locked: None,
     }
 }
 

@@ -298,6 +298,7 @@ mod tests {
                 by_prefix: Default::default(),
                 partial: false,
                 resume_after: None,
+                locked: None,
             },
         );
         m.set_scoped("r", 1, 0);

@@ -236,6 +236,9 @@ pub struct Tuning {
     /// `read_only` (ours): the repository is read-only (`backuprepo.io/read-only`); writes are
     /// refused before any request. Other readers of the config ignore the key.
     pub read_only: bool,
+    /// `object_lock_retention` and `object_lock_mode` (ours, from the annotation
+    /// `backuprepo.io/retention`): every object written is locked for this long (S3 only).
+    pub retention: Option<crate::retention::Retention>,
 }
 
 /// A parsed tool config.
@@ -264,6 +267,29 @@ const SECRET_KEYS: &[&str] = &[
     "key",
     "sas_url",
 ];
+
+/// `object_lock_retention` (and `object_lock_mode`, default GOVERNANCE) of `[storage]`.
+fn retention(s: &Section<'_>) -> Result<Option<crate::retention::Retention>> {
+    let bad = |key: &str, e: String| Error::Config(format!("`{key}` in [storage]: {e}"));
+    let mode = s
+        .opt("object_lock_mode")
+        .map(|m| crate::retention::LockMode::parse(&m).map_err(|e| bad("object_lock_mode", e)))
+        .transpose()?;
+    let Some(period) = s.opt("object_lock_retention") else {
+        if mode.is_some() {
+            return Err(Error::Config(
+                "`object_lock_mode` in [storage] without `object_lock_retention`; set both (e.g. object_lock_retention = 30d)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let period =
+        crate::retention::parse_duration(&period).map_err(|e| bad("object_lock_retention", e))?;
+    Ok(Some(crate::retention::Retention {
+        period,
+        mode: mode.unwrap_or_default(),
+    }))
+}
 
 /// The line that makes a rendered config read-only (appended to its `[storage]` section).
 pub const READ_ONLY_LINE: &str = "read_only = true";
@@ -474,6 +500,8 @@ const COMMON_KEYS: &[&str] = &[
     "no_check_certificate",
     "ca_cert",
     "read_only",
+    "object_lock_retention",
+    "object_lock_mode",
 ];
 const S3_KEYS: &[&str] = &[
     "provider",
@@ -550,6 +578,7 @@ fn build_backend(
         insecure: s.bool("no_check_certificate")?.unwrap_or(false),
         ca_cert: s.opt("ca_cert").map(PathBuf::from),
         read_only: s.bool("read_only")?.unwrap_or(false),
+        retention: retention(&s)?,
     };
     let backend = match ty {
         "s3" => {

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod obscure;
+pub mod retention;
 pub mod rewrite;
 pub mod size;
 

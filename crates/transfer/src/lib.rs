@@ -21,7 +21,7 @@ mod signal;
 pub mod stdout;
 pub mod storage;
 
-pub use backuprepo_toolconfig::{config, size};
+pub use backuprepo_toolconfig::{config, retention, size};
 pub use error::{Error, Problem, Result};
 pub use signal::stop_signal;
 pub use storage::Storage;

@@ -2,11 +2,14 @@
 //! repository by name (the default one when `--repo` is omitted), with its rendered tool
 //! config and path prefix. Refused unless the repository is Ready.
 
+use std::collections::HashMap;
+
 use anyhow::{anyhow, bail, Result};
 use backuprepo_api::{BackupRepo, BackupRepoPhase};
 use backuprepo_core::defaults;
 use backuprepo_core::store::{NotFound, RepoStore};
 use backuprepo_transfer::config::ToolConfig;
+use backuprepo_transfer::storage::{Copied, CopyOptions};
 
 use super::{phase_str, repos};
 use crate::datasafed::{self, Verb};
@@ -42,7 +45,7 @@ pub(super) async fn ready_repo<S: RepoStore>(store: &S, name: Option<&str>) -> R
 
 pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Result<()> {
     let repo = ready_repo(store, repo).await?;
-    let (cfg, storage) = open(store, &repo).await?;
+    let (cfg, mut storage) = open(store, &repo).await?;
     // A push changes the recorded usage by what it added or replaced: one look at the
     // target before and after (only when there is a recorded usage to keep current).
     let pushed = match &verb {
@@ -52,7 +55,7 @@ pub async fn run<S: RepoStore>(store: &S, repo: Option<&str>, verb: Verb) -> Res
         )),
         _ => None,
     };
-    datasafed::run_verb(&cfg, &storage, verb)
+    datasafed::run_verb(&cfg, &mut storage, verb)
         .await
         .map_err(|e| anyhow!("{e}"))?;
     if let Some((rpath, before)) = pushed {
@@ -179,8 +182,15 @@ pub async fn rm<S: RepoStore>(
 }
 
 /// `copy SRC DST [PREFIX]`: both repositories Ready, their storages opened without
-/// encryption so objects move as stored; a line per run with what was copied and skipped.
-pub async fn copy<S: RepoStore>(store: &S, src: &str, dst: &str, prefix: &str) -> Result<()> {
+/// encryption so objects move as stored; a progress bar over the bytes to copy, a line per
+/// object removed or kept, and a summary line. The destination's recorded usage follows.
+pub async fn copy<S: RepoStore>(
+    store: &S,
+    src: &str,
+    dst: &str,
+    opts: &CopyOptions,
+    dry_run: bool,
+) -> Result<()> {
     if src == dst {
         bail!("copy: the source and the destination are the same repository ({src})");
     }
@@ -190,16 +200,82 @@ pub async fn copy<S: RepoStore>(store: &S, src: &str, dst: &str, prefix: &str) -
     );
     let (source, dest) = (raw(store, &from).await?, raw(store, &to).await?);
     let started = std::time::Instant::now();
-    let mut quiet = |_: &str, _: &backuprepo_transfer::storage::Copied| {};
-    let summary =
-        crate::progress::Progress::track(&format!("copy {src} → {dst}"), None, |counter| {
-            source.copy_to(&dest, prefix, counter, &mut quiet)
-        })
+    let plan = source
+        .plan_copy(&dest, opts)
         .await
-        .map_err(|e| anyhow!("{e}"))?;
+        .map_err(|e| anyhow!("copy {src} → {dst}: {e}"))?;
+    if dry_run {
+        for (path, size) in &plan.copy {
+            println!("would copy {path} ({size} bytes)");
+        }
+        if opts.delete_extra {
+            for (path, _) in &plan.extra {
+                println!("would remove {path} (not at {src}), unless it is under retention");
+            }
+        }
+        println!(
+            "would copy {} object(s), {} bytes; {} already at {dst}",
+            plan.copy.len(),
+            plan.bytes(),
+            plan.skip.len()
+        );
+        return Ok(());
+    }
+    // The destination's usage: objects added, bytes added or replaced, by top-level prefix.
+    let before: HashMap<&str, u64> = plan
+        .replaced
+        .iter()
+        .map(|(p, s)| (p.as_str(), *s))
+        .collect();
+    let mut usage: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut on_object = |path: &str, what: &Copied| {
+        let top = match path.split_once('/') {
+            Some((top, _)) => format!("{top}/"),
+            None => String::new(),
+        };
+        let old = before.get(path).copied();
+        let (objects, bytes) = match what {
+            Copied::Copied(size) => (
+                i64::from(old.is_none()),
+                *size as i64 - old.unwrap_or(0) as i64,
+            ),
+            Copied::Deleted(size) => (-1, -(*size as i64)),
+            Copied::Kept(why) => {
+                println!("kept {path}: {why}");
+                return;
+            }
+            Copied::Skipped(_) => return,
+        };
+        if matches!(what, Copied::Deleted(_)) {
+            println!("removed {path} (not at {src})");
+        }
+        let e = usage.entry(top).or_default();
+        e.0 += objects;
+        e.1 += bytes;
+    };
+    let label = format!("copy {src} → {dst}");
+    let ran = crate::progress::Progress::track(&label, Some(plan.bytes()), |counter| {
+        source.run_copy(&dest, &plan, opts, counter, &mut on_object)
+    })
+    .await;
+    if recorded(&to) {
+        for (top, (objects, bytes)) in &usage {
+            store
+                .account_write(to.name(), top, *objects, *bytes)
+                .await?;
+        }
+    }
+    let summary = ran.map_err(|e| anyhow!("copy {src} → {dst}: {e}"))?;
     let secs = started.elapsed().as_secs_f64().max(0.001);
+    let removed = match opts.delete_extra {
+        true => format!(
+            ", removed {} (kept {} under retention)",
+            summary.deleted, summary.kept
+        ),
+        false => String::new(),
+    };
     println!(
-        "copied {} object(s), {} bytes, skipped {} already at {dst}, in {secs:.1} s ({:.1} MB/s)",
+        "copied {} object(s), {} bytes, skipped {} already at {dst}{removed}, in {secs:.1} s ({:.1} MB/s)",
         summary.copied,
         summary.bytes,
         summary.skipped,

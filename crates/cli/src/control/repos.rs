@@ -286,6 +286,21 @@ pub(crate) fn describe_text(
             }
         };
         pair(&mut out, 4, "Object Lock:", &lock);
+        pair(&mut out, 4, "Retention:", &retention_text(r, c));
+    }
+    if let Some(l) = status.usage.as_ref().and_then(|u| u.locked.as_ref()) {
+        let mut text = l.object_count.to_string();
+        match (&l.first_until, &l.last_until) {
+            (Some(a), Some(b)) if a != b => {
+                text.push_str(&format!(" (the first can go from {a}, all from {b})"))
+            }
+            (Some(a), _) => text.push_str(&format!(" (until {a})")),
+            _ => {}
+        }
+        if l.legal_holds > 0 {
+            text.push_str(&format!("; {} under a legal hold", l.legal_holds));
+        }
+        pair(&mut out, 4, "Locked Objects:", &text);
     }
     if !status.scoped_credentials.is_empty() {
         out.push_str("  Scoped Keys:\n");
@@ -293,6 +308,37 @@ pub(crate) fn describe_text(
         out.push_str(SCOPED_LISTING_NOTE);
     }
     out
+}
+
+/// Which retention protects what is written: ours (the annotation, once applied) for what our
+/// datasafed face writes, and the bucket's default for every writer (KubeBlocks' own datasafed
+/// sends none).
+fn retention_text(r: &BackupRepo, c: &backuprepo_api::StorageCapabilities) -> String {
+    use backuprepo_api::constants::{condition_type as ct, RETENTION_ANNOTATION};
+    let default = c.object_lock.as_ref().and_then(|l| {
+        let mode = l.mode.as_deref()?;
+        match (l.days, l.years) {
+            (Some(d), _) => Some(format!("{mode}, {d} days")),
+            (None, Some(y)) => Some(format!("{mode}, {y} years")),
+            _ => None,
+        }
+    });
+    let theirs = match &default {
+        Some(d) => {
+            format!("the bucket's default ({d}) for every writer, KubeBlocks' datasafed included")
+        }
+        None => "none for KubeBlocks' datasafed (the bucket has no default retention)".into(),
+    };
+    let Some(asked) = r.annotation(RETENTION_ANNOTATION) else {
+        return theirs;
+    };
+    let state = r
+        .status
+        .as_ref()
+        .and_then(|s| backuprepo_core::conditions::get(&s.conditions, ct::RETENTION))
+        .map(|c| c.reason.clone())
+        .unwrap_or_else(|| "not checked yet".into());
+    format!("{asked} on every object backuprepo writes ({state}); {theirs}")
 }
 
 /// What a scoped key's listing may show, on the storages we know.

@@ -2,7 +2,9 @@
 //! SeaweedFS into vsftpd. Objects move as stored (an encrypted, compressed object reads from
 //! the copy with the source's settings), a second run skips everything, an interrupted run
 //! leaves no partial object and the next run finishes it, and nothing is deleted at the
-//! destination.
+//! destination unless `--delete-extra` says so. SeaweedFS into a second SeaweedFS bucket
+//! (with object lock): a same-size change is found by its checksum, and `--delete-extra`
+//! keeps what is under retention. A local directory into Azurite.
 
 use std::process::{Command, Stdio};
 
@@ -108,6 +110,15 @@ fn copy_local_to_s3_to_ftp_incremental_and_verified() {
     let out = h.ok(&["copy", "src", "mid"], None);
     assert_eq!(copied_line(&out), (1, 1), "{out}");
     h.ok(&["stat", "--repo", "mid", "only-here.sql"], None);
+    // --delete-extra removes it (a dry run first only says so).
+    let out = h.ok(&["copy", "src", "mid", "--delete-extra", "--dry-run"], None);
+    assert!(out.contains("would remove only-here.sql"), "{out}");
+    h.ok(&["stat", "--repo", "mid", "only-here.sql"], None);
+    let out = h.ok(&["copy", "src", "mid", "--delete-extra"], None);
+    assert!(out.contains("removed only-here.sql"), "{out}");
+    assert!(h
+        .fails(&["stat", "--repo", "mid", "only-here.sql"], None)
+        .contains("not found"));
 
     // S3 → FTP, interrupted half-way: nothing partial, and the next run completes it.
     let (Some(host), Some(port), Some(user), Some(pass)) = (
@@ -180,4 +191,117 @@ fn copy_local_to_s3_to_ftp_incremental_and_verified() {
     assert!(h
         .fails(&["copy", "mid", "nope"], None)
         .contains("\"nope\" is not found"));
+}
+
+fn push_bytes(h: &Home, repo: &str, path: &str, bytes: &[u8]) {
+    let f = h.dir.path().join("one.bin");
+    std::fs::write(&f, bytes).unwrap();
+    h.ok(&["push", "--repo", repo, f.to_str().unwrap(), path], None);
+}
+
+#[test]
+fn copy_s3_to_locked_s3_by_checksum_and_local_to_azure() {
+    let Some(_) = s3() else {
+        return;
+    };
+    let h = Home::new();
+    let prefix = format!("copy2-{}", std::process::id());
+    h.s3_repo("a", &var("BR_S3_BUCKET").unwrap(), &prefix);
+    h.s3_repo("b", &var("BR_S3_LOCKED_BUCKET").unwrap(), &prefix);
+    for i in 0..24 {
+        push_bytes(
+            &h,
+            "a",
+            &format!("small/{i:02}"),
+            format!("object {i}").as_bytes(),
+        );
+    }
+    // Multipart at the 8 MiB parts: a composite checksum on both sides.
+    let big: Vec<u8> = (0..20_000_000u32).map(|i| (i % 251) as u8).collect();
+    push_bytes(&h, "a", "big/one.bin", &big);
+    let out = h.ok(&["copy", "a", "b", "--transfers", "4"], None);
+    assert_eq!(copied_line(&out), (25, 0), "{out}");
+    let out = h.ok(&["copy", "a", "b"], None);
+    assert_eq!(copied_line(&out), (0, 25), "{out}");
+
+    // Changed behind our back, same size: the checksums differ, so it is copied again.
+    push_bytes(&h, "b", "small/07", b"OBJECT 7");
+    let mut changed = big.clone();
+    changed[12_345_678] ^= 0xff;
+    push_bytes(&h, "b", "big/one.bin", &changed);
+    let out = h.ok(&["copy", "a", "b"], None);
+    assert_eq!(copied_line(&out), (2, 23), "{out}");
+    let back = h.dir.path().join("back.bin");
+    h.ok(
+        &["pull", "--repo", "b", "big/one.bin", back.to_str().unwrap()],
+        None,
+    );
+    assert!(std::fs::read(&back).unwrap() == big);
+
+    // The destination's extra object is under the bucket's default retention: kept, named.
+    push_bytes(&h, "b", "extra.bin", b"only at b");
+    let out = h.ok(&["copy", "a", "b", "--delete-extra"], None);
+    assert!(
+        out.contains("kept extra.bin") && out.contains("kept 1 under retention"),
+        "{out}"
+    );
+    h.ok(&["stat", "--repo", "b", "extra.bin"], None);
+
+    // A read-only destination is refused before anything is read.
+    h.ok(
+        &[
+            "annotate",
+            "backuprepo",
+            "b",
+            "backuprepo.io/read-only=true",
+        ],
+        None,
+    );
+    let err = h.fails(&["copy", "a", "b"], None);
+    assert!(err.contains("read-only"), "{err}");
+
+    // A local directory into Azurite, and back out of it.
+    let (Some(ep), Some(acct), Some(k), Some(c)) = (
+        var("BR_AZ_ENDPOINT"),
+        var("BR_AZ_ACCOUNT"),
+        var("BR_AZ_KEY"),
+        var("BR_AZ_CONTAINER"),
+    ) else {
+        assert!(
+            var("BR_REQUIRE_SERVERS").is_none(),
+            "Azurite variables missing"
+        );
+        return;
+    };
+    h.local_repo("here");
+    push_bytes(&h, "here", "db/big.bin", &big);
+    push_bytes(&h, "here", "db/small", b"small");
+    h.ok(
+        &[
+            "create",
+            "az",
+            "--provider",
+            "azureblob",
+            "--container",
+            &c,
+            "--account-name",
+            &acct,
+            "--account-key",
+            &k,
+            "--endpoint",
+            &ep,
+            "--path-prefix",
+            &prefix,
+        ],
+        None,
+    );
+    let out = h.ok(&["copy", "here", "az"], None);
+    assert_eq!(copied_line(&out), (2, 0), "{out}");
+    let out = h.ok(&["copy", "here", "az"], None);
+    assert_eq!(copied_line(&out), (0, 2), "{out}");
+    h.ok(
+        &["pull", "--repo", "az", "db/big.bin", back.to_str().unwrap()],
+        None,
+    );
+    assert!(std::fs::read(&back).unwrap() == big);
 }

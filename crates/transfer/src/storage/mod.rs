@@ -26,15 +26,17 @@ mod copy;
 mod explain;
 mod gc;
 mod grant;
+mod lock;
 mod remove;
 mod usage;
 mod verify;
 
 pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
-pub use copy::{Copied, CopySummary};
+pub use copy::{Copied, CopyOptions, CopyPlan, CopySummary};
 pub use gc::GcOptions;
 pub use grant::Granted;
+pub use lock::{LockRequest, RetainUntil};
 pub use usage::{account, after_check, check_tool, AfterCheck, Checked};
 pub use verify::{sniff, Outcome, Summary, VerifyOptions};
 
@@ -59,6 +61,8 @@ pub struct Storage {
     /// Our signed S3 requests (uploads, gc, capabilities, lock checks), built on first use:
     /// pull and list never need them.
     s3_api: std::sync::OnceLock<Arc<service::s3::Api>>,
+    /// What pushes lock their objects with (S3 object lock), if anything.
+    lock: Option<LockRequest>,
 }
 
 /// Where pulled data goes.
@@ -119,6 +123,7 @@ impl Storage {
             local_root,
             tuning: cfg.tuning.clone(),
             s3_api: std::sync::OnceLock::new(),
+            lock: Self::configured_lock(&cfg.tuning),
         })
     }
 
@@ -171,27 +176,38 @@ impl Storage {
         Ok(n)
     }
 
-    /// The CRC32C the storage keeps for the whole object `key`, to check a read against (S3
-    /// with our own signing: one HEAD with `x-amz-checksum-mode`). `None` where there is none
-    /// to check: other services, objects written without one, and multipart objects, whose
-    /// composite checksum (`...-N`) needs the part boundaries.
-    async fn stored_crc32c(&self, key: &str) -> Option<u32> {
+    /// The size of the object `key` and, where the service keeps one for the whole object,
+    /// its CRC32C to check a read against: one HEAD with `x-amz-checksum-mode` (S3 with our
+    /// own signing), else OpenDAL's stat. A multipart object's composite checksum (`...-N`)
+    /// needs the part boundaries, so it is not used. A missing object is told apart from a
+    /// missing bucket.
+    async fn head_for_read(&self, key: &str) -> Result<(u64, Option<u32>)> {
         use base64::Engine as _;
-        let (c, api) = self.s3().ok()??;
-        if !service::s3::signs_itself(c) {
-            return None;
-        }
-        let value = match api.stored_crc32c(&api.key(key)).await {
-            Ok(v) => v?,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the stored checksum");
-                return None;
-            }
+        let decode = |v: String| -> Option<u32> {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_bytes())
+                .ok()?;
+            Some(u32::from_be_bytes(bytes.try_into().ok()?))
         };
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(value.as_bytes())
-            .ok()?;
-        Some(u32::from_be_bytes(bytes.try_into().ok()?))
+        let found = match self.s3()? {
+            Some((c, api)) if service::s3::signs_itself(c) => api
+                .head_checked(&api.key(key))
+                .await
+                .map(|(size, crc)| (size, crc.and_then(decode))),
+            _ => match self.op.stat(key).await {
+                Ok(m) if m.is_dir() => return Err(Error::NotFound),
+                r => r.map(|m| (m.content_length(), None)),
+            },
+        };
+        match found {
+            Ok(v) => Ok(v),
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
+                // A HEAD says only "404": tell a missing bucket apart from a missing object.
+                self.check_bucket().await?;
+                Err(Error::NotFound)
+            }
+            Err(e) => Err(self.err(e)),
+        }
     }
 
     fn stored_key(&self, key: &str) -> String {
@@ -263,6 +279,7 @@ impl Storage {
         progress: Option<Arc<AtomicU64>>,
         cancel: impl Future<Output = ()>,
     ) -> Result<u64> {
+        let lock = self.lock_headers()?;
         if self.backend.has_directories() {
             if let Ok(m) = self.op.stat(&remote.as_dir()).await {
                 if m.is_dir() {
@@ -286,6 +303,7 @@ impl Storage {
                     &format!("{}{TMP_DIR}/", self.base),
                     shape.concurrency,
                     service::s3::upload::Limits::from_env()?,
+                    lock,
                 )))
             }
             _ => pipeline::Writer::OpenDal(
@@ -407,29 +425,9 @@ impl Storage {
         if let Some(root) = &self.local_root {
             return localfs::pull(root, key, out, filters, progress, cancel).await;
         }
-        let meta = match self.op.stat(key).await {
-            Ok(m) => m,
-            Err(e) if e.kind() == opendal::ErrorKind::NotFound => {
-                // A HEAD says only "404": tell a missing bucket apart from a missing object.
-                self.check_bucket().await?;
-                return Err(Error::NotFound);
-            }
-            Err(e) => return Err(self.err(e)),
-        };
-        if meta.is_dir() {
-            return Err(Error::NotFound);
-        }
-        let crc32c = self.stored_crc32c(key).await;
+        let (size, crc32c) = self.head_for_read(key).await?;
         pipeline::pull(
-            &self.op,
-            key,
-            meta.content_length(),
-            crc32c,
-            out,
-            filters,
-            progress,
-            cancel,
-            &self.site,
+            &self.op, key, size, crc32c, out, filters, progress, cancel, &self.site,
         )
         .await
     }

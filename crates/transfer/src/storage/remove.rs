@@ -68,7 +68,7 @@ impl Storage {
         let mut locked = Vec::new();
         for key in &keys {
             match api.lock_of(&api.key(key), now).await {
-                Ok(Some(why)) => locked.push(format!("{key} ({why})")),
+                Ok(Some(held)) => locked.push((key.as_str(), held)),
                 Ok(None) => {}
                 Err(e) => return Err(self.err(e)),
             }
@@ -76,13 +76,11 @@ impl Storage {
         if locked.is_empty() {
             return Ok(());
         }
-        let shown: Vec<&str> = locked.iter().take(5).map(String::as_str).collect();
         Err(Error::Locked(format!(
-            "rm refused, nothing was deleted: {} of {} objects are under object lock: {}{}; the bucket keeps them until their retention ends (a delete would only hide them behind a delete marker while they keep costing storage); wait until then, or remove what is not locked by name",
+            "rm refused, nothing was deleted: {} of {} objects are under object lock: {}; the bucket keeps them until their retention ends (a delete would only hide them behind a delete marker while they keep costing storage); wait until then, or remove what is not locked by name",
             locked.len(),
             keys.len(),
-            shown.join(", "),
-            if locked.len() > shown.len() { ", ..." } else { "" }
+            when_they_go(&locked)
         )))
     }
 
@@ -146,4 +144,39 @@ impl Storage {
             .await
             .map_err(|e| self.err(e))
     }
+}
+
+/// The first few locked objects with what holds each and until when, then when the first and
+/// the last of them can go.
+pub(super) fn when_they_go(locked: &[(&str, crate::service::s3::Held)]) -> String {
+    let shown: Vec<String> = locked
+        .iter()
+        .take(5)
+        .map(|(k, h)| format!("{k} ({h})"))
+        .collect();
+    let more = if locked.len() > shown.len() {
+        ", ..."
+    } else {
+        ""
+    };
+    let held = locked.iter().filter(|(_, h)| h.legal_hold).count();
+    let dates = || {
+        locked
+            .iter()
+            .filter(|(_, h)| !h.legal_hold)
+            .filter_map(|(_, h)| Some((h.until_unix?, h.until.as_deref()?)))
+    };
+    let mut tail = match (dates().min(), dates().max()) {
+        (Some((_, first)), Some((_, last))) if first != last => {
+            format!("; the first can be removed from {first}, all of them from {last}")
+        }
+        (Some((_, first)), _) => format!("; they can be removed from {first}"),
+        _ => String::new(),
+    };
+    if held > 0 {
+        tail.push_str(&format!(
+            "; {held} under a legal hold stay until the hold is lifted"
+        ));
+    }
+    format!("{}{more}{tail}", shown.join(", "))
 }

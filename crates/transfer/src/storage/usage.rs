@@ -70,8 +70,15 @@ impl Storage {
                 by_prefix: BTreeMap::new(),
                 partial: false,
                 resume_after: None,
+                locked: None,
             },
         };
+        // On a bucket with object lock, each object counted is looked at (after the listing).
+        let lock_api = match self.s3()? {
+            Some((_, api)) if matches!(api.object_lock().await, Ok(Some(_))) => Some(api.clone()),
+            _ => None,
+        };
+        let mut counted = Vec::new();
         usage.measured_at = now;
         if !resumable {
             self.walk(&dir, true, None, &mut |e| {
@@ -102,6 +109,9 @@ impl Storage {
             if read >= budget {
                 usage.partial = true;
                 usage.resume_after = last;
+                if let Some(api) = lock_api {
+                    count_locked(&api, &counted, &mut usage).await?;
+                }
                 return Ok(usage);
             }
             let entry = match lister.try_next().await {
@@ -117,13 +127,61 @@ impl Storage {
                 // The figures are by the path relative to the base path.
                 let rel = path.strip_prefix(&self.base).unwrap_or(&path);
                 account(&mut usage, rel, 1, meta.content_length() as i64);
+                if lock_api.is_some() {
+                    counted.push(path.clone());
+                }
             }
             last = Some(path);
         }
         usage.partial = false;
         usage.resume_after = None;
+        if let Some(api) = lock_api {
+            count_locked(&api, &counted, &mut usage).await?;
+        }
         Ok(usage)
     }
+}
+
+/// Add the locked ones among `keys` (paths under the storage root) to the figures: one HEAD
+/// each, 16 at once.
+async fn count_locked(
+    api: &std::sync::Arc<crate::service::s3::Api>,
+    keys: &[String],
+    usage: &mut RepoUsage,
+) -> Result<()> {
+    use futures::StreamExt;
+    let now = chrono::Utc::now().timestamp();
+    let held: Vec<_> = futures::stream::iter(keys.to_vec())
+        .map(|k| {
+            let api = api.clone();
+            async move { api.lock_of(&api.key(&k), now).await }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let f = usage.locked.get_or_insert_with(Default::default);
+    for h in held {
+        let Some(h) =
+            h.map_err(|e| crate::Error::Storage(format!("read an object's lock: {e}")))?
+        else {
+            continue;
+        };
+        f.object_count += 1;
+        f.legal_holds += u64::from(h.legal_hold);
+        if let Some(u) = h.until {
+            // RFC 3339 dates in UTC, as S3 writes them, order as text.
+            if f.first_until.as_ref().is_none_or(|x| &u < x) {
+                f.first_until = Some(u.clone());
+            }
+            if f.last_until.as_ref().is_none_or(|x| &u > x) {
+                f.last_until = Some(u);
+            }
+        }
+    }
+    if f.object_count == 0 {
+        usage.locked = None;
+    }
+    Ok(())
 }
 
 /// What is learnt after a passing check.

@@ -209,8 +209,13 @@ impl Api {
 
     /// CreateMultipartUpload: the upload ID. Every part carries a CRC32C the service checks,
     /// and the object gets their composite checksum.
-    pub async fn create_upload(&self, key: &str) -> Answer<String> {
+    pub async fn create_upload(
+        &self,
+        key: &str,
+        lock: &[(&'static str, String)],
+    ) -> Answer<String> {
         let mut headers = self.object_headers();
+        headers.extend_from_slice(lock);
         headers.push(("x-amz-checksum-algorithm", "CRC32C".to_string()));
         let (_, body) = self
             .send(Method::POST, key, "uploads=", &headers, Bytes::new(), SHORT)
@@ -296,25 +301,34 @@ impl Api {
 
     /// PutObject: a whole object in one request, with its CRC32C (the service refuses the
     /// object when the bytes that arrive do not match).
-    pub async fn put(&self, key: &str, body: Bytes) -> Answer<()> {
+    pub async fn put(&self, key: &str, body: Bytes, lock: &[(&'static str, String)]) -> Answer<()> {
         let mut headers = self.object_headers();
+        headers.extend_from_slice(lock);
         headers.push(("x-amz-checksum-crc32c", crc32c_header(&body)));
         self.send(Method::PUT, key, "", &headers, body, PART)
             .await
             .map(|_| ())
     }
 
-    /// The checksum the service keeps for an object (`x-amz-checksum-crc32c` of a HEAD with
-    /// `x-amz-checksum-mode: ENABLED`): the CRC32C of the whole object, or a composite over
-    /// the parts (`...-N`); `None` when the service keeps none.
-    pub async fn stored_crc32c(&self, key: &str) -> Answer<Option<String>> {
+    /// An object's size and the checksum the service keeps for it (`x-amz-checksum-crc32c` of
+    /// a HEAD with `x-amz-checksum-mode: ENABLED`): the CRC32C of the whole object, or a
+    /// composite over the parts (`...-N`), or `None` when the service keeps none.
+    pub async fn head_checked(&self, key: &str) -> Answer<(u64, Option<String>)> {
         let headers = [("x-amz-checksum-mode", "ENABLED".to_string())];
         let (h, _) = self
             .send(Method::HEAD, key, "", &headers, Bytes::new(), SHORT)
             .await?;
-        Ok(h.get("x-amz-checksum-crc32c")
+        let size = h
+            .get(reqwest::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or_else(|| {
+                opendal::Error::new(ErrorKind::Unexpected, "a HEAD without a Content-Length")
+            })?;
+        let crc = h
+            .get("x-amz-checksum-crc32c")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_string))
+            .map(str::to_string);
+        Ok((size, crc))
     }
 
     /// DeleteObject (a missing object is not an error).
@@ -360,27 +374,33 @@ impl Api {
         }))
     }
 
-    /// Whether the object `key` is locked now: its retention (mode and until when) or its
-    /// legal hold, from a HEAD.
-    pub async fn lock_of(&self, key: &str, now: i64) -> Answer<Option<String>> {
+    /// Whether the object `key` is locked now: its legal hold, or its retention (mode and
+    /// until when), from a HEAD.
+    pub async fn lock_of(&self, key: &str, now: i64) -> Answer<Option<Held>> {
         let (headers, _) = self
             .send(Method::HEAD, key, "", &[], Bytes::new(), SHORT)
             .await?;
         let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
-        if get("x-amz-object-lock-legal-hold").is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
-            return Ok(Some("under a legal hold".into()));
-        }
-        let Some(until) = get("x-amz-object-lock-retain-until-date") else {
-            return Ok(None);
-        };
-        let locked = chrono::DateTime::parse_from_rfc3339(until)
-            .map(|t| t.timestamp() > now)
-            .unwrap_or(true);
-        Ok(locked.then(|| {
-            format!(
-                "under {} retention until {until}",
-                get("x-amz-object-lock-mode").unwrap_or("object-lock")
+        let legal_hold =
+            get("x-amz-object-lock-legal-hold").is_some_and(|v| v.eq_ignore_ascii_case("ON"));
+        let until = get("x-amz-object-lock-retain-until-date").map(|u| {
+            (
+                u.to_string(),
+                chrono::DateTime::parse_from_rfc3339(u)
+                    .ok()
+                    .map(|t| t.timestamp()),
             )
+        });
+        // An unreadable date counts as locked: the service will say when it ends.
+        let retained = until.as_ref().filter(|(_, t)| t.is_none_or(|t| t > now));
+        if !legal_hold && retained.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(Held {
+            legal_hold,
+            mode: get("x-amz-object-lock-mode").map(str::to_string),
+            until: retained.map(|(u, _)| u.clone()),
+            until_unix: retained.and_then(|(_, t)| *t),
         }))
     }
 
@@ -532,6 +552,27 @@ pub struct Part {
     pub etag: String,
     /// Its CRC32C (base64 of the big-endian value), when known.
     pub crc32c: Option<String>,
+}
+
+/// What keeps an object from being removed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub legal_hold: bool,
+    pub mode: Option<String>,
+    /// The end of its retention, as the service wrote it, and in unix seconds.
+    pub until: Option<String>,
+    pub until_unix: Option<i64>,
+}
+
+impl std::fmt::Display for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = self.mode.as_deref().unwrap_or("object-lock");
+        match (&self.until, self.legal_hold) {
+            (Some(u), false) => write!(f, "under {mode} retention until {u}"),
+            (Some(u), true) => write!(f, "under a legal hold, and {mode} retention until {u}"),
+            (None, _) => f.write_str("under a legal hold, until it is lifted"),
+        }
+    }
 }
 
 /// The CRC32C of `body` as S3's `x-amz-checksum-crc32c` carries it: base64 of the big-endian

@@ -94,8 +94,8 @@ struct Multipart {
 }
 
 impl Multipart {
-    async fn begin(api: &Arc<Api>, key: String) -> Answer<Self> {
-        let id = api.create_upload(&key).await?;
+    async fn begin(api: &Arc<Api>, key: String, lock: &[(&'static str, String)]) -> Answer<Self> {
+        let id = api.create_upload(&key, lock).await?;
         Ok(Multipart {
             key,
             id,
@@ -169,6 +169,8 @@ pub struct Upload {
     /// A segment complete and waiting for the previous copy to finish.
     completed: Option<String>,
     segments: u32,
+    /// The object-lock headers of the object (not of its segments).
+    lock: Vec<(&'static str, String)>,
 }
 
 impl Upload {
@@ -180,6 +182,7 @@ impl Upload {
         tmp_dir: &str,
         concurrency: usize,
         limits: Limits,
+        lock: Vec<(&'static str, String)>,
     ) -> Self {
         let key = api.key(path);
         let segment_prefix = api.key(&format!("{tmp_dir}segment-{:016x}-", rand::random::<u64>()));
@@ -195,6 +198,7 @@ impl Upload {
             copying: None,
             completed: None,
             segments: 0,
+            lock,
         }
     }
 
@@ -209,7 +213,7 @@ impl Upload {
                 };
                 let o = self
                     .object
-                    .insert(Multipart::begin(&self.api, self.key.clone()).await?);
+                    .insert(Multipart::begin(&self.api, self.key.clone(), &self.lock).await?);
                 o.add(&self.api, first, self.concurrency).await?;
                 o
             }
@@ -229,7 +233,8 @@ impl Upload {
             None => {
                 self.segments += 1;
                 let key = format!("{}{:05}", self.segment_prefix, self.segments);
-                self.segment.insert(Multipart::begin(&self.api, key).await?)
+                self.segment
+                    .insert(Multipart::begin(&self.api, key, &[]).await?)
             }
         };
         segment.add(&self.api, part, self.concurrency).await
@@ -298,7 +303,7 @@ impl Upload {
     pub async fn close(&mut self) -> Answer<()> {
         if self.object.is_none() {
             let body = self.first.take().unwrap_or_default();
-            return self.api.put(&self.key, body).await;
+            return self.api.put(&self.key, body, &self.lock).await;
         }
         self.flush_segment().await?;
         self.finish_copy().await?;
