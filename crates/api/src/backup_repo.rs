@@ -352,6 +352,39 @@ pub struct BackupRepoStatus {
     /// path (`backuprepo.io/scoped-credentials`; extension over KubeBlocks). Never a secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scoped_credentials: Vec<ScopedCredential>,
+
+    /// The second copy kept by `backuprepo.io/replicate-to` (extension over KubeBlocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<ReplicationStatus>,
+}
+
+/// The last run of the copy into the repository that `backuprepo.io/replicate-to` names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationStatus {
+    /// The repository the objects are copied into.
+    pub destination: String,
+    /// When the last run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run_time: Option<Time>,
+    /// When the last run that finished began: the copy holds every object written before it
+    /// (the lag is the time since).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_success_time: Option<Time>,
+    /// Objects (and bytes) the last run found missing or different at the destination and did
+    /// not copy: zero after a run that finished.
+    #[serde(default)]
+    pub objects_behind: u64,
+    #[serde(default)]
+    pub bytes_behind: u64,
+    /// Objects (and bytes) the last run copied.
+    #[serde(default)]
+    pub copied_objects: u64,
+    #[serde(default)]
+    pub copied_bytes: u64,
+    /// Why the last run failed or was refused (none after a run that finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// The key of one consumer namespace: a user on the storage whose policy allows

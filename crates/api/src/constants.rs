@@ -36,6 +36,9 @@ pub const READ_ONLY_ANNOTATION: &str = "backuprepo.io/read-only";
 /// Annotation (ours): `"<duration>[,GOVERNANCE|COMPLIANCE]"` locks every object our datasafed
 /// face writes into the repository for that long (S3 object lock; the bucket must have it).
 pub const RETENTION_ANNOTATION: &str = "backuprepo.io/retention";
+/// Annotation (ours): `"<repository>[,every=<duration>]"` keeps a verified copy of the
+/// repository's objects in another repository, brought up to date every `every` (default 1h).
+pub const REPLICATE_TO_ANNOTATION: &str = "backuprepo.io/replicate-to";
 /// Annotation (ours): `"true"` gives each consumer namespace its own storage key, limited to
 /// `<pathPrefix>/<namespace>/`, instead of a copy of the repository's key; `"false"` turns it
 /// off where the controller scopes keys by default (`BACKUPREPO_SCOPED_CREDENTIALS=true`).

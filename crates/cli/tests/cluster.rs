@@ -37,3 +37,6 @@ mod helm;
 
 #[path = "cluster/plugin.rs"]
 mod plugin;
+
+#[path = "cluster/replicate.rs"]
+mod replicate;

@@ -30,6 +30,9 @@ mod copy;
 #[path = "control/retention.rs"]
 mod retention;
 
+#[path = "control/replicate.rs"]
+mod replicate;
+
 use home::*;
 
 /// The seed's fenced blocks (`None` when `../shared` is absent).

@@ -32,14 +32,14 @@ fn s3_config(extra: &str) -> Option<String> {
 }
 
 fn worker(config: &str) -> Value {
-    let req = json!({
+    let req = json!({"Check": {
         "config": config,
         "path_prefix": format!("worker-{}", std::process::id()),
         "timeout_secs": 30,
         "previous": null,
         "pages": 1,
         "refused_hosts": [],
-    });
+    }});
     let mut child = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
         .arg("probe-worker")
         .env_clear()

@@ -15,6 +15,7 @@ pub mod key_mode;
 pub mod location;
 pub mod manifests;
 pub mod reconcile;
+pub mod replication;
 pub mod scoping;
 pub mod store;
 

@@ -224,6 +224,15 @@ pub trait RepoStore {
     /// a listing. The local store records it; on Kubernetes `BACKUPS` counts Backup objects
     /// and the controller measures the bytes after each check, so nothing is recorded there.
     async fn account_write(&self, repo: &str, rel: &str, objects: i64, bytes: i64) -> Result<()>;
+    /// Whether this process keeps the copies of `backuprepo.io/replicate-to` (`check --all`):
+    /// the local store does; on Kubernetes the controller does.
+    fn replicates_here(&self) -> bool;
+    /// Record a replication run (or refusal) in the repository's `status.replication`.
+    async fn set_replication(
+        &self,
+        repo: &str,
+        status: backuprepo_api::ReplicationStatus,
+    ) -> Result<()>;
 }
 
 /// The Opaque Secret holding a repository's credential values.

@@ -323,7 +323,8 @@ fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
 /// no verb it does not call (a test compares these rules with the requests of its scripted
 /// reconciles, both ways).
 ///
-/// - its own kinds and their `status`; `backuprepos/finalizers` (`update`) is what the API
+/// - its own kinds and their `status` (`get` of a repository: the destination of another's
+///   `backuprepo.io/replicate-to`); `backuprepos/finalizers` (`update`) is what the API
 ///   server asks of whoever creates an object with a blocking owner reference to a repository;
 /// - consumer namespaces: tool-config Secrets (created, re-rendered and revoked by `patch`; the
 ///   garbage collector deletes revoked ones, so there is no `delete` on Secrets) and backup
@@ -341,7 +342,11 @@ pub fn cluster_role() -> ClusterRole {
     ClusterRole {
         metadata: meta(CONTROLLER_NAME, None, Some("controller")),
         rules: Some(vec![
-            rule(&[GROUP], &["backuprepos"], &["list", "watch", "patch"]),
+            rule(
+                &[GROUP],
+                &["backuprepos"],
+                &["get", "list", "watch", "patch"],
+            ),
             rule(
                 &[GROUP],
                 &["storageproviders"],

@@ -353,7 +353,7 @@ fn rbac_is_least_privilege() {
     // checks it against the requests): no batch, no delete on Secrets or StorageClasses, no
     // Pods or Events reads.
     let want: &[(&str, &str, &[&str])] = &[
-        (dp, "backuprepos", &["list", "patch", "watch"]),
+        (dp, "backuprepos", &["get", "list", "patch", "watch"]),
         (dp, "storageproviders", &["get", "list", "patch", "watch"]),
         (dp, "backuprepos/status", &["patch"]),
         (dp, "storageproviders/status", &["patch"]),

@@ -473,4 +473,20 @@ impl RepoStore for LocalStore {
         self.store().put_repo(&lock, repo, &now())?;
         Ok(())
     }
+
+    fn replicates_here(&self) -> bool {
+        true
+    }
+
+    async fn set_replication(
+        &self,
+        name: &str,
+        status: backuprepo_api::ReplicationStatus,
+    ) -> Result<()> {
+        let lock = self.store().lock()?;
+        let mut repo = self.stored(name)?;
+        repo.status.get_or_insert_with(Default::default).replication = Some(status);
+        self.store().put_repo(&lock, repo, &now())?;
+        Ok(())
+    }
 }

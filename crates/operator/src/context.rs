@@ -26,6 +26,8 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Bounds the storage probes running at once (`max_concurrent_probes`).
     pub probes: tokio::sync::Semaphore,
+    /// Bounds the replication runs at once (see [`crate::replicate`]).
+    pub replications: tokio::sync::Semaphore,
     /// The storage IAM's last answer per repository UID (see [`crate::key_mode`]).
     pub(crate) iam_answers: Mutex<HashMap<String, IamAnswer>>,
 }
@@ -54,6 +56,7 @@ impl Context {
         };
         Context {
             probes: tokio::sync::Semaphore::new(config.max_concurrent_probes.max(1)),
+            replications: tokio::sync::Semaphore::new(crate::replicate::MAX_RUNS),
             recorder: Recorder::new(client.clone(), reporter),
             client,
             config,

@@ -28,6 +28,7 @@ pub mod namespaces;
 pub mod probe;
 pub mod probe_worker;
 pub mod provider;
+pub mod replicate;
 pub mod repo;
 pub mod resources;
 pub mod scoped;

@@ -59,7 +59,7 @@ async fn in_worker(
     opts: &ProbeOptions,
     (previous, pages): (Option<&backuprepo_api::RepoUsage>, u64),
 ) -> Result<backuprepo_transfer::storage::Checked, String> {
-    let req = crate::probe_worker::Request {
+    let req = crate::probe_worker::Job::Check(crate::probe_worker::Request {
         config: config.text().to_string(),
         path_prefix: opts.path_prefix.clone(),
         timeout_secs: opts.timeout.as_secs().max(1),
@@ -67,7 +67,7 @@ async fn in_worker(
         pages,
         refused_hosts: (!ctx.config.allow_internal_endpoints)
             .then(|| ctx.config.refused_hosts.clone()),
-    };
+    });
     // The check's own limit, and time for what follows a passing one (usage, clean-up).
     let limit = opts.timeout + std::time::Duration::from_secs(120);
     let answer = crate::probe_worker::run(exe, &req, limit).await?;

@@ -23,7 +23,24 @@ use backuprepo_transfer::storage::{check_tool, Checked};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What the controller asks of a worker (on its stdin, JSON).
+/// What the controller asks of a worker (on its stdin, JSON): a check, or a replication run.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Job {
+    Check(Request),
+    Replicate(ReplicateRequest),
+}
+
+/// A replication run (`backuprepo.io/replicate-to`): both repositories' configs.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReplicateRequest {
+    pub source: String,
+    pub source_prefix: String,
+    pub destination: String,
+    pub destination_prefix: String,
+    pub refused_hosts: Option<Vec<String>>,
+}
+
+/// A check.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Request {
     /// The repository's rendered tool config (it holds the repository's key).
@@ -40,6 +57,9 @@ pub struct Request {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Response {
     pub checked: Option<Checked>,
+    /// A replication run's figures.
+    #[serde(default)]
+    pub replicated: Option<backuprepo_transfer::storage::Replicated>,
     pub error: Option<String>,
     /// How the sandbox was applied: `enforced`, `partially enforced` or `not enforced`.
     pub sandbox: String,
@@ -55,9 +75,9 @@ const SYSTEM_DIRS: &[&str] = &[
     "/proc/self",
 ];
 
-/// Restrict this process (and the threads it starts later) to reading [`SYSTEM_DIRS`] and, for a
-/// local backend, using its root.
-fn sandbox(cfg: &ToolConfig) -> Result<&'static str, String> {
+/// Restrict this process (and the threads it starts later) to reading [`SYSTEM_DIRS`] and, for
+/// local backends, using their roots.
+fn sandbox(cfgs: &[ToolConfig]) -> Result<&'static str, String> {
     use landlock::{
         path_beneath_rules, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, ABI,
@@ -73,11 +93,13 @@ fn sandbox(cfg: &ToolConfig) -> Result<&'static str, String> {
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(&dirs, AccessFs::from_read(abi))))
         .map_err(|e| format!("cannot build the sandbox: {e}"))?;
-    if let Backend::Local(l) = &cfg.backend {
-        let root: &Path = l.root.as_ref();
-        ruleset = ruleset
-            .add_rules(path_beneath_rules([root], AccessFs::from_all(abi)))
-            .map_err(|e| format!("cannot open the local root to the sandbox: {e}"))?;
+    for cfg in cfgs {
+        if let Backend::Local(l) = &cfg.backend {
+            let root: &Path = l.root.as_ref();
+            ruleset = ruleset
+                .add_rules(path_beneath_rules([root], AccessFs::from_all(abi)))
+                .map_err(|e| format!("cannot open the local root to the sandbox: {e}"))?;
+        }
     }
     let status = ruleset
         .restrict_self()
@@ -89,8 +111,8 @@ fn sandbox(cfg: &ToolConfig) -> Result<&'static str, String> {
     })
 }
 
-/// `backuprepo probe-worker`: read a [`Request`] on stdin, enter the sandbox, run the check,
-/// write a [`Response`] on stdout.
+/// `backuprepo probe-worker`: read a [`Job`] on stdin, enter the sandbox, run it, write a
+/// [`Response`] on stdout.
 pub fn worker_main() -> ExitCode {
     let answer = |r: Response| {
         let mut out = std::io::stdout();
@@ -103,6 +125,7 @@ pub fn worker_main() -> ExitCode {
     let fail = |error: String, sandbox: &str| {
         answer(Response {
             checked: None,
+            replicated: None,
             error: Some(error),
             sandbox: sandbox.to_string(),
         })
@@ -111,16 +134,24 @@ pub fn worker_main() -> ExitCode {
     if let Err(e) = std::io::stdin().read_to_string(&mut input) {
         return fail(format!("cannot read the request: {e}"), "not entered");
     }
-    let req: Request = match serde_json::from_str(&input) {
+    let job: Job = match serde_json::from_str(&input) {
         Ok(r) => r,
         Err(e) => return fail(format!("malformed request: {e}"), "not entered"),
     };
-    let cfg = match ToolConfig::parse(&req.config) {
+    let texts: Vec<&str> = match &job {
+        Job::Check(r) => vec![&r.config],
+        Job::Replicate(r) => vec![&r.source, &r.destination],
+    };
+    let cfgs = match texts
+        .into_iter()
+        .map(ToolConfig::parse)
+        .collect::<Result<Vec<_>, _>>()
+    {
         Ok(c) => c,
         Err(e) => return fail(format!("the config does not parse: {e}"), "not entered"),
     };
     // Before any thread or connection exists: every thread started later inherits it.
-    let sandbox = match sandbox(&cfg) {
+    let sandbox = match sandbox(&cfgs) {
         Ok(s) => s,
         Err(e) => return fail(e, "failed"),
     };
@@ -131,33 +162,55 @@ pub fn worker_main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}"), sandbox),
     };
-    let checked = rt.block_on(async {
-        backuprepo_transfer::service::install_crypto_provider();
-        if let Some(hosts) = &req.refused_hosts {
-            backuprepo_transfer::endpoint::guard_process(hosts).await;
-        }
-        let opts = ProbeOptions {
-            path_prefix: req.path_prefix.clone(),
-            timeout: Duration::from_secs(req.timeout_secs),
-            ..ProbeOptions::default()
-        };
-        let now = || {
-            backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                backuprepo_api::k8s_openapi::jiff::Timestamp::now(),
-            )
-        };
-        check_tool(&cfg, &opts, req.previous.as_ref(), req.pages, now).await
-    });
-    answer(Response {
-        checked: Some(checked),
+    let refused = match &job {
+        Job::Check(r) => r.refused_hosts.clone(),
+        Job::Replicate(r) => r.refused_hosts.clone(),
+    };
+    let mut response = Response {
+        checked: None,
+        replicated: None,
         error: None,
         sandbox: sandbox.to_string(),
-    })
+    };
+    rt.block_on(async {
+        backuprepo_transfer::service::install_crypto_provider();
+        if let Some(hosts) = &refused {
+            backuprepo_transfer::endpoint::guard_process(hosts).await;
+        }
+        match &job {
+            Job::Check(req) => {
+                let opts = ProbeOptions {
+                    path_prefix: req.path_prefix.clone(),
+                    timeout: Duration::from_secs(req.timeout_secs),
+                    ..ProbeOptions::default()
+                };
+                let now = || {
+                    backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        backuprepo_api::k8s_openapi::jiff::Timestamp::now(),
+                    )
+                };
+                response.checked =
+                    Some(check_tool(&cfgs[0], &opts, req.previous.as_ref(), req.pages, now).await);
+            }
+            Job::Replicate(req) => {
+                response.replicated = Some(
+                    backuprepo_transfer::storage::replicate(
+                        &cfgs[0],
+                        &req.source_prefix,
+                        &cfgs[1],
+                        &req.destination_prefix,
+                    )
+                    .await,
+                );
+            }
+        }
+    });
+    answer(response)
 }
 
 /// Run `req` in a worker started from `exe`, with an empty environment; killed after
 /// `limit`.
-pub async fn run(exe: &PathBuf, req: &Request, limit: Duration) -> Result<Response, String> {
+pub async fn run(exe: &PathBuf, req: &Job, limit: Duration) -> Result<Response, String> {
     let body = serde_json::to_vec(req).map_err(|e| format!("cannot encode the request: {e}"))?;
     let mut child = tokio::process::Command::new(exe)
         .arg("probe-worker")
@@ -188,7 +241,7 @@ pub async fn run(exe: &PathBuf, req: &Request, limit: Duration) -> Result<Respon
     match tokio::time::timeout(limit, talk).await {
         Ok(r) => r,
         Err(_) => Err(format!(
-            "the check's worker did not answer within {}s and was stopped",
+            "the worker did not answer within {}s and was stopped",
             limit.as_secs()
         )),
     }

@@ -81,7 +81,7 @@ async fn set_finalizers(api: &Api<BackupRepo>, repo: &BackupRepo, add: bool) -> 
     Ok(())
 }
 
-async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvider>> {
+pub(crate) async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvider>> {
     if name.is_empty() {
         return Ok(None);
     }
@@ -94,7 +94,7 @@ async fn get_provider(ctx: &Context, name: &str) -> Result<Option<StorageProvide
 /// The credential Secret as the core wants it. A namespace credentials may not come from, a
 /// NotFound and refusals (403) become part of the status; server and transport errors are
 /// retried.
-async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
+pub(crate) async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
     let (namespace, name) = match SecretState::to_read(repo) {
         Ok(key) => key,
         Err(state) => return Ok(state),
@@ -309,11 +309,14 @@ async fn apply(ctx: &Context, api: &Api<BackupRepo>, repo: &BackupRepo) -> Resul
         }
     }
     result?;
+    let copy =
+        crate::replicate::after_reconcile(ctx, api, repo, &out.status, out.tool_config.as_ref())
+            .await?;
     ctx.succeeded(&key(repo));
-    let requeue = match (out.requeue_after, scoped.wake) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
+    let requeue = [out.requeue_after, scoped.wake, copy]
+        .into_iter()
+        .flatten()
+        .min();
     Ok(if waiting_for_job {
         // The Job watch wakes us when it finishes; this is the safety net.
         Action::requeue(Duration::from_secs(60))

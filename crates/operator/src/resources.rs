@@ -112,6 +112,15 @@ pub fn status_merge_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> Valu
     json!({ "status": body })
 }
 
+/// The merge patch that makes `status.replication` `new` (clearing what `old` had and `new`
+/// lacks, such as a last error).
+pub fn replication_patch(
+    old: Option<&backuprepo_api::ReplicationStatus>,
+    new: &backuprepo_api::ReplicationStatus,
+) -> Value {
+    json!({ "status": { "replication": status_merge_patch(old, new)["status"].clone() } })
+}
+
 /// `{"metadata":{"annotations":{..}}}` with only the entries that differ from `current`, and
 /// `null` for the `remove` keys present;
 /// `None` when nothing differs.

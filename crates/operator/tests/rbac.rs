@@ -144,6 +144,8 @@ async fn tour() -> Vec<Seen> {
     // so its event is patched); a stale Secret is re-rendered, a withdrawn one revoked.
     let mut r1 = base_repo("r1", "local", "Tool", json!({"path": path}));
     r1["spec"]["allowedNamespaces"] = json!(["ns1", "ns3"]);
+    // Its copy goes to a repository the controller reads by name (missing here: refused).
+    r1["metadata"]["annotations"] = json!({"backuprepo.io/replicate-to": "r9"});
     let mut objects = common_objects();
     objects.extend([
         r1.clone(),

@@ -76,7 +76,7 @@ fn recorded(repo: &BackupRepo) -> bool {
 }
 
 /// The repository's tool config.
-async fn config<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<ToolConfig> {
+pub(super) async fn config<S: RepoStore>(store: &S, repo: &BackupRepo) -> Result<ToolConfig> {
     let text = store.tool_config(repo).await?;
     ToolConfig::parse(&text).map_err(|e| {
         anyhow!(
@@ -198,7 +198,7 @@ pub async fn copy<S: RepoStore>(
         ready_repo(store, Some(src)).await?,
         ready_repo(store, Some(dst)).await?,
     );
-    let (source, dest) = (raw(store, &from).await?, raw(store, &to).await?);
+    let (source, dest) = (raw(store, &from).await?, raw(store, &to).await?.for_copy());
     let started = std::time::Instant::now();
     let plan = source
         .plan_copy(&dest, opts)

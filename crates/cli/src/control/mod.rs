@@ -9,6 +9,7 @@ pub mod grants;
 pub mod kubectl;
 pub mod manifests;
 pub mod output;
+pub mod replicate;
 pub mod repos;
 
 #[cfg(test)]

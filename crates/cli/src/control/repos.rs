@@ -302,10 +302,50 @@ pub(crate) fn describe_text(
         }
         pair(&mut out, 4, "Locked Objects:", &text);
     }
+    if let Some(rep) = &status.replication {
+        out.push_str(&replication_text(rep));
+    }
     if !status.scoped_credentials.is_empty() {
         out.push_str("  Scoped Keys:\n");
         out.push_str(&indent(&scoped_keys_table(&status.scoped_credentials), 4));
         out.push_str(SCOPED_LISTING_NOTE);
+    }
+    out
+}
+
+/// `status.replication`: the last run, the lag since the copy was last complete, what is
+/// behind, and the last error.
+fn replication_text(rep: &backuprepo_api::ReplicationStatus) -> String {
+    let mut out = String::from("  Replication:\n");
+    pair(&mut out, 4, "Destination:", &rep.destination);
+    if let Some(t) = &rep.last_run_time {
+        pair(&mut out, 4, "Last Run:", &t.0.to_string());
+    }
+    let lag = match &rep.last_success_time {
+        Some(t) => format!("{} ago ({})", super::manifests::age(Some(t)), t.0),
+        None => "not complete yet".into(),
+    };
+    pair(&mut out, 4, "Complete As Of:", &lag);
+    pair(
+        &mut out,
+        4,
+        "Behind:",
+        &format!(
+            "{} object(s), {} bytes",
+            rep.objects_behind, rep.bytes_behind
+        ),
+    );
+    pair(
+        &mut out,
+        4,
+        "Last Copied:",
+        &format!(
+            "{} object(s), {} bytes",
+            rep.copied_objects, rep.copied_bytes
+        ),
+    );
+    if let Some(e) = &rep.last_error {
+        pair(&mut out, 4, "Last Error:", e);
     }
     out
 }
@@ -535,8 +575,14 @@ pub async fn check<S: RepoStore>(store: &S, name: &str) -> Result<()> {
 }
 
 /// `check --all`: check every repository now; fails when any is not Ready.
+/// Where this process keeps the copies (`backuprepo.io/replicate-to`, local store), the runs
+/// that are due follow.
 pub async fn check_all<S: RepoStore>(store: &S) -> Result<()> {
-    report_checks(&store.check_all().await?)
+    let checked = store.check_all().await?;
+    match super::replicate::due(store, &checked).await? {
+        true => report_checks(&store.repos().await?),
+        false => report_checks(&checked),
+    }
 }
 
 /// Print each repository's check; an error naming those that are not Ready.
@@ -566,6 +612,7 @@ pub async fn watch<S: RepoStore>(store: &S, secs: u64) -> Result<()> {
     let mut first = true;
     loop {
         let all = store.current_all().await?;
+        super::replicate::due(store, &all).await?;
         if first && all.is_empty() {
             eprintln!("No backup repositories yet; new ones are picked up as they are created.");
         }

@@ -530,4 +530,22 @@ impl RepoStore for KubeStore {
     async fn account_write(&self, _: &str, _: &str, _: i64, _: i64) -> Result<()> {
         Ok(())
     }
+
+    fn replicates_here(&self) -> bool {
+        false
+    }
+
+    async fn set_replication(
+        &self,
+        name: &str,
+        status: backuprepo_api::ReplicationStatus,
+    ) -> Result<()> {
+        let current = self.repo(name).await?;
+        let prev = current.status.as_ref().and_then(|s| s.replication.as_ref());
+        let patch = crate::resources::replication_patch(prev, &status);
+        self.repos_api()
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
 }

@@ -29,9 +29,14 @@ use super::{Input, Output, Storage};
 use crate::list::ListOptions;
 use crate::{Error, Result};
 
-/// The memory a copy may hold for objects in flight (MiB), whatever their number and size: an
-/// S3 push of a large object holds `concurrency + 2` parts of 8 MiB.
+/// The memory a copy may hold for objects in flight (MiB), whatever their number and size: a
+/// large object takes all of it ([`PUSH_MEMORY`] of parts, and its pipe and pull), small ones
+/// their size each.
 pub const MEMORY_BUDGET: u32 = 56;
+
+/// The parts a copy's push may hold: with the pipe, the pull and the process, a copy of any
+/// object stays under 64 MiB.
+pub const PUSH_MEMORY: u64 = 32 << 20;
 
 /// What happens, or happened, to one object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +242,16 @@ impl Storage {
         Ok(plan)
     }
 
+    /// This storage as a copy's destination: its pushes hold at most [`PUSH_MEMORY`] of parts
+    /// (fewer parts in flight; their size, and so the composite checksums that let a later
+    /// run skip an object, stay what a push makes).
+    pub fn for_copy(mut self) -> Self {
+        let part = self.shape.part_size_at(0).max(1) as u64;
+        let fits = (PUSH_MEMORY / part).saturating_sub(2).max(1) as usize;
+        self.shape.concurrency = self.shape.concurrency.min(fits);
+        self
+    }
+
     /// Carry out `plan` into `dst`; `each` is told every object's outcome as it happens. A
     /// failed object does not stop the others: the error names the ones that failed, and the
     /// next run copies them.
@@ -423,4 +438,57 @@ mod tests {
         assert_eq!(weight(1 << 20), 2);
         assert_eq!(weight(10 << 30), MEMORY_BUDGET);
     }
+}
+
+/// One replication run (`backuprepo.io/replicate-to`), as both stores run it: the source's
+/// objects under its path into the destination's, opened without encryption.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Replicated {
+    pub planned_objects: u64,
+    pub planned_bytes: u64,
+    pub copied_objects: u64,
+    pub copied_bytes: u64,
+    pub error: Option<String>,
+}
+
+/// Copy what `src` (under `src_prefix`) holds and `dst` (under `dst_prefix`) lacks; never
+/// deletes at the destination.
+pub async fn replicate(
+    src: &crate::config::ToolConfig,
+    src_prefix: &str,
+    dst: &crate::config::ToolConfig,
+    dst_prefix: &str,
+) -> Replicated {
+    let mut out = Replicated::default();
+    let opened = Storage::open(src, src_prefix, None)
+        .and_then(|s| Ok((s, Storage::open(dst, dst_prefix, None)?.for_copy())));
+    let (source, dest) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    let opts = CopyOptions::default();
+    let plan = match source.plan_copy(&dest, &opts).await {
+        Ok(p) => p,
+        Err(e) => {
+            out.error = Some(e.to_string());
+            return out;
+        }
+    };
+    out.planned_objects = plan.copy.len() as u64;
+    out.planned_bytes = plan.bytes();
+    let (mut objects, mut bytes) = (0, 0);
+    let mut each = |_: &str, what: &Copied| {
+        if let Copied::Copied(n) = what {
+            objects += 1;
+            bytes += n;
+        }
+    };
+    let ran = source.run_copy(&dest, &plan, &opts, None, &mut each).await;
+    out.copied_objects = objects;
+    out.copied_bytes = bytes;
+    out.error = ran.err().map(|e| e.to_string());
+    out
 }
