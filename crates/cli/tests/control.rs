@@ -356,69 +356,15 @@ fn ftp_azure_and_local_repositories() {
         None,
     );
     assert_eq!(h.phase("local-repo"), "Ready");
-    if let (Some(host), Some(port), Some(user), Some(pass)) = (
-        var("BR_FTP_HOST"),
-        var("BR_FTP_PORT"),
-        var("BR_FTP_USER"),
-        var("BR_FTP_PASS"),
-    ) {
-        h.ok(
-            &[
-                "create",
-                "ftp-repo",
-                "--provider",
-                "ftp",
-                "--ftp-host",
-                &host,
-                "--ftp-port",
-                &port,
-                "--ftp-user",
-                &user,
-                "--ftp-password",
-                &pass,
-            ],
-            None,
-        );
+    if h.ftp_repo("ftp-repo", "") {
         assert_eq!(h.phase("ftp-repo"), "Ready");
-    } else {
-        assert!(
-            var("BR_REQUIRE_SERVERS").is_none(),
-            "FTP server variables missing"
-        );
     }
-    if let (Some(ep), Some(acct), Some(k), Some(c)) = (
-        var("BR_AZ_ENDPOINT"),
-        var("BR_AZ_ACCOUNT"),
-        var("BR_AZ_KEY"),
-        var("BR_AZ_CONTAINER"),
-    ) {
-        h.ok(
-            &[
-                "create",
-                "az-repo",
-                "--provider",
-                "azureblob",
-                "--container",
-                &c,
-                "--account-name",
-                &acct,
-                "--account-key",
-                &k,
-                "--endpoint",
-                &ep,
-            ],
-            None,
-        );
+    if h.az_repo("az-repo", "") {
         assert_eq!(h.phase("az-repo"), "Ready");
         let d = h.ok(&["describe", "az-repo"], None);
         assert!(
             d.contains("multipart upload") && d.contains("Passed"),
             "{d}"
-        );
-    } else {
-        assert!(
-            var("BR_REQUIRE_SERVERS").is_none(),
-            "Azurite variables missing"
         );
     }
 }

@@ -14,13 +14,12 @@ use std::time::Duration;
 use backuprepo_api::{BackupRepo, BackupRepoStatus};
 use backuprepo_catalog::render::RenderedToolConfig;
 use backuprepo_core::replication::{self, Decision, Run};
-use backuprepo_core::Input;
 use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::repo::{get_provider, secret_state};
+use crate::repo::{get_provider, with_input};
 
 /// Replication runs at once per controller.
 pub const MAX_RUNS: usize = 2;
@@ -194,17 +193,8 @@ async fn run(
 /// included), without checking it.
 async fn handed_out_config(ctx: &Context, repo: &BackupRepo) -> Result<Option<RenderedToolConfig>> {
     let provider = get_provider(ctx, &repo.spec.storage_provider_ref).await?;
-    let secret = secret_state(ctx, repo).await?;
-    let suffix = ctx.suffix();
-    Ok(backuprepo_core::reconcile(Input {
-        repo,
-        provider: provider.as_ref(),
-        secret,
-        probe: None,
-        force_check: false,
-        now: ctx.now(),
-        name_suffix: &suffix,
-        settings: &ctx.config.settings,
+    with_input(ctx, repo, provider.as_ref(), |i| {
+        backuprepo_core::reconcile(i).tool_config
     })
-    .tool_config)
+    .await
 }

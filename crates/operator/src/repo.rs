@@ -94,7 +94,7 @@ pub(crate) async fn get_provider(ctx: &Context, name: &str) -> Result<Option<Sto
 /// The credential Secret as the core wants it. A namespace credentials may not come from, a
 /// NotFound and refusals (403) become part of the status; server and transport errors are
 /// retried.
-pub(crate) async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
+async fn secret_state(ctx: &Context, repo: &BackupRepo) -> Result<SecretState> {
     let (namespace, name) = match SecretState::to_read(repo) {
         Ok(key) => key,
         Err(state) => return Ok(state),
@@ -399,9 +399,23 @@ async fn own_config(
     repo: &BackupRepo,
     provider: Option<&StorageProvider>,
 ) -> Result<Option<backuprepo_catalog::render::RenderedToolConfig>> {
+    with_input(ctx, repo, provider, |i| {
+        backuprepo_core::own_tool_config(&i)
+    })
+    .await
+}
+
+/// `f` of the repository's reconcile input as it is now, without a probe (what it renders,
+/// nothing checked).
+pub(crate) async fn with_input<T>(
+    ctx: &Context,
+    repo: &BackupRepo,
+    provider: Option<&StorageProvider>,
+    f: impl FnOnce(Input<'_>) -> T,
+) -> Result<T> {
     let secret = secret_state(ctx, repo).await?;
     let suffix = ctx.suffix();
-    Ok(backuprepo_core::own_tool_config(&Input {
+    Ok(f(Input {
         repo,
         provider,
         secret,

@@ -121,33 +121,9 @@ fn copy_local_to_s3_to_ftp_incremental_and_verified() {
         .contains("not found"));
 
     // S3 → FTP, interrupted half-way: nothing partial, and the next run completes it.
-    let (Some(host), Some(port), Some(user), Some(pass)) = (
-        var("BR_FTP_HOST"),
-        var("BR_FTP_PORT"),
-        var("BR_FTP_USER"),
-        var("BR_FTP_PASS"),
-    ) else {
+    if !h.ftp_repo("far", &prefix) {
         return;
-    };
-    h.ok(
-        &[
-            "create",
-            "far",
-            "--provider",
-            "ftp",
-            "--ftp-host",
-            &host,
-            "--ftp-port",
-            &port,
-            "--ftp-user",
-            &user,
-            "--ftp-password",
-            &pass,
-            "--path-prefix",
-            &prefix,
-        ],
-        None,
-    );
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_backuprepo"))
         .args(["copy", "mid", "far", "db/"])
         .env("BACKUPREPO_HOME", h.path())
@@ -261,40 +237,12 @@ fn copy_s3_to_locked_s3_by_checksum_and_local_to_azure() {
     assert!(err.contains("read-only"), "{err}");
 
     // A local directory into Azurite, and back out of it.
-    let (Some(ep), Some(acct), Some(k), Some(c)) = (
-        var("BR_AZ_ENDPOINT"),
-        var("BR_AZ_ACCOUNT"),
-        var("BR_AZ_KEY"),
-        var("BR_AZ_CONTAINER"),
-    ) else {
-        assert!(
-            var("BR_REQUIRE_SERVERS").is_none(),
-            "Azurite variables missing"
-        );
+    if !h.az_repo("az", &prefix) {
         return;
-    };
+    }
     h.local_repo("here");
     push_bytes(&h, "here", "db/big.bin", &big);
     push_bytes(&h, "here", "db/small", b"small");
-    h.ok(
-        &[
-            "create",
-            "az",
-            "--provider",
-            "azureblob",
-            "--container",
-            &c,
-            "--account-name",
-            &acct,
-            "--account-key",
-            &k,
-            "--endpoint",
-            &ep,
-            "--path-prefix",
-            &prefix,
-        ],
-        None,
-    );
     let out = h.ok(&["copy", "here", "az"], None);
     assert_eq!(copied_line(&out), (2, 0), "{out}");
     let out = h.ok(&["copy", "here", "az"], None);

@@ -117,6 +117,78 @@ impl Home {
         );
     }
 
+    /// A repository on the vsftpd test server under `prefix` ("": its home); `false` (nothing
+    /// made) when the server is not configured.
+    pub(crate) fn ftp_repo(&self, name: &str, prefix: &str) -> bool {
+        let (Some(host), Some(port), Some(user), Some(pass)) = (
+            var("BR_FTP_HOST"),
+            var("BR_FTP_PORT"),
+            var("BR_FTP_USER"),
+            var("BR_FTP_PASS"),
+        ) else {
+            assert!(
+                var("BR_REQUIRE_SERVERS").is_none(),
+                "FTP server variables missing"
+            );
+            return false;
+        };
+        let mut args = vec![
+            "create",
+            name,
+            "--provider",
+            "ftp",
+            "--ftp-host",
+            &host,
+            "--ftp-port",
+            &port,
+            "--ftp-user",
+            &user,
+            "--ftp-password",
+            &pass,
+        ];
+        if !prefix.is_empty() {
+            args.extend(["--path-prefix", prefix]);
+        }
+        self.ok(&args, None);
+        true
+    }
+
+    /// A repository on the Azurite test server under `prefix` ("": the container's root);
+    /// `false` (nothing made) when the server is not configured.
+    pub(crate) fn az_repo(&self, name: &str, prefix: &str) -> bool {
+        let (Some(ep), Some(acct), Some(k), Some(c)) = (
+            var("BR_AZ_ENDPOINT"),
+            var("BR_AZ_ACCOUNT"),
+            var("BR_AZ_KEY"),
+            var("BR_AZ_CONTAINER"),
+        ) else {
+            assert!(
+                var("BR_REQUIRE_SERVERS").is_none(),
+                "Azurite variables missing"
+            );
+            return false;
+        };
+        let mut args = vec![
+            "create",
+            name,
+            "--provider",
+            "azureblob",
+            "--container",
+            &c,
+            "--account-name",
+            &acct,
+            "--account-key",
+            &k,
+            "--endpoint",
+            &ep,
+        ];
+        if !prefix.is_empty() {
+            args.extend(["--path-prefix", prefix]);
+        }
+        self.ok(&args, None);
+        true
+    }
+
     /// A repository on the `local` provider in a new directory (returned).
     pub(crate) fn local_repo(&self, name: &str) -> PathBuf {
         let data = self.dir.path().join(format!("store-{name}"));
