@@ -40,3 +40,6 @@ mod plugin;
 
 #[path = "cluster/replicate.rs"]
 mod replicate;
+
+#[path = "cluster/retention.rs"]
+mod retention;

@@ -506,12 +506,13 @@ impl Run<'_> {
         let own = scoping::own_path(self.path_prefix, ns);
         match self.repo.is_read_only() {
             true => Scope {
-                write: Vec::new(),
                 read: std::iter::once(own).chain(read.iter().cloned()).collect(),
+                ..Scope::default()
             },
             false => Scope {
                 write: vec![own],
                 read: read.to_vec(),
+                ..Scope::default()
             },
         }
     }

@@ -542,7 +542,19 @@ pub fn s3_repo_of(
     prefix: &str,
     annotations: &[(&str, &str)],
 ) {
-    let (endpoint, bucket, key, secret) = s3();
+    s3_repo_in(c, provider, name, &s3().1, prefix, annotations)
+}
+
+/// As [`s3_repo_of`], in `bucket` of the test server.
+pub fn s3_repo_in(
+    c: &Cluster,
+    provider: &str,
+    name: &str,
+    bucket: &str,
+    prefix: &str,
+    annotations: &[(&str, &str)],
+) {
+    let (endpoint, _, key, secret) = s3();
     let ann: String = annotations
         .iter()
         .map(|(k, v)| format!("    {k}: \"{v}\"\n"))

@@ -47,6 +47,7 @@ impl Storage {
         let scope = Scope {
             write: in_bucket(&scope.write)?,
             read: in_bucket(&scope.read)?,
+            lock: self.lock.is_some(),
         };
         Ok((Iam::new(c, &self.tuning, iam_endpoint)?, scope))
     }
@@ -70,12 +71,12 @@ impl Storage {
         let prefix = vec![prefix.to_string()];
         let scope = match read_only {
             true => Scope {
-                write: vec![],
                 read: prefix,
+                ..Scope::default()
             },
             false => Scope {
                 write: prefix,
-                read: vec![],
+                ..Scope::default()
             },
         };
         let (iam, in_bucket) = self.iam_for(&scope, iam_endpoint)?;

@@ -39,12 +39,15 @@ impl Storage {
     /// On a bucket with object lock, refuse an `rm` that would touch an object still under
     /// retention or a legal hold, before deleting anything: on a versioned bucket the delete
     /// would only hide it behind a delete marker while it keeps its storage, and removing its
-    /// versions fails half-way. One HEAD per object, only on such buckets.
+    /// versions fails half-way. One HEAD per object, only on such buckets (or where the bucket's
+    /// configuration cannot be read).
     async fn refuse_locked(&self, remote: &Remote, recursive: bool) -> Result<()> {
         let Some((_, api)) = self.s3()? else {
             return Ok(());
         };
-        if !matches!(api.object_lock().await, Ok(Some(_))) {
+        // A key that may not read the bucket's configuration (a scoped key) looks at each
+        // object: a delete it is not refused would only hide a locked object.
+        if matches!(api.object_lock().await, Ok(None)) {
             return Ok(());
         }
         let mut keys = Vec::new();

@@ -238,11 +238,15 @@ fn is_no_such_entity(e: &Error) -> bool {
 pub struct Scope {
     pub write: Vec<String>,
     pub read: Vec<String>,
+    /// The repository locks what it writes (`backuprepo.io/retention`): the key may set
+    /// retention and legal holds on objects under its write prefixes.
+    pub lock: bool,
 }
 
 /// The inline policy of a scoped key: under each write prefix, reading, writing, deleting
-/// objects and aborting uploads; under each read prefix, reading; listing the bucket only for
-/// keys under one of them (`s3:prefix` condition). Nothing else.
+/// objects, aborting uploads and reading their object lock (so `rm` can say what is locked),
+/// and setting it when the repository locks what it writes; under each read prefix, reading;
+/// listing the bucket only for keys under one of them (`s3:prefix` condition). Nothing else.
 pub fn policy(bucket: &str, scope: &Scope) -> String {
     let resources = |prefixes: &[String]| -> Vec<String> {
         prefixes
@@ -252,9 +256,20 @@ pub fn policy(bucket: &str, scope: &Scope) -> String {
     };
     let mut statements = Vec::new();
     if !scope.write.is_empty() {
+        let mut actions = vec![
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:DeleteObject",
+            "s3:AbortMultipartUpload",
+            "s3:GetObjectRetention",
+            "s3:GetObjectLegalHold",
+        ];
+        if scope.lock {
+            actions.extend(["s3:PutObjectRetention", "s3:PutObjectLegalHold"]);
+        }
         statements.push(serde_json::json!({
             "Effect": "Allow",
-            "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            "Action": actions,
             "Resource": resources(&scope.write),
         }));
     }
@@ -298,8 +313,8 @@ mod tests {
     #[test]
     fn read_only_policies_cannot_write() {
         let read = |p: &str| Scope {
-            write: vec![],
             read: vec![p.to_string()],
+            ..Scope::default()
         };
         let p = policy("b", &read("repo/team-a/"));
         assert!(
@@ -307,10 +322,14 @@ mod tests {
             "{p}"
         );
         assert!(p.contains("arn:aws:s3:::b/repo/team-a/*"));
-        let both = Scope {
+        let mut both = Scope {
             write: vec!["repo/a/".into()],
             read: vec!["repo/b/x/".into()],
+            lock: false,
         };
+        assert!(!policy("b", &both).contains("PutObjectRetention"));
+        both.lock = true;
+        assert!(policy("b", &both).contains("\"s3:PutObjectRetention\",\"s3:PutObjectLegalHold\""));
         let v: serde_json::Value = serde_json::from_str(&policy("b", &both)).unwrap();
         let st = v["Statement"].as_array().unwrap();
         assert_eq!(
