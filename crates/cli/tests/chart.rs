@@ -244,7 +244,7 @@ fn alerts_pass_promtool_and_fire_and_monitoring_renders_the_same() {
     };
     let rules = root().join("deploy/monitoring/rules.yaml");
     let check = run(Command::new(&promtool).args(["check", "rules"]).arg(&rules));
-    assert!(check.contains("SUCCESS: 4 rules found"), "{check}");
+    assert!(check.contains("SUCCESS: 5 rules found"), "{check}");
     // Each alert fires on its sample series (and only there): deploy/monitoring/rules-test.yaml.
     let test = run(Command::new(&promtool)
         .args(["test", "rules"])
@@ -255,6 +255,7 @@ fn alerts_pass_promtool_and_fire_and_monitoring_renders_the_same() {
         "BackupRepoNotReady",
         "BackupRepoScopedKeysFailing",
         "BackupRepoUsageHigh",
+        "BackupRepoReplicationFailing",
         "BackupRepoNoLeader",
     ] {
         assert!(

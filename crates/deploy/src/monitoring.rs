@@ -46,6 +46,16 @@ pub fn rule_groups() -> Value {
                 }
             },
             {
+                "alert": "BackupRepoReplicationFailing",
+                "expr": "max by (repo) (backuprepo_repository_replication_failing) > 0",
+                "for": "30m",
+                "labels": {"severity": "warning"},
+                "annotations": {
+                    "summary": "The copy of {{ $labels.repo }} is not kept current",
+                    "description": "The replication of BackupRepo {{ $labels.repo }} (backuprepo.io/replicate-to) has failed or been refused for 30 minutes: its second copy falls behind. `backuprepo describe {{ $labels.repo }}` shows the last error."
+                }
+            },
+            {
                 "alert": "BackupRepoNoLeader",
                 "expr": "(max(backuprepo_leader) or vector(0)) == 0",
                 "for": "1m",
@@ -129,6 +139,10 @@ pub fn dashboard() -> Value {
                 &[("max(backuprepo_leader)", "leader"),
                   ("sum by (repo) (backuprepo_repository_scoped_keys)", "{{repo}} keys"),
                   ("sum by (repo) (backuprepo_repository_scoped_keys_failing)", "{{repo}} failing")], 24, 12),
+            panel(9, "Replication lag", "timeseries", "s",
+                &[("time() - max by (repo) (backuprepo_repository_replication_last_success_timestamp_seconds > 0)", "{{repo}}")], 32, 0),
+            panel(10, "Replication: objects behind", "timeseries", "short",
+                &[("max by (repo) (backuprepo_repository_replication_objects_behind)", "{{repo}}")], 32, 12),
         ],
     })
 }

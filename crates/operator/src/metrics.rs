@@ -61,6 +61,9 @@ pub struct Metrics {
     scoped_keys: Family<RepoLabels, Gauge>,
     scoped_failing: Family<RepoLabels, Gauge>,
     usage_alert: Family<RepoLabels, Gauge>,
+    replication_success: Family<RepoLabels, Gauge>,
+    replication_behind: Family<RepoLabels, Gauge>,
+    replication_failing: Family<RepoLabels, Gauge>,
     leader: Gauge,
 }
 
@@ -131,6 +134,24 @@ impl Default for Metrics {
             "The usage above which the BackupRepoUsageHigh alert fires (annotation backuprepo.io/usage-alert)",
             usage_alert.clone(),
         );
+        let replication_success = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_replication_last_success_timestamp_seconds",
+            "When the last complete copy of backuprepo.io/replicate-to began (time() minus this is the lag)",
+            replication_success.clone(),
+        );
+        let replication_behind = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_replication_objects_behind",
+            "Objects the last replication run found missing at the destination and did not copy",
+            replication_behind.clone(),
+        );
+        let replication_failing = Family::<RepoLabels, Gauge>::default();
+        registry.register(
+            "repository_replication_failing",
+            "1 while the last replication run failed or was refused (status.replication.lastError)",
+            replication_failing.clone(),
+        );
         let leader = Gauge::default();
         registry.register(
             "leader",
@@ -150,6 +171,9 @@ impl Default for Metrics {
             scoped_keys,
             scoped_failing,
             usage_alert,
+            replication_success,
+            replication_behind,
+            replication_failing,
             leader,
         }
     }
@@ -190,6 +214,25 @@ impl Metrics {
             .set(i64::from(usage.partial));
     }
 
+    /// A repository's `status.replication`.
+    pub fn set_replication(&self, repo: &str, r: &backuprepo_api::ReplicationStatus) {
+        let labels = RepoLabels {
+            repo: repo.to_string(),
+        };
+        let success = r
+            .last_success_time
+            .as_ref()
+            .map(|t| t.0.as_second())
+            .unwrap_or(0);
+        self.replication_success.get_or_create(&labels).set(success);
+        self.replication_behind
+            .get_or_create(&labels)
+            .set(i64::try_from(r.objects_behind).unwrap_or(i64::MAX));
+        self.replication_failing
+            .get_or_create(&labels)
+            .set(i64::from(r.last_error.is_some()));
+    }
+
     /// The scoped keys of a repository, and how many namespaces failed in the last pass.
     pub fn set_scoped(&self, repo: &str, keys: usize, failing: usize) {
         let labels = RepoLabels {
@@ -228,6 +271,9 @@ impl Metrics {
         self.scoped_keys.remove(&labels);
         self.scoped_failing.remove(&labels);
         self.usage_alert.remove(&labels);
+        self.replication_success.remove(&labels);
+        self.replication_behind.remove(&labels);
+        self.replication_failing.remove(&labels);
         for p in PHASES {
             self.repo_phase.remove(&PhaseLabels {
                 repo: repo.to_string(),
@@ -303,6 +349,7 @@ mod tests {
         );
         m.set_scoped("r", 1, 0);
         m.set_usage_alert("r", Some(10));
+        m.set_replication("r", &backuprepo_api::ReplicationStatus::default());
         m.reconciled("repo");
         m.reconcile_error("repo", ErrorClass::Transient);
         m.observe_probe("put", "Passed", 0.1);

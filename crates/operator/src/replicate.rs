@@ -91,6 +91,7 @@ pub async fn after_reconcile(
             )
         }
     };
+    ctx.metrics.set_replication(&repo.name_any(), &record);
     if prev != Some(&record) {
         let patch = crate::resources::replication_patch(prev, &record);
         api.patch_status(
