@@ -20,10 +20,11 @@ process with its wall time and peak RSS (GNU time's %M):
 
 After each copy the destination's object count and bytes are checked against the source
 (`rclone size --json`), so a fast-but-wrong run fails. Ratio = rclone's time / ours (> 1:
-we are faster). Defaults for both tools (ours: 8 transfers; rclone: 4 transfers, 8
+we are faster). With `--repeat N` every tool runs N times, interleaved, and the table gives the
+median time and the largest peak RSS. Defaults for both tools (ours: 8 transfers; rclone: 4 transfers, 8
 checkers), and rclone again with `--transfers 8`.
 """
-import argparse, json, os, shutil, signal, subprocess, sys, tempfile
+import argparse, json, os, shutil, signal, statistics, subprocess, sys, tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -93,14 +94,16 @@ class CopyBench:
 
     def measure(self, what, tool, argv, env, expect, dst):
         secret = self.s3["BR_S3_SECRET_KEY"]
-        self.commands.append(f"{what} / {tool}: " + " ".join(argv).replace(secret, "SECRET"))
+        shown = f"{what} / {tool}: " + " ".join(argv).replace(secret, "SECRET")
+        if shown not in self.commands:
+            self.commands.append(shown)
         log(f"{what}: {tool} ...")
         wall, rss, cpu = run(argv, env, scratch=self.tmp)
         got = self.size(dst)
         if got != expect:
             raise RuntimeError(f"{what}/{tool}: the destination holds {got}, expected {expect}")
         log(f"    {wall:.2f} s, peak RSS {rss / 1024:.1f} MiB, {cpu:.2f} CPU s")
-        self.rows.append((what, tool, wall, rss, expect[1]))
+        return wall, rss
 
     def case(self, what, name, noop=False):
         expect = self.size(f"src:{self.src_bucket}/{name}")
@@ -115,12 +118,20 @@ class CopyBench:
             for _, argv, env, _ in tools:  # the first copy, untimed
                 subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-        for tool, argv, env, dst in tools:
-            self.measure(what, tool, argv, env, expect, dst)
+        seen = {tool: ([], []) for tool, _, _, _ in tools}
+        for i in range(self.a.repeat):  # interleaved: each round runs every tool once
+            for tool, argv, env, dst in tools:
+                if not noop:
+                    self.rc("purge", dst, check=False)
+                wall, rss = self.measure(what, tool, argv, env, expect, dst)
+                seen[tool][0].append(wall)
+                seen[tool][1].append(rss)
+        for tool, (walls, rsss) in seen.items():
+            self.rows.append((what, tool, statistics.median(walls), max(rsss), expect[1]))
 
     def report(self):
         print(f"\nbackuprepo copy vs rclone sync, SeaweedFS {self.s3['BR_S3_ENDPOINT']} "
-              f"(bucket to bucket), ours with chunk_size = 50Mi\n")
+              f"(bucket to bucket), ours with chunk_size = 50Mi, median of {self.a.repeat}\n")
         print(f"{'case':<34} {'tool':<22} {'seconds':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'ratio':>6}")
         ours = {w: s for (w, t, s, _, _) in self.rows if t == "ours"}
         for what, tool, secs, rss, nbytes in self.rows:
@@ -143,6 +154,8 @@ def main():
     ap.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
     ap.add_argument("--many", type=int, default=1000, help="objects in the 'many' case")
     ap.add_argument("--noop", type=int, default=10000, help="objects in the no-op case")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds (interleaved); the table gives median seconds and the largest peak RSS")
     ap.add_argument("--servers-dir")
     a = ap.parse_args()
     a.rclone = a.rclone or find_rclone()

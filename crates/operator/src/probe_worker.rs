@@ -31,7 +31,8 @@ pub enum Job {
 }
 
 /// A replication run (`backuprepo.io/replicate-to`): both repositories' configs.
-#[derive(Debug, Serialize, Deserialize)]
+/// `Debug` shows the prefixes, never the configs (they hold the keys).
+#[derive(Serialize, Deserialize)]
 pub struct ReplicateRequest {
     pub source: String,
     pub source_prefix: String,
@@ -41,7 +42,8 @@ pub struct ReplicateRequest {
 }
 
 /// A check.
-#[derive(Debug, Serialize, Deserialize)]
+/// `Debug` shows everything but the config (it holds the key).
+#[derive(Serialize, Deserialize)]
 pub struct Request {
     /// The repository's rendered tool config (it holds the repository's key).
     pub config: String,
@@ -51,6 +53,30 @@ pub struct Request {
     pub pages: u64,
     /// The endpoint guard's refused hosts; `None`: internal endpoints allowed.
     pub refused_hosts: Option<Vec<String>>,
+}
+
+impl std::fmt::Debug for ReplicateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicateRequest")
+            .field("source", &"<redacted>")
+            .field("source_prefix", &self.source_prefix)
+            .field("destination", &"<redacted>")
+            .field("destination_prefix", &self.destination_prefix)
+            .field("refused_hosts", &self.refused_hosts)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("config", &"<redacted>")
+            .field("path_prefix", &self.path_prefix)
+            .field("timeout_secs", &self.timeout_secs)
+            .field("pages", &self.pages)
+            .field("refused_hosts", &self.refused_hosts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a worker answers (on its stdout, JSON).
@@ -251,4 +277,38 @@ pub async fn run(exe: &PathBuf, req: &Job, limit: Duration) -> Result<Response, 
 pub fn default_worker() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
     (exe.file_name()? == "backuprepo").then_some(exe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_never_show_their_configs() {
+        let config = "[storage]\ntype = s3\nsecret_access_key = TOPSECRET\n".to_string();
+        let jobs = [
+            Job::Check(Request {
+                config: config.clone(),
+                path_prefix: "p".into(),
+                timeout_secs: 1,
+                previous: None,
+                pages: 1,
+                refused_hosts: None,
+            }),
+            Job::Replicate(ReplicateRequest {
+                source: config.clone(),
+                source_prefix: "a".into(),
+                destination: config,
+                destination_prefix: "b".into(),
+                refused_hosts: None,
+            }),
+        ];
+        for job in jobs {
+            let shown = format!("{job:?}");
+            assert!(
+                !shown.contains("TOPSECRET") && shown.contains("<redacted>"),
+                "{shown}"
+            );
+        }
+    }
 }
