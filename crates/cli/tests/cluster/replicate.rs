@@ -67,12 +67,7 @@ fn wait<T>(ctl: &Controller, secs: u64, what: &str, mut f: impl FnMut() -> Optio
     }
 }
 
-#[test]
-fn the_controller_keeps_a_verified_copy_in_another_repository() {
-    let Some(c) = cluster("the_controller_keeps_a_verified_copy_in_another_repository") else {
-        return;
-    };
-    let ctl = Controller::start(&c, "replicate-0", &[]);
+fn clean(c: &Cluster) {
     c.kubectl(
         &[
             "delete",
@@ -84,6 +79,15 @@ fn the_controller_keeps_a_verified_copy_in_another_repository() {
         ],
         None,
     );
+}
+
+#[test]
+fn the_controller_keeps_a_verified_copy_in_another_repository() {
+    let Some(c) = cluster("the_controller_keeps_a_verified_copy_in_another_repository") else {
+        return;
+    };
+    let ctl = Controller::start(&c, "replicate-0", &[]);
+    clean(&c);
     let (src, dst) = (unique_prefix("rep-src"), unique_prefix("rep-dst"));
     s3_repo(&c, "rep-dst", &dst, &[]);
     s3_repo(&c, "rep-src", &src, &[]);
@@ -182,15 +186,5 @@ fn the_controller_keeps_a_verified_copy_in_another_repository() {
         text(&d)
     );
     ctl.assert_no_forbidden();
-    c.kubectl(
-        &[
-            "delete",
-            "backuprepo",
-            "rep-src",
-            "rep-dst",
-            "--ignore-not-found",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    clean(&c);
 }

@@ -21,17 +21,8 @@ fn condition(c: &Cluster, repo: &str) -> Option<(String, String, String)> {
     ))
 }
 
-#[test]
-fn retention_reaches_backup_jobs_and_is_refused_without_object_lock() {
-    let Some(c) = cluster("retention_reaches_backup_jobs_and_is_refused_without_object_lock")
-    else {
-        return;
-    };
-    let Ok(locked) = std::env::var("BR_S3_LOCKED_BUCKET") else {
-        panic!("BR_S3_LOCKED_BUCKET is not set (scripts/test-servers.sh makes it)");
-    };
-    let _ctl = Controller::start(&c, "retention-0", &[]);
-    // What an earlier run left (its Backup holds the repository's deletion).
+/// Remove what this test makes (the Backup first: it holds the repository's deletion).
+fn clean(c: &Cluster) {
     c.kubectl(
         &[
             "delete",
@@ -54,6 +45,20 @@ fn retention_reaches_backup_jobs_and_is_refused_without_object_lock() {
         ],
         None,
     );
+}
+
+#[test]
+fn retention_reaches_backup_jobs_and_is_refused_without_object_lock() {
+    let Some(c) = cluster("retention_reaches_backup_jobs_and_is_refused_without_object_lock")
+    else {
+        return;
+    };
+    let Ok(locked) = std::env::var("BR_S3_LOCKED_BUCKET") else {
+        panic!("BR_S3_LOCKED_BUCKET is not set (scripts/test-servers.sh makes it)");
+    };
+    let _ctl = Controller::start(&c, "retention-0", &[]);
+    // What an earlier run left.
+    clean(&c);
     let prefix = unique_prefix("vault");
     let ann = [("backuprepo.io/retention", "2d")];
     s3_repo_in(&c, "minio", "vault", &locked, &prefix, &ann);
@@ -108,26 +113,5 @@ fn retention_reaches_backup_jobs_and_is_refused_without_object_lock() {
         "{message}"
     );
     c.wait_phase("plain", "Failed", 30);
-    c.kubectl(
-        &[
-            "delete",
-            "backup",
-            "b1",
-            "-n",
-            "team-r",
-            "--ignore-not-found",
-        ],
-        None,
-    );
-    c.kubectl(
-        &[
-            "delete",
-            "backuprepo",
-            "vault",
-            "plain",
-            "--ignore-not-found",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    clean(&c);
 }
