@@ -286,6 +286,22 @@ pub struct ObjectLock {
     pub years: Option<u32>,
 }
 
+impl ObjectLock {
+    /// The default retention's length (`1 days`, `2 years`), if the bucket has one.
+    pub fn period(&self) -> Option<String> {
+        match (self.days, self.years) {
+            (Some(d), _) => Some(format!("{d} days")),
+            (None, Some(y)) => Some(format!("{y} years")),
+            _ => None,
+        }
+    }
+
+    /// The default retention (`GOVERNANCE, 1 days`): its mode and length, when it has both.
+    pub fn default_retention(&self) -> Option<String> {
+        Some(format!("{}, {}", self.mode.as_deref()?, self.period()?))
+    }
+}
+
 /// BackupRepoStatus defines the observed state of `BackupRepo`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -356,6 +372,20 @@ pub struct BackupRepoStatus {
     /// The second copy kept by `backuprepo.io/replicate-to` (extension over KubeBlocks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication: Option<ReplicationStatus>,
+}
+
+/// The figures of one replication run (`backuprepo.io/replicate-to`): what the data plane
+/// reports and the status records (not stored as such).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicationRun {
+    /// What the run found to copy.
+    pub planned_objects: u64,
+    pub planned_bytes: u64,
+    /// What it copied (and verified).
+    pub copied_objects: u64,
+    pub copied_bytes: u64,
+    /// Why it stopped short.
+    pub error: Option<String>,
 }
 
 /// The last run of the copy into the repository that `backuprepo.io/replicate-to` names.

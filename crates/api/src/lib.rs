@@ -13,8 +13,8 @@ pub mod validate;
 
 pub use backup_repo::{
     AccessMethod, BackupRepo, BackupRepoPhase, BackupRepoSpec, BackupRepoStatus, LockedFigures,
-    ObjectLock, ProbeCheck, PvReclaimPolicy, ReplicationStatus, RepoUsage, RetiringKey,
-    ScopedCredential, StorageCapabilities, UsageFigures,
+    ObjectLock, ProbeCheck, PvReclaimPolicy, ReplicationRun, ReplicationStatus, RepoUsage,
+    RetiringKey, ScopedCredential, StorageCapabilities, UsageFigures,
 };
 pub use error::{ApiError, SUPPORTED_KINDS};
 pub use names::{derived_name, pre_check_resource_name, random_suffix, RANDOM_ALPHABET};

@@ -351,13 +351,8 @@ fn capability_conditions(step: &mut Step<'_>) {
     }
     match &caps.object_lock {
         Some(lock) => {
-            let retention = match (lock.mode.as_deref(), lock.days, lock.years) {
-                (Some(mode), Some(d), _) => {
-                    format!("new objects are locked in {mode} mode for {d} days")
-                }
-                (Some(mode), None, Some(y)) => {
-                    format!("new objects are locked in {mode} mode for {y} years")
-                }
+            let retention = match (lock.mode.as_deref(), lock.period()) {
+                (Some(mode), Some(p)) => format!("new objects are locked in {mode} mode for {p}"),
                 _ => {
                     "objects are locked only when written with a retention of their own".to_string()
                 }

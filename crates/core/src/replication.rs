@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backuprepo_api::constants::REPLICATE_TO_ANNOTATION;
 use backuprepo_api::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use backuprepo_api::{BackupRepo, BackupRepoPhase, ReplicationStatus};
+use backuprepo_api::{BackupRepo, BackupRepoPhase, ReplicationRun, ReplicationStatus};
 
 /// How often the copy is brought up to date when the annotation does not say.
 pub const DEFAULT_EVERY: Duration = Duration::from_secs(3600);
@@ -49,11 +49,25 @@ pub fn parse(text: &str) -> Result<ReplicateTo, String> {
     Ok(ReplicateTo { to, every })
 }
 
+/// The repository `backuprepo.io/replicate-to` names (`None`: none, or a malformed value),
+/// for the store to look up before [`decide`].
+pub fn destination(src: &BackupRepo) -> Option<String> {
+    parse(src.annotation(REPLICATE_TO_ANNOTATION)?)
+        .ok()
+        .map(|w| w.to)
+}
+
 /// What to do about a repository's replication now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// It cannot run: why, and the fix (recorded as the status' last error).
-    Refused { to: String, why: String },
+    /// It cannot run: why, and the fix (recorded as the status' last error); asked again
+    /// after `retry` (a destination may become Ready without the source changing), unless
+    /// the annotation itself is malformed.
+    Refused {
+        to: String,
+        why: String,
+        retry: Option<Duration>,
+    },
     /// The next run is this far off.
     Wait(Duration),
     /// Run now.
@@ -71,6 +85,7 @@ pub fn decide(src: &BackupRepo, dst: Option<&BackupRepo>, now: &Time) -> Option<
             return Some(Decision::Refused {
                 to: text.to_string(),
                 why,
+                retry: None,
             })
         }
     };
@@ -78,6 +93,7 @@ pub fn decide(src: &BackupRepo, dst: Option<&BackupRepo>, now: &Time) -> Option<
         Some(Decision::Refused {
             to: want.to.clone(),
             why,
+            retry: Some(want.every.min(RETRY)),
         })
     };
     if want.to == src.name() {
@@ -129,25 +145,12 @@ pub fn decide(src: &BackupRepo, dst: Option<&BackupRepo>, now: &Time) -> Option<
     Some(Decision::Due(want))
 }
 
-/// The figures of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Run {
-    /// What the run found to copy.
-    pub planned_objects: u64,
-    pub planned_bytes: u64,
-    /// What it copied (and verified).
-    pub copied_objects: u64,
-    pub copied_bytes: u64,
-    /// Why it stopped short.
-    pub error: Option<String>,
-}
-
 /// The status after a run that began at `started`.
 pub fn record(
     prev: Option<&ReplicationStatus>,
     to: &str,
     started: Time,
-    run: &Run,
+    run: &ReplicationRun,
 ) -> ReplicationStatus {
     let same = prev.filter(|p| p.destination == to);
     ReplicationStatus {

@@ -85,7 +85,7 @@ pub struct Response {
     pub checked: Option<Checked>,
     /// A replication run's figures.
     #[serde(default)]
-    pub replicated: Option<backuprepo_transfer::storage::Replicated>,
+    pub replicated: Option<backuprepo_api::ReplicationRun>,
     pub error: Option<String>,
     /// How the sandbox was applied: `enforced`, `partially enforced` or `not enforced`.
     pub sandbox: String,

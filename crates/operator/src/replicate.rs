@@ -11,9 +11,10 @@
 
 use std::time::Duration;
 
+use backuprepo_api::ReplicationRun as Run;
 use backuprepo_api::{BackupRepo, BackupRepoStatus};
 use backuprepo_catalog::render::RenderedToolConfig;
-use backuprepo_core::replication::{self, Decision, Run};
+use backuprepo_core::replication::{self, Decision};
 use kube::api::{Api, Patch, PatchParams};
 use kube::ResourceExt;
 
@@ -36,18 +37,11 @@ pub async fn after_reconcile(
     status: &BackupRepoStatus,
     own: Option<&RenderedToolConfig>,
 ) -> Result<Option<Duration>> {
-    let Some(text) = repo
-        .annotations()
-        .get(backuprepo_api::constants::REPLICATE_TO_ANNOTATION)
-    else {
-        return Ok(None);
-    };
     let mut src = repo.clone();
     src.status = Some(status.clone());
-    let to = replication::parse(text).map(|w| w.to).unwrap_or_default();
-    let dst = match to.is_empty() {
-        true => None,
-        false => api
+    let dst = match replication::destination(repo) {
+        None => None,
+        Some(to) => api
             .get_opt(&to)
             .await
             .map_err(Error::kube(format!("get backup repository {to}")))?,
@@ -56,14 +50,9 @@ pub async fn after_reconcile(
     let (record, wait) = match replication::decide(&src, dst.as_ref(), &ctx.now()) {
         None => return Ok(None),
         Some(Decision::Wait(d)) => return Ok(Some(d)),
-        // Tried again as soon as after a failed run: a destination may become Ready (or
-        // writable) without this repository changing.
-        Some(Decision::Refused { to, why }) => (
-            replication::refused(prev, &to, &why),
-            replication::parse(text)
-                .ok()
-                .map(|w| w.every.min(replication::RETRY)),
-        ),
+        Some(Decision::Refused { to, why, retry }) => {
+            (replication::refused(prev, &to, &why), retry)
+        }
         Some(Decision::Due(want)) => {
             let Some(dst) = dst else { return Ok(None) };
             let _permit = ctx.replications.acquire().await.ok();
@@ -145,7 +134,7 @@ async fn run(
         }
     }
     let prefix = |r: &BackupRepo| r.spec.path_prefix.clone().unwrap_or_default();
-    let done = match &ctx.config.probe_worker {
+    match &ctx.config.probe_worker {
         None => {
             // In this process (tests): on a blocking thread of its own, as the copy's callbacks
             // are not `Send`.
@@ -158,7 +147,7 @@ async fn run(
             .await
             {
                 Ok(done) => done,
-                Err(e) => return failed(format!("the copy stopped: {e}")),
+                Err(e) => failed(format!("the copy stopped: {e}")),
             }
         }
         Some(exe) => {
@@ -173,20 +162,11 @@ async fn run(
             match crate::probe_worker::run(exe, &job, RUN_LIMIT).await {
                 Ok(r) => match (r.replicated, r.error) {
                     (Some(done), _) => done,
-                    (None, e) => {
-                        return failed(e.unwrap_or_else(|| "the worker gave no result".into()))
-                    }
+                    (None, e) => failed(e.unwrap_or_else(|| "the worker gave no result".into())),
                 },
-                Err(e) => return failed(e),
+                Err(e) => failed(e),
             }
         }
-    };
-    Run {
-        planned_objects: done.planned_objects,
-        planned_bytes: done.planned_bytes,
-        copied_objects: done.copied_objects,
-        copied_bytes: done.copied_bytes,
-        error: done.error,
     }
 }
 

@@ -4,7 +4,8 @@
 
 use anyhow::Result;
 use backuprepo_api::BackupRepo;
-use backuprepo_core::replication::{self, Decision, Run};
+use backuprepo_api::ReplicationRun;
+use backuprepo_core::replication::{self, Decision};
 use backuprepo_core::store::RepoStore;
 use backuprepo_local::now;
 
@@ -18,16 +19,13 @@ pub async fn due<S: RepoStore>(store: &S, repos: &[BackupRepo]) -> Result<bool> 
         return Ok(wrote);
     }
     for src in repos {
-        let target = src
-            .annotation(backuprepo_api::constants::REPLICATE_TO_ANNOTATION)
-            .and_then(|a| replication::parse(a).ok())
-            .map(|w| w.to);
+        let target = replication::destination(src);
         let dst = repos.iter().find(|r| Some(r.name()) == target.as_deref());
         let prev = src.status.as_ref().and_then(|s| s.replication.as_ref());
         let stamp = || now().0.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         match replication::decide(src, dst, &now()) {
             None | Some(Decision::Wait(_)) => {}
-            Some(Decision::Refused { to, why }) => {
+            Some(Decision::Refused { to, why, .. }) => {
                 let status = replication::refused(prev, &to, &why);
                 if prev != Some(&status) {
                     println!(
@@ -46,24 +44,12 @@ pub async fn due<S: RepoStore>(store: &S, repos: &[BackupRepo]) -> Result<bool> 
                     (Ok(s), Ok(d)) => {
                         let prefix =
                             |r: &BackupRepo| r.spec.path_prefix.clone().unwrap_or_default();
-                        let r = backuprepo_transfer::storage::replicate(
-                            &s,
-                            &prefix(src),
-                            &d,
-                            &prefix(dst),
-                        )
-                        .await;
-                        Run {
-                            planned_objects: r.planned_objects,
-                            planned_bytes: r.planned_bytes,
-                            copied_objects: r.copied_objects,
-                            copied_bytes: r.copied_bytes,
-                            error: r.error,
-                        }
+                        backuprepo_transfer::storage::replicate(&s, &prefix(src), &d, &prefix(dst))
+                            .await
                     }
-                    (Err(e), _) | (_, Err(e)) => Run {
+                    (Err(e), _) | (_, Err(e)) => ReplicationRun {
                         error: Some(e.to_string()),
-                        ..Run::default()
+                        ..ReplicationRun::default()
                     },
                 };
                 let status = replication::record(prev, &want.to, started, &done);

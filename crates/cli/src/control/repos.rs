@@ -274,11 +274,7 @@ pub(crate) fn describe_text(
         let lock = match &c.object_lock {
             None => "off".to_string(),
             Some(l) => {
-                let period = match (l.days, l.years) {
-                    (Some(d), _) => format!(", {d} days"),
-                    (None, Some(y)) => format!(", {y} years"),
-                    _ => String::new(),
-                };
+                let period = l.period().map(|p| format!(", {p}")).unwrap_or_default();
                 format!(
                     "on ({}{period})",
                     l.mode.as_deref().unwrap_or("no default retention")
@@ -355,14 +351,7 @@ fn replication_text(rep: &backuprepo_api::ReplicationStatus) -> String {
 /// sends none).
 fn retention_text(r: &BackupRepo, c: &backuprepo_api::StorageCapabilities) -> String {
     use backuprepo_api::constants::{condition_type as ct, RETENTION_ANNOTATION};
-    let default = c.object_lock.as_ref().and_then(|l| {
-        let mode = l.mode.as_deref()?;
-        match (l.days, l.years) {
-            (Some(d), _) => Some(format!("{mode}, {d} days")),
-            (None, Some(y)) => Some(format!("{mode}, {y} years")),
-            _ => None,
-        }
-    });
+    let default = c.object_lock.as_ref().and_then(|l| l.default_retention());
     let theirs = match &default {
         Some(d) => {
             format!("the bucket's default ({d}) for every writer, KubeBlocks' datasafed included")

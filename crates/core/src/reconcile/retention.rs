@@ -71,11 +71,10 @@ pub(super) fn retention_step(repo: &BackupRepo, step: &mut Step<'_>, out: &mut O
             match cfg.clone().with_retention(&wanted) {
                 Ok(locked) => {
                     out.tool_config = Some(locked);
-                    let theirs = match (lock.mode.as_deref(), lock.days, lock.years) {
-                    (Some(m), Some(d), _) => format!("the bucket's default retention ({m}, {d} days)"),
-                    (Some(m), None, Some(y)) => format!("the bucket's default retention ({m}, {y} years)"),
-                    _ => "no retention: the bucket has no default retention, so they are not locked".into(),
-                };
+                    let theirs = match lock.default_retention() {
+                        Some(d) => format!("the bucket's default retention ({d})"),
+                        None => "no retention: the bucket has no default retention, so they are not locked".into(),
+                    };
                     step.set(
                     ct::RETENTION,
                     TRUE,

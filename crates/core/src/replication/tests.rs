@@ -56,7 +56,7 @@ fn runs_are_due_every_interval_and_refused_where_they_cannot_write() {
             None,
             "far",
             at(1_000_000 - 600),
-            &Run {
+            &ReplicationRun {
                 planned_objects: 3,
                 planned_bytes: 30,
                 copied_objects: 1,
@@ -96,6 +96,11 @@ fn runs_are_due_every_interval_and_refused_where_they_cannot_write() {
         other => panic!("{other:?}"),
     };
     assert!(why(decide(&src, None, &now)).contains("not found"));
+    assert_eq!(destination(&src).as_deref(), Some("far"));
+    assert!(matches!(
+        decide(&src, None, &now),
+        Some(Decision::Refused { retry: Some(r), .. }) if r == RETRY
+    ));
     let ro = repo("far", "Ready", &[("backuprepo.io/read-only", "true")]);
     assert!(why(decide(&src, Some(&ro), &now)).contains("read-only"));
     assert!(why(decide(&src, Some(&repo("far", "Failed", &[])), &now)).contains("not Ready"));
@@ -109,7 +114,7 @@ fn the_status_keeps_the_last_complete_copy() {
         None,
         "far",
         at(100),
-        &Run {
+        &ReplicationRun {
             planned_objects: 2,
             planned_bytes: 20,
             copied_objects: 2,
@@ -123,7 +128,7 @@ fn the_status_keeps_the_last_complete_copy() {
         Some(&ok),
         "far",
         at(200),
-        &Run {
+        &ReplicationRun {
             planned_objects: 5,
             planned_bytes: 50,
             copied_objects: 1,

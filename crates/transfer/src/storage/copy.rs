@@ -319,18 +319,6 @@ impl Storage {
         Ok(summary)
     }
 
-    /// Plan and run a copy in one call.
-    pub async fn copy_to(
-        &self,
-        dst: &Storage,
-        opts: &CopyOptions,
-        progress: Option<Arc<AtomicU64>>,
-        each: &mut dyn FnMut(&str, &Copied),
-    ) -> Result<CopySummary> {
-        let plan = self.plan_copy(dst, opts).await?;
-        self.run_copy(dst, &plan, opts, progress, each).await
-    }
-
     /// One object: streamed through a pipe, then checked at the destination.
     async fn copy_one(
         &self,
@@ -373,7 +361,7 @@ impl Storage {
         let sent = value(&sent);
         match dst.checksum_of(path).await {
             Some(stored) if !stored.contains('-') => {
-                if Some(stored.as_str()) == sent.map(crc_text).as_deref() {
+                if Some(stored.as_str()) == sent.map(crate::service::s3::crc32c_text).as_deref() {
                     return Ok(());
                 }
                 return Err(mismatch(path));
@@ -407,59 +395,22 @@ impl Storage {
     }
 }
 
-/// A CRC32C as S3 writes it (base64 of the big-endian bytes).
-fn crc_text(crc: u32) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
-}
-
 fn mismatch(path: &str) -> Error {
     Error::Corrupt(format!(
         "copy {path:?}: the destination does not hold the bytes sent (CRC32C differs); run the copy again"
     ))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn checksums_compare_only_within_one_kind() {
-        assert!(comparable("yZRlqg==", "AAAAAA=="));
-        assert!(comparable("yZRlqg==-3", "AAAAAA==-3"));
-        assert!(!comparable("yZRlqg==-3", "AAAAAA==-2"));
-        assert!(!comparable("yZRlqg==", "AAAAAA==-2"));
-        assert_eq!(crc_text(0xc99465aa), "yZRlqg==");
-    }
-
-    #[test]
-    fn weights_fit_the_budget() {
-        assert_eq!(weight(0), 1);
-        assert_eq!(weight(1 << 20), 2);
-        assert_eq!(weight(10 << 30), MEMORY_BUDGET);
-    }
-}
-
-/// One replication run (`backuprepo.io/replicate-to`), as both stores run it: the source's
-/// objects under its path into the destination's, opened without encryption.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Replicated {
-    pub planned_objects: u64,
-    pub planned_bytes: u64,
-    pub copied_objects: u64,
-    pub copied_bytes: u64,
-    pub error: Option<String>,
-}
-
-/// Copy what `src` (under `src_prefix`) holds and `dst` (under `dst_prefix`) lacks; never
-/// deletes at the destination.
+/// One replication run (`backuprepo.io/replicate-to`), as both stores run it: copy what `src`
+/// (under `src_prefix`) holds and `dst` (under `dst_prefix`) lacks, both opened without
+/// encryption; never deletes at the destination.
 pub async fn replicate(
     src: &crate::config::ToolConfig,
     src_prefix: &str,
     dst: &crate::config::ToolConfig,
     dst_prefix: &str,
-) -> Replicated {
-    let mut out = Replicated::default();
+) -> backuprepo_api::ReplicationRun {
+    let mut out = backuprepo_api::ReplicationRun::default();
     let opened = Storage::open(src, src_prefix, None)
         .and_then(|s| Ok((s, Storage::open(dst, dst_prefix, None)?.for_copy())));
     let (source, dest) = match opened {
@@ -491,4 +442,25 @@ pub async fn replicate(
     out.copied_bytes = bytes;
     out.error = ran.err().map(|e| e.to_string());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_compare_only_within_one_kind() {
+        assert!(comparable("yZRlqg==", "AAAAAA=="));
+        assert!(comparable("yZRlqg==-3", "AAAAAA==-3"));
+        assert!(!comparable("yZRlqg==-3", "AAAAAA==-2"));
+        assert!(!comparable("yZRlqg==", "AAAAAA==-2"));
+        assert_eq!(crate::service::s3::crc32c_text(0xc99465aa), "yZRlqg==");
+    }
+
+    #[test]
+    fn weights_fit_the_budget() {
+        assert_eq!(weight(0), 1);
+        assert_eq!(weight(1 << 20), 2);
+        assert_eq!(weight(10 << 30), MEMORY_BUDGET);
+    }
 }

@@ -33,7 +33,7 @@ mod verify;
 
 pub use crate::service::s3::iam::Scope;
 pub use bench::{BenchOptions, BenchReport, Trial};
-pub use copy::{replicate, Copied, CopyOptions, CopyPlan, CopySummary, Replicated};
+pub use copy::{replicate, Copied, CopyOptions, CopyPlan, CopySummary};
 pub use gc::GcOptions;
 pub use grant::Granted;
 pub use lock::{LockRequest, RetainUntil};

@@ -578,8 +578,13 @@ impl std::fmt::Display for Held {
 /// The CRC32C of `body` as S3's `x-amz-checksum-crc32c` carries it: base64 of the big-endian
 /// value.
 pub fn crc32c_header(body: &[u8]) -> String {
+    crc32c_text(crc_fast::crc32_iscsi(body))
+}
+
+/// A CRC32C as S3 writes it: base64 of the big-endian value.
+pub fn crc32c_text(crc: u32) -> String {
     use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(crc_fast::crc32_iscsi(body).to_be_bytes())
+    base64::engine::general_purpose::STANDARD.encode(crc.to_be_bytes())
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ mod api;
 pub mod iam;
 pub mod upload;
 
-pub use api::{crc32c_header, Api, Held, IncompleteUpload};
+pub use api::{crc32c_header, crc32c_text, Api, Held, IncompleteUpload};
 
 /// The endpoint for an S3-family config: as given (https:// added when the scheme is missing,
 /// as rclone does), or derived from the region for providers with a fixed naming scheme.
